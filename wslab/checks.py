@@ -1,0 +1,151 @@
+"""Exercise checks: run a learner's handler against real connections and explain.
+
+Each ``check_*`` coroutine starts the handler on a free loopback port, talks to it as a
+client would, stops it, and returns a :class:`CheckReport`: one line per expectation,
+saying what was sent, what was expected and what came back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from .runtime import Handler, serve
+
+__all__ = ["CheckReport", "check_numbered_echo", "check_polite_quit", "check_reverse"]
+
+#: How long a check waits for one reply before calling it missing.
+REPLY_TIMEOUT = 2.0
+
+
+@dataclass
+class CheckReport:
+    """The outcome of one exercise check; true when every expectation held."""
+
+    exercise: str
+    results: list[tuple[bool, str]] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.results) and all(ok for ok, _ in self.results)
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def add(self, ok: bool, line: str) -> bool:
+        self.results.append((ok, line))
+        return ok
+
+    @property
+    def failures(self) -> list[str]:
+        return [line for ok, line in self.results if not ok]
+
+    def __str__(self) -> str:
+        verdict = "PASSED" if self.passed else "NOT YET"
+        good = sum(ok for ok, _ in self.results)
+        lines = [f"{self.exercise}: {verdict} ({good} of {len(self.results)} checks hold)"]
+        lines += [f"  {'ok  ' if ok else 'FAIL'} {line}" for ok, line in self.results]
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+def _show(message: object) -> str:
+    if isinstance(message, bytes):
+        return f"binary {message!r}"
+    return f"text {message!r}" if isinstance(message, str) else repr(message)
+
+
+class _NoReply(str):
+    """Why no reply came (told apart from a reply that happens to be text)."""
+
+
+async def _reply(connection: ClientConnection) -> object:
+    """The next message, or a :class:`_NoReply` saying why there is none."""
+    try:
+        return await asyncio.wait_for(connection.recv(), REPLY_TIMEOUT)
+    except TimeoutError:
+        return _NoReply(f"no reply within {REPLY_TIMEOUT:g} s")
+    except ConnectionClosed as exc:
+        return _NoReply(f"the connection closed ({exc})")
+
+
+async def _expect(report: CheckReport, connection: ClientConnection, send: str | bytes, want: object) -> bool:
+    await connection.send(send)
+    got = await _reply(connection)
+    if got == want:
+        return report.add(True, f"sent {_show(send)}, got {_show(want)}")
+    shown = got if isinstance(got, _NoReply) else _show(got)
+    return report.add(False, f"sent {_show(send)}: expected {_show(want)}, got {shown}")
+
+
+async def _run(exercise: str, handler: Handler, body) -> CheckReport:  # type: ignore[no-untyped-def]
+    report = CheckReport(exercise)
+    server = await serve(handler, name=f"check:{exercise}")
+    try:
+        await body(report, server.url)
+    except (OSError, ConnectionClosed) as exc:
+        report.add(False, f"the connection failed: {exc}")
+    finally:
+        await server.stop()
+    return report
+
+
+async def check_reverse(handler: Handler) -> CheckReport:
+    """Exercise 1: text comes back reversed; binary is answered with the text ``"<n> bytes"``."""
+
+    async def body(report: CheckReport, url: str) -> None:
+        async with connect(url) as connection:
+            for text in ["hello", "WebSockets", "été ☃", ""]:
+                await _expect(report, connection, text, text[::-1])
+            if not await _expect(report, connection, b"\x00\x01\x02", "3 bytes"):
+                report.add(False, "hint: a bytes message has no letters to reverse; reply with len(message)")
+
+    return await _run("reverse", handler, body)
+
+
+async def check_numbered_echo(handler: Handler) -> CheckReport:
+    """Exercise 2: each connection numbers its own messages: ``"1: hi"``, ``"2: again"``, ...
+
+    Two clients interleave, so a counter shared by all connections shows up at once.
+    """
+
+    async def body(report: CheckReport, url: str) -> None:
+        async with connect(url) as alice, connect(url) as bob:
+            await _expect(report, alice, "hi", "1: hi")
+            await _expect(report, alice, "again", "2: again")
+            if not await _expect(report, bob, "hello", "1: hello"):
+                report.add(False, "hint: keep the counter inside the handler, so each connection has its own")
+            await _expect(report, alice, "third", "3: third")
+
+    return await _run("numbered echo", handler, body)
+
+
+async def check_polite_quit(handler: Handler) -> CheckReport:
+    """Exercise 3: ``/quit`` makes the server close with code 1000 and reason ``"bye"``.
+
+    Any other text is echoed as ``Echo: <text>``; a second client is unaffected.
+    """
+
+    async def body(report: CheckReport, url: str) -> None:
+        async with connect(url) as leaving, connect(url) as staying:
+            await _expect(report, leaving, "hello", "Echo: hello")
+            await leaving.send("/quit")
+            try:
+                extra = await asyncio.wait_for(leaving.recv(), REPLY_TIMEOUT)
+                report.add(False, f"sent '/quit': expected the server to close, got {_show(extra)}")
+            except TimeoutError:
+                report.add(False, f"sent '/quit': the server did not close within {REPLY_TIMEOUT:g} s")
+            except ConnectionClosed as exc:
+                frame = exc.rcvd
+                got = f"{frame.code} {frame.reason!r}" if frame else "no close frame"
+                report.add(
+                    frame is not None and (frame.code, frame.reason) == (1000, "bye"),
+                    f"sent '/quit': expected close 1000 'bye', got {got}",
+                )
+            await _expect(report, staying, "still there?", "Echo: still there?")
+
+    return await _run("polite quit", handler, body)

@@ -1,0 +1,258 @@
+"""Servers that live inside a Jupyter kernel, a script, or the command line.
+
+A notebook cell must return while its server keeps serving, and running the cell again
+must not fail with "address already in use". So every server started here is registered
+under a name: starting a server under a name (or on a port) that this process already
+uses stops the old one first, and :func:`stop_all` ends a lesson cleanly.
+
+The same calls work in a plain script under ``asyncio.run``; :func:`serve_until_signalled`
+adds the Ctrl-C / SIGTERM handling a command-line server needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from websockets.asyncio.server import Server, ServerConnection
+from websockets.asyncio.server import serve as websockets_serve
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
+from websockets.protocol import State
+
+from .events import Direction, EventLog
+
+__all__ = [
+    "Handler",
+    "RecordedConnection",
+    "ServerHandle",
+    "close_details",
+    "peer_name",
+    "running",
+    "serve",
+    "serve_until_signalled",
+    "stop",
+    "stop_all",
+]
+
+Handler = Callable[[ServerConnection], Awaitable[None]]
+
+logger = logging.getLogger("wslab")
+# A library stays silent unless its user configures logging: in a kernel, stray log
+# records from background tasks would land in whichever cell happens to run.
+logger.addHandler(logging.NullHandler())
+
+_running: dict[str, ServerHandle] = {}
+
+
+def peer_name(connection: Any) -> str:
+    """``host:port`` of the other end, with IPv6 hosts in brackets."""
+    address = connection.remote_address
+    if not address:
+        return "unknown"
+    host, port = address[0], address[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def close_details(connection: Any) -> tuple[int, str, str]:
+    """``(code, reason, who)`` of a closed connection, ``who`` being who closed it first.
+
+    The code is the one the initiating side sent: after the server rejects an oversize
+    message, that is the server's 1009, whatever the client answered.
+    """
+    protocol = connection.protocol
+    sent, rcvd = protocol.close_sent, protocol.close_rcvd
+    if rcvd is not None and (sent is None or protocol.close_rcvd_then_sent):
+        return rcvd.code, rcvd.reason, "by peer"
+    if sent is not None:
+        return sent.code, sent.reason, "by us"
+    return CloseCode.ABNORMAL_CLOSURE, "", "without a close frame"
+
+
+class RecordedConnection(ServerConnection):
+    """A server connection that records each whole message it receives or sends.
+
+    The handler still gets a real :class:`ServerConnection`, so lesson code stays plain
+    websockets code; the recording happens underneath, in :meth:`recv` and :meth:`send`
+    (``async for message in connection`` calls :meth:`recv`).
+    """
+
+    event_log: EventLog | None = None
+
+    async def recv(self, decode: bool | None = None) -> Any:  # type: ignore[override]
+        message = await super().recv(decode)
+        self._record(Direction.RECEIVED, message)
+        return message
+
+    async def send(self, message: Any, *, text: bool | None = None) -> None:  # type: ignore[override]
+        await super().send(message, text=text)
+        self._record(Direction.SENT, message)
+
+    def _record(self, direction: Direction, message: Any) -> None:
+        if self.event_log is None:
+            return
+        peer = peer_name(self)
+        if isinstance(message, str):
+            self.event_log.record(direction, peer, text=message)
+        elif isinstance(message, bytes | bytearray | memoryview):
+            self.event_log.record(direction, peer, size=len(message))
+        else:
+            self.event_log.record(direction, peer, text="<fragmented message>")
+
+
+def observe(handler: Handler, log: EventLog | None) -> Handler:
+    """Wrap ``handler``: log connect and disconnect, and contain the ways a connection ends.
+
+    A peer that vanishes or breaks the protocol raises :class:`ConnectionClosed` inside the
+    handler; that is a normal end of a connection, not a server error, so it is recorded,
+    not logged with a traceback. A bug in the handler closes that one connection with 1011
+    and is recorded with its message; the server keeps serving everyone else.
+    """
+
+    async def observed(connection: ServerConnection) -> None:
+        peer = peer_name(connection)
+        path = connection.request.path if connection.request else "/"
+        if isinstance(connection, RecordedConnection):
+            connection.event_log = log
+        if log is not None:
+            log.record(Direction.CONNECT, peer, text=None if path == "/" else path)
+        try:
+            await handler(connection)
+        except ConnectionClosed:
+            pass
+        except Exception as exc:
+            if log is not None:
+                log.record(Direction.NOTE, peer, text=f"handler failed: {type(exc).__name__}: {exc}")
+            logger.warning(
+                "handler for %s failed: %r", peer, exc, exc_info=logger.isEnabledFor(logging.DEBUG)
+            )
+            await connection.close(CloseCode.INTERNAL_ERROR, "internal error")
+        finally:
+            if connection.protocol.state is not State.CLOSED:
+                await connection.close()
+            code, reason, who = close_details(connection)
+            if log is not None:
+                log.record(Direction.DISCONNECT, peer, code=code, reason=reason, text=who)
+
+    observed.__name__ = getattr(handler, "__name__", "handler")
+    return observed
+
+
+class ServerHandle:
+    """A running WebSocket server: its URL, its connection count, and how to stop it."""
+
+    def __init__(self, name: str, server: Server, *, log: EventLog | None = None) -> None:
+        self.name = name
+        self.server = server
+        self.log = log
+        sockname = server.sockets[0].getsockname()
+        self.host: str = sockname[0]
+        self.port: int = sockname[1]
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"ws://{host}:{self.port}/"
+
+    @property
+    def connections(self) -> int:
+        """How many WebSocket connections are open right now."""
+        return len(self.server.connections)
+
+    @property
+    def serving(self) -> bool:
+        return self.server.is_serving()
+
+    async def stop(self, *, code: int = CloseCode.GOING_AWAY, reason: str = "server shutting down") -> None:
+        """Close every connection with ``code`` (1001 by default), then free the port."""
+        self.server.close(code=code, reason=reason)
+        await self.server.wait_closed()
+        if _running.get(self.name) is self:
+            del _running[self.name]
+
+    def __repr__(self) -> str:
+        state = "serving" if self.serving else "stopped"
+        return f"<{self.name} server {state} at {self.url}, {self.connections} connection(s)>"
+
+
+async def serve(
+    handler: Handler,
+    *,
+    name: str | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    log: EventLog | None = None,
+    **options: Any,
+) -> ServerHandle:
+    """Start a WebSocket server in the running event loop and return at once.
+
+    Args:
+        handler: ``async def handler(connection)``, called once per connection.
+        name: registry name; defaults to the handler's name. A server already running
+            under this name, or on this host and port, in this process is stopped first.
+        host: interface to bind; the default serves this machine only.
+        port: 0 lets the system pick a free port (read it from ``handle.port``).
+        log: an :class:`EventLog` that records connects, every message received and
+            sent, disconnects and their close codes.
+        options: passed on to :func:`websockets.asyncio.server.serve` (``max_size``,
+            ``ping_interval``, ``process_request``, ...).
+    """
+    name = name or getattr(handler, "__name__", "server")
+    await _release(name, host, port)
+    options.setdefault("logger", logging.getLogger("wslab.websockets"))
+    if log is not None:
+        options.setdefault("create_connection", RecordedConnection)
+    server = await websockets_serve(observe(handler, log), host, port, **options)
+    handle = ServerHandle(name, server, log=log)
+    _running[name] = handle
+    return handle
+
+
+async def _release(name: str, host: str, port: int) -> None:
+    """Stop this process's own servers that would clash with a new one."""
+    for handle in list(_running.values()):
+        if handle.name == name or (port and handle.port == port and host in (handle.host, "0.0.0.0", "::")):
+            await handle.stop(code=CloseCode.SERVICE_RESTART, reason="server restarting")
+
+
+def running() -> list[ServerHandle]:
+    """The servers started here that are still registered."""
+    return list(_running.values())
+
+
+async def stop(name: str) -> bool:
+    """Stop the server registered under ``name``; False if there was none."""
+    handle = _running.get(name)
+    if handle is None:
+        return False
+    await handle.stop()
+    return True
+
+
+async def stop_all() -> int:
+    """Stop every server started in this process; returns how many were running."""
+    handles = list(_running.values())
+    for handle in handles:
+        await handle.stop()
+    return len(handles)
+
+
+async def serve_until_signalled(
+    handle: ServerHandle, *, signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)
+) -> signal.Signals:
+    """Keep a script's server running until Ctrl-C or SIGTERM, then stop it with 1001."""
+    loop = asyncio.get_running_loop()
+    received: asyncio.Future[signal.Signals] = loop.create_future()
+    for sig in signals:
+        loop.add_signal_handler(sig, lambda s=sig: received.done() or received.set_result(s))
+    try:
+        return await received
+    finally:
+        for sig in signals:
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(sig)
+        await handle.stop()
