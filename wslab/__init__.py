@@ -6,7 +6,7 @@ teaches: servers that live in the kernel (:mod:`wslab.runtime`), an I/O-free eve
 """
 
 from .events import CloseCode, Direction, EventLog, LogEvent
-from .runtime import ServerHandle, running, serve, stop, stop_all
+from .runtime import ServerHandle, running, serve, stop, stop_all, wait_until
 
 __all__ = [
     "CloseCode",
@@ -18,5 +18,6 @@ __all__ = [
     "serve",
     "stop",
     "stop_all",
+    "wait_until",
 ]
 __version__ = "0.1.0"

@@ -27,6 +27,7 @@ class CheckReport:
 
     exercise: str
     results: list[tuple[bool, str]] = field(default_factory=list)
+    hints: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -39,6 +40,10 @@ class CheckReport:
         self.results.append((ok, line))
         return ok
 
+    def hint(self, text: str) -> None:
+        """Advice shown under the results when something failed; not itself a check."""
+        self.hints.append(text)
+
     @property
     def failures(self) -> list[str]:
         return [line for ok, line in self.results if not ok]
@@ -48,6 +53,8 @@ class CheckReport:
         good = sum(ok for ok, _ in self.results)
         lines = [f"{self.exercise}: {verdict} ({good} of {len(self.results)} checks hold)"]
         lines += [f"  {'ok  ' if ok else 'FAIL'} {line}" for ok, line in self.results]
+        if not self.passed:
+            lines += [f"  hint: {hint}" for hint in self.hints]
         return "\n".join(lines)
 
     __repr__ = __str__
@@ -102,7 +109,7 @@ async def check_reverse(handler: Handler) -> CheckReport:
             for text in ["hello", "WebSockets", "été ☃", ""]:
                 await _expect(report, connection, text, text[::-1])
             if not await _expect(report, connection, b"\x00\x01\x02", "3 bytes"):
-                report.add(False, "hint: a bytes message has no letters to reverse; reply with len(message)")
+                report.hint("a bytes message has no letters to reverse; reply with its len()")
 
     return await _run("reverse", handler, body)
 
@@ -118,7 +125,7 @@ async def check_numbered_echo(handler: Handler) -> CheckReport:
             await _expect(report, alice, "hi", "1: hi")
             await _expect(report, alice, "again", "2: again")
             if not await _expect(report, bob, "hello", "1: hello"):
-                report.add(False, "hint: keep the counter inside the handler, so each connection has its own")
+                report.hint("keep the counter inside the handler, so each connection has its own")
             await _expect(report, alice, "third", "3: third")
 
     return await _run("numbered echo", handler, body)

@@ -58,7 +58,8 @@ def close_label(code: int | None) -> str:
 def preview(text: str, limit: int = PREVIEW_CHARS) -> str:
     """Quote ``text`` for a log line, shortened to ``limit`` characters."""
     if len(text) > limit:
-        return repr(text[:limit])[:-1] + "...'" + f" ({len(text)} chars)"
+        quoted = repr(text[:limit])  # ends with ' or ", whichever repr chose
+        return f"{quoted[:-1]}...{quoted[-1]} ({len(text)} chars)"
     return repr(text)
 
 

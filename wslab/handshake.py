@@ -61,15 +61,16 @@ class Response:
     def parse(cls, head: bytes) -> Response:
         """Parse the bytes up to (not including) the blank line ending the head."""
         status_line, *header_lines = head.decode("latin-1").split("\r\n")
-        version, status, *reason = status_line.split(" ", 2)
-        if not version.startswith("HTTP/"):
+        version, _, rest = status_line.partition(" ")
+        status, _, reason = rest.partition(" ")
+        if not version.startswith("HTTP/") or not status.isdigit():
             raise ValueError(f"not an HTTP response: {status_line!r}")
         headers = []
         for line in header_lines:
             if line:
                 name, _, value = line.partition(":")
                 headers.append((name.strip(), value.strip()))
-        return cls(int(status), reason[0] if reason else "", headers)
+        return cls(int(status), reason, headers)
 
     def header(self, name: str) -> str | None:
         for key, value in self.headers:

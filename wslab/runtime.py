@@ -37,6 +37,7 @@ __all__ = [
     "serve_until_signalled",
     "stop",
     "stop_all",
+    "wait_until",
 ]
 
 Handler = Callable[[ServerConnection], Awaitable[None]]
@@ -58,18 +59,18 @@ def peer_name(connection: Any) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def close_details(connection: Any) -> tuple[int, str, str]:
-    """``(code, reason, who)`` of a closed connection, ``who`` being who closed it first.
+def close_details(connection: Any, *, us: str = "server", them: str = "client") -> tuple[int, str, str]:
+    """``(code, reason, who)`` of a closed connection; ``who`` says which side closed first.
 
-    The code is the one the initiating side sent: after the server rejects an oversize
+    The code is the one the closing side sent: after the server rejects an oversize
     message, that is the server's 1009, whatever the client answered.
     """
     protocol = connection.protocol
     sent, rcvd = protocol.close_sent, protocol.close_rcvd
     if rcvd is not None and (sent is None or protocol.close_rcvd_then_sent):
-        return rcvd.code, rcvd.reason, "by peer"
+        return rcvd.code, rcvd.reason, f"by {them}"
     if sent is not None:
-        return sent.code, sent.reason, "by us"
+        return sent.code, sent.reason, f"by {us}"
     return CloseCode.ABNORMAL_CLOSURE, "", "without a close frame"
 
 
@@ -256,3 +257,20 @@ async def serve_until_signalled(
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(sig)
         await handle.stop()
+
+
+async def wait_until(predicate: Callable[[], bool], *, timeout: float = 5.0, interval: float = 0.01) -> None:
+    """Wait until ``predicate()`` is true, checking every ``interval`` seconds.
+
+    For lessons and tests that must wait for something another task does (a handler
+    finishing, a message arriving): a condition with a deadline, never a guessed sleep.
+
+    Raises:
+        TimeoutError: if the condition still does not hold after ``timeout`` seconds.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() >= deadline:
+            raise TimeoutError(f"condition not met within {timeout:g} s")
+        await asyncio.sleep(interval)

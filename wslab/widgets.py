@@ -28,9 +28,9 @@ class MessageLog(widgets.VBox):
     """
 
     def __init__(self, log: EventLog, *, title: str = "Message log", height: str = "220px") -> None:
-        self.log = log
-        self.title = title
-        self.url = ""
+        self.events = log
+        self._title = title
+        self._url = ""
         self._header = widgets.HTML()
         self._body = widgets.HTML()
         self._body.add_class("wslab-log-lines")
@@ -45,7 +45,7 @@ class MessageLog(widgets.VBox):
 
     def show_url(self, url: str) -> None:
         """Show where the logged server listens, in the header."""
-        self.url = url
+        self._url = url
         self.render()
 
     def _on_event(self, _event: LogEvent) -> None:
@@ -60,13 +60,13 @@ class MessageLog(widgets.VBox):
     def render(self) -> None:
         """Push the current window of the log to the browser."""
         self._scheduled = None
-        where = f" &middot; <code>{html.escape(self.url)}</code>" if self.url else ""
+        where = f" &middot; <code>{html.escape(self._url)}</code>" if self._url else ""
         self._header.value = (
-            f"<b>{html.escape(self.title)}</b>{where} &middot; "
-            f"<span class='wslab-log-count'>{self.log.open_connections} connected</span> &middot; "
-            f"{self.log.total} events"
+            f"<b>{html.escape(self._title)}</b>{where} &middot; "
+            f"<span class='wslab-log-count'>{self.events.open_connections} connected</span> &middot; "
+            f"{self.events.total} events"
         )
-        lines = "\n".join(html.escape(line) for line in self.log.lines()) or "(no events yet)"
+        lines = "\n".join(html.escape(line) for line in self.events.lines()) or "(no events yet)"
         self._body.value = f"<pre style='margin:0;font-size:12px;line-height:1.3'>{lines}</pre>"
 
     def close(self) -> None:
@@ -77,4 +77,4 @@ class MessageLog(widgets.VBox):
 
     def __repr__(self) -> str:
         # Shown where widgets cannot render; constant so stored outputs stay comparable.
-        return f"MessageLog({self.title!r}: a live widget; run the notebook to see it)"
+        return f"MessageLog({self._title!r}: a live widget; run the notebook to see it)"

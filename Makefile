@@ -1,0 +1,56 @@
+# wslab: two commands do all set-up.
+#   make lab    open the course in JupyterLab (creates .venv and installs on first use)
+#   make test   run the whole test suite: unit tests, every notebook under nbval, browser tests
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval-sanitize.cfg --nbval-cell-timeout 120
+
+.PHONY: lab test lint notebooks browser clean help
+.DEFAULT_GOAL := help
+
+help:
+	@echo "make lab        open the course in JupyterLab (first run installs into .venv)"
+	@echo "make test       run every test: unit, notebooks (nbval), real browser"
+	@echo "make notebooks  re-execute every lesson in a fresh kernel and store its outputs"
+	@echo "make lint       ruff over the package and the tests"
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+	  || { echo "wslab needs Python 3.11 or newer (found: $$($(PYTHON) --version 2>&1)). Try: make PYTHON=python3.12 ..."; exit 1; }
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null \
+	    && $(PYTHON) -m venv $(VENV); \
+	  else echo "could not create a virtual environment; on Debian/Ubuntu: sudo apt-get install python3-venv"; exit 1; fi; }
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks 01-echo-server.ipynb
+
+# Debian's Chromium for the real-browser tests (Playwright cannot download browsers everywhere).
+# Installed when running as root with apt (as CI does); elsewhere those tests skip and say why.
+browser:
+	@if [ -n "$$WSLAB_CHROMIUM" ] || command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "note: no Chromium found; browser tests will skip (install chromium or set WSLAB_CHROMIUM)"; fi
+
+lint: $(STAMP)
+	$(BIN)/ruff check wslab tests
+	$(BIN)/ruff format --check wslab tests
+
+test: $(STAMP) browser lint
+	$(BIN)/python -m pytest tests notebooks $(NBVAL)
+
+notebooks: $(STAMP)
+	$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+	  --ExecutePreprocessor.kernel_name=python3 --ExecutePreprocessor.record_timing=False \
+	  --ExecutePreprocessor.timeout=300 notebooks/*.ipynb
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .test-artifacts *.egg-info
