@@ -49,8 +49,12 @@ async def _serve(args: argparse.Namespace) -> int:
         log=events,
         max_size=args.max_size,
     )
-    print(f"{args.server} server listening on {handle.url} (Ctrl-C to stop)", flush=True)
-    sig = await runtime.serve_until_signalled(handle)
+    sig = await runtime.serve_until_signalled(
+        handle,
+        on_ready=lambda: print(
+            f"{args.server} server listening on {handle.url} (Ctrl-C to stop)", flush=True
+        ),
+    )
     log.info("stopped by %s; clients were sent 1001 (going away)", sig.name)
     return 0
 
@@ -101,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _explain(exc: BaseException) -> str:
     """A one-line reason a learner can act on, instead of a traceback."""
-    if isinstance(exc, ConnectionRefusedError):
+    if isinstance(exc, ConnectionRefusedError) or "Connect call failed" in str(exc):
         return "connection refused: is the server running, and on that port?"
     if isinstance(exc, TimeoutError):
         return "timed out waiting for the server"

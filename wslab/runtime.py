@@ -150,6 +150,7 @@ class ServerHandle:
         self.name = name
         self.server = server
         self.log = log
+        self._on_stop: list[Callable[[], Awaitable[None]]] = []
         sockname = server.sockets[0].getsockname()
         self.host: str = sockname[0]
         self.port: int = sockname[1]
@@ -172,8 +173,15 @@ class ServerHandle:
         """Close every connection with ``code`` (1001 by default), then free the port."""
         self.server.close(code=code, reason=reason)
         await self.server.wait_closed()
+        callbacks, self._on_stop = self._on_stop, []
+        for callback in callbacks:
+            await callback()
         if _running.get(self.name) is self:
             del _running[self.name]
+
+    def on_stop(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Run ``callback`` after the server has closed: release what it used (a subscription, say)."""
+        self._on_stop.append(callback)
 
     def __repr__(self) -> str:
         state = "serving" if self.serving else "stopped"
@@ -243,13 +251,22 @@ async def stop_all() -> int:
 
 
 async def serve_until_signalled(
-    handle: ServerHandle, *, signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)
+    handle: ServerHandle,
+    *,
+    signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM),
+    on_ready: Callable[[], None] | None = None,
 ) -> signal.Signals:
-    """Keep a script's server running until Ctrl-C or SIGTERM, then stop it with 1001."""
+    """Keep a script's server running until Ctrl-C or SIGTERM, then stop it with 1001.
+
+    ``on_ready`` runs once the signal handlers are in place: announce the server there,
+    so that whoever reads the announcement can already stop it cleanly.
+    """
     loop = asyncio.get_running_loop()
     received: asyncio.Future[signal.Signals] = loop.create_future()
     for sig in signals:
         loop.add_signal_handler(sig, lambda s=sig: received.done() or received.set_result(s))
+    if on_ready is not None:
+        on_ready()
     try:
         return await received
     finally:

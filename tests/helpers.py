@@ -1,0 +1,52 @@
+"""Shared helpers for the wslab tests: ``from helpers import ...`` in a test module.
+
+Kept out of ``conftest.py`` on purpose: fixtures are imported explicitly by the modules
+that use them, so each test file shows where its servers get stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from websockets.asyncio.client import ClientConnection
+
+import wslab
+
+#: Upper bound for any single wait in the suite; a healthy run needs a fraction of it.
+TIMEOUT = 5.0
+
+
+async def wait_for(predicate: Callable[[], object], timeout: float = TIMEOUT, what: str = "") -> None:
+    """Poll ``predicate`` every 10 ms until it is true; fail the test after ``timeout`` s."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() >= deadline:
+            raise AssertionError(f"condition {what or predicate!r} still false after {timeout:g} s")
+        await asyncio.sleep(0.01)
+
+
+async def close_code(connection: ClientConnection, timeout: float = TIMEOUT) -> int | None:
+    """Wait until ``connection`` is closed and return the close code the client received."""
+    await asyncio.wait_for(connection.wait_closed(), timeout)
+    return connection.close_code
+
+
+async def refuses_connections(port: int, host: str = "127.0.0.1") -> bool:
+    """True if nothing listens on ``host:port`` any more (the TCP connect is refused)."""
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), TIMEOUT)
+    except ConnectionRefusedError:
+        return True
+    writer.close()
+    await writer.wait_closed()
+    return False
+
+
+@pytest.fixture(autouse=True)
+async def stop_servers() -> AsyncIterator[None]:
+    """Autouse once imported into a test module: every server a test starts is stopped."""
+    yield
+    await wslab.stop_all()
