@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import contextlib
+import itertools
+import json
+import socket
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect, process_exception
+from websockets.exceptions import ConnectionClosed
 from websockets.uri import parse_uri
 
 from .handshake import RFC_SAMPLE_KEY, Response, close_frame, upgrade_request
+from .protocol import EventKind, RoomEvent, SequenceTracker, Tracked, backoff_delays, encode, render_plain
+from .runtime import close_details
 
-__all__ = ["Handshake", "capture_handshake", "exchange"]
+__all__ = ["ChatClient", "Handshake", "capture_handshake", "exchange"]
 
 
 @dataclass(frozen=True)
@@ -68,3 +76,201 @@ async def exchange(
             await connection.send(message)
             replies.append(await asyncio.wait_for(connection.recv(), timeout))
     return replies
+
+
+class ChatClient:
+    """A chat client (json dialect) that notices gaps and loses nothing across reconnects.
+
+    It keeps the room's transcript in :attr:`events`, each event once and in sequence
+    order, its own messages included (matched to their acks by ``ref``). When the
+    connection drops it reconnects with backoff and sends ``resume`` with the last
+    sequence number it saw; messages it sent that the server never acknowledged are sent
+    again once the server says replay is over (``live``).
+
+    Args:
+        url: the chat server.
+        name: the username to ask for.
+        reconnect: reconnect after a drop (a rejected name never reconnects).
+        delays: reconnection delays, a callable returning an iterator of seconds.
+        read_delay: seconds to pause after each message, to play a slow client.
+        receive_buffer: if set, the kernel receive buffer (SO_RCVBUF) in bytes: a small
+            one plays a slow network, so the server sees the backlog sooner.
+        on_change: called after every message handled, for live views.
+        options: passed to :func:`websockets.asyncio.client.connect`.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        name: str,
+        *,
+        reconnect: bool = True,
+        delays: Callable[[], Iterator[float]] | None = None,
+        read_delay: float = 0.0,
+        receive_buffer: int | None = None,
+        on_change: Callable[[ChatClient], None] | None = None,
+        **options: Any,
+    ) -> None:
+        self.receive_buffer = receive_buffer
+        self.url = url
+        self.name = name
+        self.reconnect = reconnect
+        self.read_delay = read_delay
+        self.on_change = on_change
+        self._delays = delays or (lambda: backoff_delays(first=0.1, cap=2.0))
+        self._options = options
+        self.events: list[RoomEvent] = []
+        self.tracker = SequenceTracker()
+        self.notices: list[str] = []
+        #: ``(code, reason)`` of every connection that ended, in order.
+        self.closes: list[tuple[int, str]] = []
+        self.connects = 0
+        self.live = False
+        self.rejected: str | None = None
+        self.users: list[str] = []
+        self._unacked: dict[str, str] = {}
+        self._refs = itertools.count(1)
+        self._connection: ClientConnection | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    # Running
+
+    def start(self) -> ChatClient:
+        """Run :meth:`run` in the background; returns self."""
+        self._task = asyncio.get_running_loop().create_task(self.run(), name=f"chat-client-{self.name}")
+        return self
+
+    async def run(self) -> None:
+        """Connect, and reconnect after drops, until :meth:`stop` or a rejection."""
+        async for connection in connect(
+            self.url, reconnect_delays=self._delays, process_exception=self._retry_or_raise, **self._options
+        ):
+            self._connection = connection
+            if self.receive_buffer:
+                sock = connection.transport.get_extra_info("socket")
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.receive_buffer)
+            try:
+                hello: dict[str, Any] = {"name": self.name}
+                if self.tracker.last is not None:
+                    hello["resume"] = self.tracker.last
+                await connection.send(encode("hello", **hello))
+                async for message in connection:
+                    self._handle(message)
+                    if self.read_delay:
+                        await asyncio.sleep(self.read_delay)  # plays a slow reader; not synchronisation
+            except ConnectionClosed:
+                pass
+            finally:
+                self.live = False
+                self._connection = None
+            code, reason, _ = close_details(connection, us="client", them="server")
+            self.closes.append((code, reason))
+            self._changed()
+            if self._stopping or self.rejected or not self.reconnect:
+                return
+
+    def _retry_or_raise(self, exc: Exception) -> Exception | None:
+        """Before the first success a failure is final (a typo should not retry forever)."""
+        if self.connects == 0 or self._stopping:
+            return exc
+        return process_exception(exc)
+
+    async def stop(self) -> None:
+        """Leave: close with 1000 and wait for the reader to finish."""
+        self._stopping = True
+        if self._connection is not None:
+            await self._connection.close()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed, OSError):
+                await self._task
+
+    async def wait(self) -> None:
+        """Wait until the client has stopped; raises what ended it, if anything did."""
+        if self._task is not None:
+            await self._task
+
+    # Sending
+
+    async def send(self, text: str) -> None:
+        """Send a chat message; while reconnecting it waits in the outbox and goes out once live."""
+        ref = f"{self.name}-{next(self._refs)}"
+        self._unacked[ref] = text
+        if self.live and self._connection is not None:
+            with contextlib.suppress(ConnectionClosed):  # it stays unacked and is resent later
+                await self._connection.send(encode("chat", text=text, ref=ref))
+
+    @property
+    def unacknowledged(self) -> list[str]:
+        return list(self._unacked.values())
+
+    # Receiving
+
+    def _handle(self, message: str | bytes) -> None:
+        data = json.loads(message)
+        kind = data.get("type")
+        if kind == "welcome":
+            self.connects += 1
+            self.users = list(data.get("users", []))
+            self.notices.append(
+                f"welcome as {data['name']} (server {data.get('server', '?')}, seq {data['seq']})"
+            )
+            if self.tracker.last is None:
+                self.tracker.last = data["seq"]
+        elif kind in ("chat", "join", "leave"):
+            self._record(RoomEvent.from_dict(data))
+        elif kind == "ack":
+            text = self._unacked.pop(data.get("ref", ""), "")
+            self._record(RoomEvent(EventKind.CHAT, self.name, text, seq=data["seq"], ref=data.get("ref", "")))
+        elif kind == "live":
+            self.live = True
+            if self._unacked and self._connection is not None:
+                resend = [encode("chat", text=t, ref=r) for r, t in self._unacked.items()]
+                asyncio.get_running_loop().create_task(self._resend(self._connection, resend))
+        elif kind == "history-lost":
+            self.notices.append(
+                f"history lost: seq {data['first']}..{data['last']} can no longer be replayed"
+            )
+            self.tracker.missing.append((data["first"], data["last"]))
+            self.tracker.last = data["last"]
+        elif kind == "error":
+            self.notices.append(f"error: {data.get('text')}")
+            if str(data.get("code", "")).startswith("name-"):
+                self.rejected = data.get("text")
+        self._changed()
+
+    async def _resend(self, connection: ClientConnection, payloads: list[str]) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            for payload in payloads:
+                await connection.send(payload)
+
+    def _record(self, event: RoomEvent) -> None:
+        previous = self.tracker.last
+        outcome = self.tracker.observe(event.seq)
+        if outcome is Tracked.DUPLICATE:
+            return
+        if outcome is Tracked.GAP:
+            self.notices.append(
+                f"gap: seq {previous + 1 if previous is not None else '?'}..{event.seq - 1} missing"
+            )
+        if event.kind is EventKind.JOIN and event.name not in self.users:
+            self.users.append(event.name)
+        elif event.kind is EventKind.LEAVE and event.name in self.users:
+            self.users.remove(event.name)
+        self.events.append(event)
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change(self)
+
+    # Reading the transcript
+
+    def lines(self) -> list[str]:
+        """The transcript as the original tutorial prints it: ``[alice] hi``, ``>>> bob joined``."""
+        return [render_plain(event) for event in self.events]
+
+    def texts(self, *, author: str | None = None) -> list[str]:
+        """Chat texts in order, optionally only one author's."""
+        return [
+            e.text for e in self.events if e.kind is EventKind.CHAT and (author is None or e.name == author)
+        ]

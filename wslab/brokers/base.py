@@ -1,0 +1,62 @@
+"""What a chat server needs from a pub/sub system, whatever carries the messages.
+
+The chat server publishes every room event through a :class:`Broker` and delivers to its
+own clients whatever its :class:`Subscription` yields, even on a single server. So moving
+from one process to many is a change of broker object, not of chat code: the in-process
+broker here, Redis or NATS in lesson 06.
+
+Contract, which every implementation's tests check:
+
+* :meth:`Broker.publish` assigns the event the room's next sequence number, exactly
+  once, and keeps it in a bounded history;
+* every subscription of a room yields that room's events in sequence order;
+* :meth:`Broker.history_after` returns the kept events after a sequence number, or
+  raises :class:`~wslab.protocol.HistoryTooOld` when they are no longer kept.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+
+from ..protocol import RoomEvent
+
+__all__ = ["Broker", "Subscription"]
+
+
+class Subscription(ABC, AsyncIterator[RoomEvent]):
+    """An async iterator over one room's events; ends after :meth:`close`."""
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    @abstractmethod
+    async def __anext__(self) -> RoomEvent: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+
+class Broker(ABC):
+    #: Shown in lessons and benchmarks: ``memory``, ``redis``, ``nats``.
+    kind: str = "broker"
+
+    @abstractmethod
+    async def publish(self, event: RoomEvent) -> RoomEvent:
+        """Number ``event``, keep it in history, deliver it to subscribers; returns it numbered."""
+
+    @abstractmethod
+    async def subscribe(self, room: str) -> Subscription:
+        """Start receiving ``room``'s events; events published after this call are yielded."""
+
+    @abstractmethod
+    async def history_after(self, room: str, seq: int) -> list[RoomEvent]:
+        """The kept events of ``room`` numbered above ``seq``, oldest first."""
+
+    @abstractmethod
+    async def last_seq(self, room: str) -> int:
+        """The sequence number of ``room``'s newest event (0 when there is none)."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """End every subscription and release connections."""

@@ -1,0 +1,381 @@
+"""Lessons 02-06's chat server: one room, usernames, fan-out through a broker.
+
+The shape follows the original tutorial: each connection has a receiving side (read the
+client's messages, publish them) and a sending side (deliver what the broker carries).
+Here the sending side is one dispatch loop per server instead of one task per client:
+it writes each event to every client's connection without waiting, the way
+:func:`websockets.asyncio.server.broadcast` does, so one slow client never holds up the
+others.
+
+What the tutorial left open is what happens when a client cannot keep up. Its broadcast
+channel dropped messages for that client, silently. Here the server watches how many
+bytes wait in each client's send buffer and, above ``max_backlog``, applies an
+:class:`OverflowPolicy`: ``DROP`` reproduces the tutorial (and counts what it lost);
+``DISCONNECT``, the default, closes the connection with 4001 so the client reconnects
+and resumes from the last sequence number it saw: nothing is lost, nothing is silent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from websockets.asyncio.server import ServerConnection, broadcast
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
+from websockets.protocol import State
+
+from ..brokers import Broker, MemoryBroker, Subscription
+from ..protocol import (
+    AppCloseCode,
+    Dialect,
+    EventKind,
+    HistoryTooOld,
+    ProtocolViolation,
+    RoomEvent,
+    UsernameError,
+    encode,
+    parse_client_message,
+    parse_hello,
+    render_plain,
+    validate_username,
+)
+from ..runtime import ServerHandle, serve
+
+__all__ = ["ChatServer", "ChatStats", "OverflowPolicy"]
+
+logger = logging.getLogger("wslab.chat")
+
+
+class OverflowPolicy(StrEnum):
+    """What to do when a client's unsent backlog exceeds the limit."""
+
+    #: The original tutorial's behaviour: skip messages for that client, silently to it.
+    DROP = "drop"
+    #: Close with 4001; the client reconnects and resumes from history.
+    DISCONNECT = "disconnect"
+
+
+def _reason(text: str) -> str:
+    """A close reason fits in 123 bytes of UTF-8."""
+    data = text.encode()
+    return text if len(data) <= 123 else data[:120].decode(errors="ignore") + "..."
+
+
+@dataclass(eq=False)
+class _Client:
+    connection: ServerConnection
+    name: str
+    dialect: Dialect
+    #: Highest sequence number written to this client; nothing at or below is sent again.
+    last_seq: int = 0
+    #: While a joining client is sent its welcome and replay, live events wait here.
+    pending: list[RoomEvent] | None = field(default_factory=list)
+    #: The last sequence number the client says it saw (json hello), or None.
+    resume: int | None = None
+    dropped: int = 0
+    evicted: bool = False
+
+    def backlog(self) -> int:
+        transport = self.connection.transport
+        return transport.get_write_buffer_size() if transport is not None else 0
+
+
+@dataclass
+class ChatStats:
+    """Counters for the server panel and the benchmarks."""
+
+    published: int = 0
+    delivered: int = 0
+    dropped: int = 0
+    evicted: int = 0
+    rejected: int = 0
+    _recent: deque[float] = field(default_factory=lambda: deque(maxlen=10_000), repr=False)
+
+    def note_published(self) -> None:
+        self.published += 1
+        self._recent.append(time.monotonic())
+
+    def rate(self, window: float = 2.0) -> float:
+        """Messages per second published through this server over the last ``window`` s."""
+        cutoff = time.monotonic() - window
+        return sum(1 for t in self._recent if t >= cutoff) / window
+
+
+class ChatServer:
+    """A chat room served over WebSockets; pass :meth:`handler` to a server, or call :meth:`serve`.
+
+    Args:
+        broker: carries room events between servers; an in-process one by default.
+        room: the room this server's clients talk in.
+        server_id: names this server in events (``via``), to show where messages passed.
+        overflow: what happens to a client whose backlog exceeds ``max_backlog``.
+        max_backlog: bytes allowed to wait in a client's send buffer.
+        send_buffer: if set, the kernel send buffer (SO_SNDBUF) of each connection, in
+            bytes; a small one makes a slow client show up as backlog sooner.
+        hello_timeout: seconds a new connection has to send its username.
+        max_pending: live events held for a client while it is sent its replay; past
+            that, the client counts as too slow as well.
+    """
+
+    def __init__(
+        self,
+        *,
+        broker: Broker | None = None,
+        room: str = "lobby",
+        server_id: str = "chat",
+        overflow: OverflowPolicy | str = OverflowPolicy.DISCONNECT,
+        max_backlog: int = 1 << 20,
+        send_buffer: int | None = None,
+        hello_timeout: float = 10.0,
+        max_pending: int = 10_000,
+    ) -> None:
+        self.max_pending = max_pending
+        self.broker = broker if broker is not None else MemoryBroker()
+        self.room = room
+        self.server_id = server_id
+        self.overflow = OverflowPolicy(overflow)
+        self.max_backlog = max_backlog
+        self.send_buffer = send_buffer
+        self.hello_timeout = hello_timeout
+        self.stats = ChatStats()
+        self._clients: dict[str, _Client] = {}
+        self._subscription: Subscription | None = None
+        self._dispatcher: asyncio.Task[None] | None = None
+
+    # Lifecycle
+
+    async def start(self) -> None:
+        """Subscribe to the room; idempotent."""
+        if self._dispatcher is None:
+            self._subscription = await self.broker.subscribe(self.room)
+            self._dispatcher = asyncio.create_task(self._dispatch(self._subscription), name="chat-dispatch")
+
+    async def stop(self) -> None:
+        """Unsubscribe (clients are closed by the WebSocket server stopping)."""
+        if self._subscription is not None:
+            await self._subscription.close()
+        if self._dispatcher is not None:
+            self._dispatcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._dispatcher
+        self._subscription = self._dispatcher = None
+
+    async def serve(
+        self, *, name: str = "chat", host: str = "127.0.0.1", port: int = 0, **options: Any
+    ) -> ServerHandle:
+        """Start this chat server under ``name`` with :func:`wslab.runtime.serve`; stops with it.
+
+        The connections' ``write_limit`` defaults to half of ``max_backlog``: a replay,
+        which awaits each send, then never fills a buffer past the eviction threshold.
+        """
+        options.setdefault("write_limit", max(1024, self.max_backlog // 2))
+        await self.start()
+        handle = await serve(self.handler, name=name, host=host, port=port, **options)
+        handle.on_stop(self.stop)
+        return handle
+
+    @property
+    def users(self) -> list[str]:
+        """Who is connected to this server, in order of arrival."""
+        return list(self._clients)
+
+    # One connection
+
+    async def handler(self, connection: ServerConnection) -> None:
+        """The WebSocket handler: hello, welcome, catch-up, then relay until the client leaves."""
+        if self.send_buffer:
+            sock = connection.transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer)
+        client = await self._admit(connection)
+        if client is None:
+            return
+        try:
+            await self._catch_up(client)
+            await self.broker.publish(
+                RoomEvent(EventKind.JOIN, client.name, room=self.room, via=self.server_id)
+            )
+            await self._relay(client)
+        finally:
+            if self._clients.get(client.name) is client:
+                del self._clients[client.name]
+            if not client.evicted:
+                await self._announce_leave(client)
+
+    async def _admit(self, connection: ServerConnection) -> _Client | None:
+        """Read the hello and check the name; on failure, say why and close with 1008."""
+        try:
+            first = await asyncio.wait_for(connection.recv(), self.hello_timeout)
+        except TimeoutError:
+            await connection.close(CloseCode.POLICY_VIOLATION, "send your username first")
+            return None
+        dialect = Dialect.JSON if isinstance(first, str) and first.lstrip().startswith("{") else Dialect.PLAIN
+        try:
+            hello = parse_hello(first)
+            name = validate_username(hello.name, taken=self._clients)
+        except (ProtocolViolation, UsernameError) as exc:
+            self.stats.rejected += 1
+            code = getattr(exc, "code", "bad-hello")
+            await connection.send(
+                encode("error", code=code, text=str(exc)) if dialect is Dialect.JSON else f"error: {exc}"
+            )
+            await connection.close(CloseCode.POLICY_VIOLATION, _reason(str(exc)))
+            return None
+        client = _Client(connection, name, hello.dialect, resume=hello.resume)
+        self._clients[name] = client  # claims the name; live events queue in client.pending
+        return client
+
+    async def _catch_up(self, client: _Client) -> None:
+        """Welcome, replay what a resuming client missed, then switch it to live delivery."""
+        snapshot = await self.broker.last_seq(self.room)
+        resume = client.resume
+        connection = client.connection
+        if client.dialect is Dialect.PLAIN:
+            await connection.send(f"Welcome, {client.name}!")
+            client.last_seq = snapshot
+        else:
+            await connection.send(
+                encode("welcome", name=client.name, seq=snapshot, users=self.users, server=self.server_id)
+            )
+            client.last_seq = snapshot if resume is None else min(resume, snapshot)
+            if resume is not None:
+                for event in await self._history(client, resume):
+                    await self._send_now(client, event)
+        pending = client.pending or []
+        while pending:
+            await self._send_now(client, pending.pop(0))
+        client.pending = None  # no await since the last check: nothing can slip in between
+        if client.dialect is Dialect.JSON:
+            # Tells a resuming client that replay is over: unacknowledged messages can be resent.
+            await connection.send(encode("live", seq=client.last_seq))
+
+    async def _history(self, client: _Client, resume: int) -> list[RoomEvent]:
+        try:
+            return await self.broker.history_after(self.room, resume)
+        except HistoryTooOld as exc:
+            await client.connection.send(
+                encode("history-lost", first=exc.wanted_after + 1, last=exc.oldest - 1, text=str(exc))
+            )
+            client.last_seq = exc.oldest - 1
+            return await self.broker.history_after(self.room, exc.oldest - 1)
+
+    async def _relay(self, client: _Client) -> None:
+        """Publish what the client says; answer malformed messages with an error reply."""
+        async for message in client.connection:
+            try:
+                said = parse_client_message(message, client.dialect)
+            except ProtocolViolation as exc:
+                reply = (
+                    encode("error", code="bad-message", text=str(exc))
+                    if client.dialect is Dialect.JSON
+                    else f"error: {exc}"
+                )
+                await client.connection.send(reply)
+                continue
+            if said is None:
+                continue
+            text, ref = said
+            self.stats.note_published()
+            await self.broker.publish(
+                RoomEvent(EventKind.CHAT, client.name, text, room=self.room, via=self.server_id, ref=ref)
+            )
+
+    async def _announce_leave(self, client: _Client) -> None:
+        with contextlib.suppress(Exception):  # a broker outage must not hide the disconnect
+            await self.broker.publish(
+                RoomEvent(EventKind.LEAVE, client.name, room=self.room, via=self.server_id)
+            )
+
+    # Delivery
+
+    def _payload(self, client: _Client, event: RoomEvent, cache: dict[Any, str]) -> str | None:
+        """What ``client`` should receive for ``event``; None for nothing."""
+        own = event.kind is EventKind.CHAT and event.name == client.name
+        if client.dialect is Dialect.PLAIN:
+            if own:
+                return None  # never back to the sender
+            key: Any = Dialect.PLAIN
+            if key not in cache:
+                cache[key] = render_plain(event)
+        elif own:
+            key = "ack"
+            if key not in cache:
+                cache[key] = encode("ack", seq=event.seq, ref=event.ref)
+        else:
+            key = Dialect.JSON
+            if key not in cache:
+                cache[key] = event.to_json()
+        return cache[key]
+
+    async def _send_now(self, client: _Client, event: RoomEvent) -> None:
+        """Send one event during catch-up, awaiting the connection (backpressure applies)."""
+        if event.seq <= client.last_seq:
+            return
+        payload = self._payload(client, event, {})
+        client.last_seq = event.seq
+        if payload is not None:
+            await client.connection.send(payload)
+            self.stats.delivered += 1
+
+    async def _dispatch(self, subscription: Subscription) -> None:
+        async for event in subscription:
+            try:
+                self.deliver(event)
+            except Exception:  # one bad event must not end delivery for everyone
+                logger.exception("delivering seq %s failed", event.seq)
+
+    def deliver(self, event: RoomEvent) -> None:
+        """Write ``event`` to every live client now, without waiting on any of them."""
+        cache: dict[Any, str] = {}
+        groups: dict[str, list[ServerConnection]] = {}
+        for client in list(self._clients.values()):
+            if client.pending is not None:
+                if len(client.pending) < self.max_pending:
+                    client.pending.append(event)
+                elif not client.evicted:
+                    self._overflow(client)
+                continue
+            if event.seq <= client.last_seq or client.evicted:
+                continue
+            if client.connection.protocol.state is not State.OPEN:
+                continue
+            if client.backlog() > self.max_backlog:
+                self._overflow(client)
+                if self.overflow is OverflowPolicy.DROP:
+                    client.last_seq = event.seq
+                continue
+            client.last_seq = event.seq
+            payload = self._payload(client, event, cache)
+            if payload is not None:
+                groups.setdefault(payload, []).append(client.connection)
+        for payload, connections in groups.items():
+            broadcast(connections, payload)
+            self.stats.delivered += len(connections)
+
+    def _overflow(self, client: _Client) -> None:
+        if self.overflow is OverflowPolicy.DROP:
+            client.dropped += 1
+            self.stats.dropped += 1
+            return
+        client.evicted = True
+        self.stats.evicted += 1
+        if self._clients.get(client.name) is client:
+            del self._clients[client.name]  # frees the name for the reconnect
+        reason = _reason(
+            f"too slow: {client.backlog()} bytes waiting; reconnect with resume={client.last_seq}"
+        )
+        asyncio.get_running_loop().create_task(self._evict(client, reason))
+
+    async def _evict(self, client: _Client, reason: str) -> None:
+        # The user has left the room now; the close frame waits behind the backlog.
+        await self._announce_leave(client)
+        with contextlib.suppress(ConnectionClosed):
+            await client.connection.close(AppCloseCode.TOO_SLOW, reason)
