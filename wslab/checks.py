@@ -8,6 +8,7 @@ saying what was sent, what was expected and what came back.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -15,7 +16,14 @@ from websockets.exceptions import ConnectionClosed
 
 from .runtime import Handler, serve
 
-__all__ = ["CheckReport", "check_numbered_echo", "check_polite_quit", "check_reverse"]
+__all__ = [
+    "CheckReport",
+    "check_find_gaps",
+    "check_numbered_echo",
+    "check_polite_quit",
+    "check_reverse",
+    "check_username_rules",
+]
 
 #: How long a check waits for one reply before calling it missing.
 REPLY_TIMEOUT = 2.0
@@ -156,3 +164,57 @@ async def check_polite_quit(handler: Handler) -> CheckReport:
             await _expect(report, staying, "still there?", "Echo: still there?")
 
     return await _run("polite quit", handler, body)
+
+
+# Lesson 02
+
+
+def check_find_gaps(find_gaps: Callable[[list[int]], list[tuple[int, int]]]) -> CheckReport:
+    """Exercise: ``find_gaps(seqs)`` lists the ``(first, last)`` ranges missing from a run of seqs."""
+    report = CheckReport("find gaps")
+    cases: list[tuple[list[int], list[tuple[int, int]]]] = [
+        ([1, 2, 3, 4], []),
+        ([1, 2, 5, 6], [(3, 4)]),
+        ([7, 9, 12], [(8, 8), (10, 11)]),
+        ([3], []),
+        ([], []),
+        ([1, 2, 2, 3], []),
+    ]
+    for seqs, want in cases:
+        try:
+            got = [tuple(gap) for gap in find_gaps(list(seqs))]
+        except Exception as exc:
+            report.add(False, f"find_gaps({seqs}) raised {type(exc).__name__}: {exc}")
+            continue
+        report.add(got == want, f"find_gaps({seqs}): expected {want}, got {got}")
+    if any(not ok and "[1, 2, 2, 3]" in line for ok, line in report.results):
+        report.hint("a repeated number is a duplicate, not a gap: compare with the highest seq seen so far")
+    return report
+
+
+def check_username_rules(validate: Callable[[str, set[str]], str]) -> CheckReport:
+    """Exercise: ``validate(name, taken)`` returns the cleaned name or raises ValueError."""
+    report = CheckReport("username rules")
+    good = [("alice", "alice"), ("  bob  ", "bob"), ("x" * 32, "x" * 32), ("Zoë 🌱", "Zoë 🌱")]
+    bad = [
+        ("", "empty"),
+        ("   ", "only spaces"),
+        ("x" * 33, "33 characters"),
+        ("eve\nmallory", "a newline inside"),
+        ("bell\x07", "a control character"),
+        ("Alice", "taken by 'alice' (case differs)"),
+    ]
+    for raw, want in good:
+        try:
+            got = validate(raw, {"alice-2"})
+            report.add(got == want, f"{raw!r}: expected {want!r}, got {got!r}")
+        except ValueError as exc:
+            report.add(False, f"{raw!r} should be accepted, but was refused: {exc}")
+    for raw, why in bad:
+        try:
+            got = validate(raw, {"alice"})
+            report.add(False, f"{raw!r} ({why}) should be refused, but was accepted as {got!r}")
+        except ValueError as exc:
+            report.add(bool(str(exc)), f"{raw!r} ({why}) refused: {exc}")
+    report.hint("strip first, then check: empty, length <= 32, no control characters, not taken (casefold)")
+    return report

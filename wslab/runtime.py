@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -105,7 +106,7 @@ class RecordedConnection(ServerConnection):
             self.event_log.record(direction, peer, text="<fragmented message>")
 
 
-def observe(handler: Handler, log: EventLog | None) -> Handler:
+def observe(handler: Handler, log: EventLog | None, *, send_buffer: int | None = None) -> Handler:
     """Wrap ``handler``: log connect and disconnect, and contain the ways a connection ends.
 
     A peer that vanishes or breaks the protocol raises :class:`ConnectionClosed` inside the
@@ -115,6 +116,10 @@ def observe(handler: Handler, log: EventLog | None) -> Handler:
     """
 
     async def observed(connection: ServerConnection) -> None:
+        if send_buffer:
+            sock = connection.transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
         peer = peer_name(connection)
         path = connection.request.path if connection.request else "/"
         if isinstance(connection, RecordedConnection):
@@ -195,6 +200,7 @@ async def serve(
     host: str = "127.0.0.1",
     port: int = 0,
     log: EventLog | None = None,
+    send_buffer: int | None = None,
     **options: Any,
 ) -> ServerHandle:
     """Start a WebSocket server in the running event loop and return at once.
@@ -207,6 +213,8 @@ async def serve(
         port: 0 lets the system pick a free port (read it from ``handle.port``).
         log: an :class:`EventLog` that records connects, every message received and
             sent, disconnects and their close codes.
+        send_buffer: if set, each connection's kernel send buffer (SO_SNDBUF) in bytes.
+            Small buffers make a slow client visible to the server sooner (lesson 02).
         options: passed on to :func:`websockets.asyncio.server.serve` (``max_size``,
             ``ping_interval``, ``process_request``, ...).
     """
@@ -215,7 +223,7 @@ async def serve(
     options.setdefault("logger", logging.getLogger("wslab.websockets"))
     if log is not None:
         options.setdefault("create_connection", RecordedConnection)
-    server = await websockets_serve(observe(handler, log), host, port, **options)
+    server = await websockets_serve(observe(handler, log, send_buffer=send_buffer), host, port, **options)
     handle = ServerHandle(name, server, log=log)
     _running[name] = handle
     return handle

@@ -1,23 +1,63 @@
-"""Live views for notebooks: widgets fed by :class:`wslab.events.EventLog`.
+"""Live views for notebooks: widgets fed by logs, chat clients and chat servers.
 
 Everything reaches the browser through widget state (trait updates), never through
 ``with output:`` from a background task: a server's connection handlers run while no
-cell is executing, and only state updates render live in JupyterLab then.
+cell is executing, and only state updates render live in JupyterLab then. Updates are
+coalesced (at most one render per :data:`RENDER_INTERVAL`), so a burst of a thousand
+messages costs a handful of widget updates, not a thousand.
 """
 
 from __future__ import annotations
 
 import asyncio
 import html
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
 
 from .events import EventLog, LogEvent
 
-__all__ = ["MessageLog"]
+if TYPE_CHECKING:
+    from .clients import ChatClient
+    from .servers.chat import ChatServer
 
-#: Re-render at most this often: a burst of messages becomes one widget update.
+__all__ = ["ChatBox", "ChatPanel", "MessageLog", "ServerPanel"]
+
+#: Re-render at most this often.
 RENDER_INTERVAL = 0.05
+
+_PRE = "<pre style='margin:0;font-size:12px;line-height:1.3;white-space:pre-wrap'>{}</pre>"
+
+
+class _Coalescer:
+    """Calls ``render`` soon after the first of a burst of changes, once."""
+
+    def __init__(self, render: Callable[[], None]) -> None:
+        self._render = render
+        self._scheduled: asyncio.TimerHandle | None = None
+
+    def poke(self, *_: object) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._render()  # no loop (a plain script, a test): render at once
+            return
+        if self._scheduled is None:
+            self._scheduled = loop.call_later(RENDER_INTERVAL, self._fire)
+
+    def _fire(self) -> None:
+        self._scheduled = None
+        self._render()
+
+    def cancel(self) -> None:
+        if self._scheduled is not None:
+            self._scheduled.cancel()
+            self._scheduled = None
+
+
+def _lines_html(lines: list[str], empty: str) -> str:
+    return _PRE.format("\n".join(html.escape(line) for line in lines) or html.escape(empty))
 
 
 class MessageLog(widgets.VBox):
@@ -34,7 +74,7 @@ class MessageLog(widgets.VBox):
         self._header = widgets.HTML()
         self._body = widgets.HTML()
         self._body.add_class("wslab-log-lines")
-        self._scheduled: asyncio.TimerHandle | None = None
+        self._coalescer = _Coalescer(self.render)
         super().__init__(
             [self._header, self._body],
             layout=widgets.Layout(border="1px solid #ccc", padding="4px", max_height=height, overflow="auto"),
@@ -49,32 +89,135 @@ class MessageLog(widgets.VBox):
         self.render()
 
     def _on_event(self, _event: LogEvent) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self.render()
-            return
-        if self._scheduled is None:
-            self._scheduled = loop.call_later(RENDER_INTERVAL, self.render)
+        self._coalescer.poke()
 
     def render(self) -> None:
         """Push the current window of the log to the browser."""
-        self._scheduled = None
         where = f" &middot; <code>{html.escape(self._url)}</code>" if self._url else ""
         self._header.value = (
             f"<b>{html.escape(self._title)}</b>{where} &middot; "
             f"<span class='wslab-log-count'>{self.events.open_connections} connected</span> &middot; "
             f"{self.events.total} events"
         )
-        lines = "\n".join(html.escape(line) for line in self.events.lines()) or "(no events yet)"
-        self._body.value = f"<pre style='margin:0;font-size:12px;line-height:1.3'>{lines}</pre>"
+        self._body.value = _lines_html(self.events.lines(), "(no events yet)")
 
     def close(self) -> None:
         self._unsubscribe()
-        if self._scheduled is not None:
-            self._scheduled.cancel()
+        self._coalescer.cancel()
         super().close()
 
     def __repr__(self) -> str:
         # Shown where widgets cannot render; constant so stored outputs stay comparable.
         return f"MessageLog({self._title!r}: a live widget; run the notebook to see it)"
+
+
+class ChatPanel(widgets.VBox):
+    """One chat user's screen: status line and the newest ``lines`` of its transcript."""
+
+    def __init__(self, client: ChatClient, *, lines: int = 12, width: str = "320px") -> None:
+        self.client = client
+        self._lines = lines
+        self._status = widgets.HTML()
+        self._body = widgets.HTML()
+        self._coalescer = _Coalescer(self.render)
+        super().__init__(
+            [self._status, self._body],
+            layout=widgets.Layout(border="1px solid #ccc", padding="4px", width=width),
+        )
+        self.add_class("wslab-chat-panel")
+        previous = client.on_change
+
+        def changed(c: ChatClient) -> None:
+            if previous is not None:
+                previous(c)
+            self._coalescer.poke()
+
+        client.on_change = changed
+        self.render()
+
+    def render(self) -> None:
+        c = self.client
+        state = "live" if c.live else ("rejected" if c.rejected else "connecting")
+        missing = sum(last - first + 1 for first, last in c.tracker.missing)
+        self._status.value = (
+            f"<b>{html.escape(c.name)}</b> &middot; {state} &middot; seq {c.tracker.last or 0}"
+            f" &middot; {len(c.events)} events &middot; missing {missing}"
+        )
+        notices = [f"* {n}" for n in c.notices[-3:]]
+        self._body.value = _lines_html(c.lines()[-self._lines :] + notices, "(nothing yet)")
+
+    def close(self) -> None:
+        self._coalescer.cancel()
+        super().close()
+
+    def __repr__(self) -> str:
+        return f"ChatPanel({self.client.name!r}: a live widget; run the notebook to see it)"
+
+
+class ChatBox(ChatPanel):
+    """A chat panel you can type into: text box, Send button, and the live transcript."""
+
+    def __init__(self, client: ChatClient, *, lines: int = 15, width: str = "420px") -> None:
+        super().__init__(client, lines=lines, width=width)
+        self.input = widgets.Text(
+            placeholder="say something, press Enter", layout=widgets.Layout(width="70%")
+        )
+        self.button = widgets.Button(description="Send")
+        self.input.on_submit(lambda _: self._send())
+        self.button.on_click(lambda _: self._send())
+        self.children = (*self.children, widgets.HBox([self.input, self.button]))
+        self.add_class("wslab-chat-box")
+
+    def _send(self) -> None:
+        text = self.input.value.strip()
+        if text:
+            self.input.value = ""
+            asyncio.get_running_loop().create_task(self.client.send(text))
+
+    def __repr__(self) -> str:
+        return f"ChatBox({self.client.name!r}: a live widget; run the notebook to see it)"
+
+
+class ServerPanel(widgets.HTML):
+    """A chat server at a glance: who is connected, messages per second, deliveries, losses.
+
+    It refreshes itself every ``interval`` seconds while an event loop runs; :meth:`close`
+    stops that.
+    """
+
+    def __init__(self, server: ChatServer, *, title: str = "chat server", interval: float = 0.5) -> None:
+        super().__init__()
+        self.server = server
+        self._title = title
+        self._interval = interval
+        self._timer: asyncio.TimerHandle | None = None
+        self.add_class("wslab-server-panel")
+        self.render()
+
+    def render(self) -> None:
+        s = self.server
+        users = ", ".join(s.users) or "nobody"
+        self.value = (
+            f"<b>{html.escape(self._title)}</b> ({html.escape(s.server_id)},"
+            f" broker: {html.escape(s.broker.kind)})"
+            f"<br>connected: {len(s.users)} ({html.escape(users)})"
+            f"<br>messages/s: {s.stats.rate():.1f} &middot; published {s.stats.published}"
+            f" &middot; delivered {s.stats.delivered} &middot; dropped {s.stats.dropped}"
+            f" &middot; too slow {s.stats.evicted}"
+        )
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if self._interval and (
+            self._timer is None or self._timer.cancelled() or self._timer.when() <= loop.time()
+        ):
+            self._timer = loop.call_later(self._interval, self.render)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        super().close()
+
+    def __repr__(self) -> str:
+        return f"ServerPanel({self._title!r}: a live widget; run the notebook to see it)"

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -177,6 +176,7 @@ class ChatServer:
         which awaits each send, then never fills a buffer past the eviction threshold.
         """
         options.setdefault("write_limit", max(1024, self.max_backlog // 2))
+        options.setdefault("send_buffer", self.send_buffer)
         await self.start()
         handle = await serve(self.handler, name=name, host=host, port=port, **options)
         handle.on_stop(self.stop)
@@ -191,10 +191,6 @@ class ChatServer:
 
     async def handler(self, connection: ServerConnection) -> None:
         """The WebSocket handler: hello, welcome, catch-up, then relay until the client leaves."""
-        if self.send_buffer:
-            sock = connection.transport.get_extra_info("socket")
-            if sock is not None:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer)
         client = await self._admit(connection)
         if client is None:
             return
