@@ -8,16 +8,18 @@ saying what was sent, what was expected and what came back.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from .runtime import Handler, serve
+from .runtime import Handler, serve, wait_until
 
 __all__ = [
     "CheckReport",
+    "check_backoff",
+    "check_collect",
     "check_find_gaps",
     "check_numbered_echo",
     "check_polite_quit",
@@ -217,4 +219,67 @@ def check_username_rules(validate: Callable[[str, set[str]], str]) -> CheckRepor
         except ValueError as exc:
             report.add(bool(str(exc)), f"{raw!r} ({why}) refused: {exc}")
     report.hint("strip first, then check: empty, length <= 32, no control characters, not taken (casefold)")
+    return report
+
+
+# Lesson 03
+
+
+def check_backoff(backoff: Callable[[int], float]) -> CheckReport:
+    """Exercise: ``backoff(attempt)`` is a random delay in ``[0, min(10, 0.1 * 2**attempt)]``."""
+    report = CheckReport("backoff")
+    samples = {attempt: [backoff(attempt) for _ in range(200)] for attempt in range(12)}
+    for attempt, values in samples.items():
+        ceiling = min(10.0, 0.1 * 2**attempt)
+        inside = all(0 <= v <= ceiling + 1e-9 for v in values)
+        seen = "" if inside else f" (saw {min(values):.3f} to {max(values):.3f})"
+        report.add(inside, f"attempt {attempt}: delays within [0, {ceiling:g}] s{seen}")
+    report.add(
+        len({round(v, 9) for v in samples[5]}) > 1,
+        "attempt 5: delays differ from call to call (jitter)",
+    )
+    report.add(
+        max(samples[11]) > 5.0,
+        f"attempt 11: some delays reach past 5 s (the cap is 10 s; max {max(samples[11]):.2f})",
+    )
+    report.hint("full jitter: random.uniform(0, min(10, 0.1 * 2 ** attempt))")
+    return report
+
+
+async def check_collect(collect: Callable[[str, str, int], Awaitable[list[str]]]) -> CheckReport:
+    """Exercise: ``await collect(url, name, n)``: join, return the first ``n`` lines after the welcome."""
+    from .clients import ChatClient  # late: checks for lesson 01 need no chat machinery
+    from .servers.chat import ChatServer
+
+    report = CheckReport("collect")
+    chat = ChatServer(server_id="check")
+    handle = await chat.serve(name="check:collect")
+    talker = ChatClient(handle.url, "talker").start()
+    try:
+        await wait_until(lambda: talker.live)
+        task = asyncio.ensure_future(collect(handle.url, "learner", 3))
+        await wait_until(lambda: "learner" in chat.users or task.done(), timeout=REPLY_TIMEOUT)
+        if task.done() and task.exception() is not None:
+            exc = task.exception()
+            report.add(False, f"collect raised {type(exc).__name__}: {exc}")
+            return report
+        await talker.send("first")
+        await talker.send("second")
+        want = [">>> learner joined the chat", "[talker] first", "[talker] second"]
+        try:
+            got = await asyncio.wait_for(task, REPLY_TIMEOUT)
+        except TimeoutError:
+            report.add(False, f"collect did not return within {REPLY_TIMEOUT:g} s (expected {want})")
+            report.hint("read with `await ws.recv()` in a loop until you have n lines, then return them")
+            return report
+        report.add(got == want, f"expected {want}, got {got}")
+        if got and got[0].startswith("Welcome"):
+            report.hint("skip the server's 'Welcome, <name>!' line; it is not part of the chat")
+        await wait_until(lambda: "learner" not in chat.users, timeout=REPLY_TIMEOUT)
+        report.add(True, "the connection was closed afterwards")
+    except TimeoutError:
+        report.add(False, "the connection was left open: close it (async with connect(...) does)")
+    finally:
+        await talker.stop()
+        await handle.stop()
     return report

@@ -163,12 +163,13 @@ class ChatBox(ChatPanel):
             placeholder="say something, press Enter", layout=widgets.Layout(width="70%")
         )
         self.button = widgets.Button(description="Send")
-        self.input.on_submit(lambda _: self._send())
-        self.button.on_click(lambda _: self._send())
+        self.input.on_submit(lambda _: self.submit())
+        self.button.on_click(lambda _: self.submit())
         self.children = (*self.children, widgets.HBox([self.input, self.button]))
         self.add_class("wslab-chat-box")
 
-    def _send(self) -> None:
+    def submit(self) -> None:
+        """Send what is typed in the box (what Enter and the Send button do)."""
         text = self.input.value.strip()
         if text:
             self.input.value = ""
