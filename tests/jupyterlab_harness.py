@@ -13,10 +13,12 @@ What it follows (``browser-test-recipe.md``): JupyterLab runs in its own session
 config/data/runtime/settings/workspaces directories, the news pop-up disabled, the virtual
 environment's ``bin`` first on ``PATH``; it is stopped with SIGTERM. Kernel readiness is read
 from the status bar ("... | Idle"), never from the toolbar's execution indicator, which says
-idle while the kernel is still initializing.
+idle while the kernel is still initializing. Notebooks open untrusted (stored widget views show
+their text/plain fallback) unless ``trust_notebook`` signs them in the server's own environment.
 
 Environment:
-    WSLAB_CHROMIUM  path of a Chromium/Chrome binary (else /usr/bin/chromium, else Playwright's own).
+    WSLAB_CHROMIUM  path of a Chromium/Chrome binary (else /usr/bin/chromium, else ``chromium``,
+                    ``chromium-browser`` or ``google-chrome`` on PATH, else Playwright's own).
     CI=true         a missing browser (or Playwright) fails the test instead of skipping it.
 """
 
@@ -64,6 +66,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
+PATH_CHROMIUMS = ("chromium", "chromium-browser", "google-chrome")
 WIDGET_ERROR = "Error displaying widget"
 
 KERNEL_STATUS = '.jp-StatusBar-TextItem[title^="Change kernel"]'
@@ -87,13 +90,23 @@ def skip_or_fail(reason: str) -> NoReturn:
 
 @dataclass
 class JupyterLab:
-    """A running JupyterLab: where it listens, its token, its root and its log file."""
+    """A running JupyterLab: where it listens, its token, its root, its log file and environment.
+
+    ``env`` is the server's own environment (its throw-away Jupyter directories): run ``jupyter``
+    commands that must agree with the server, such as ``jupyter trust``, with it.
+    """
 
     process: subprocess.Popen[bytes]
     port: int
     token: str
     root_dir: Path
     log_path: Path
+    env: dict[str, str]
+
+    @property
+    def data_dir(self) -> Path:
+        """JUPYTER_DATA_DIR of the server: its notebook signature DB and secret live here."""
+        return Path(self.env["JUPYTER_DATA_DIR"])
 
     @property
     def base_url(self) -> str:
@@ -200,12 +213,13 @@ def _start(root_dir: Path, tmp: Path, log_path: Path) -> JupyterLab:
     ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--ServerApp.allow_root=True")
+    env = _jupyter_env(tmp)
     log = log_path.open("ab")
     try:
         process = subprocess.Popen(
             command,
             cwd=root_dir,
-            env=_jupyter_env(tmp),
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -213,7 +227,7 @@ def _start(root_dir: Path, tmp: Path, log_path: Path) -> JupyterLab:
         )
     finally:
         log.close()
-    return JupyterLab(process, port, token, root_dir, log_path)
+    return JupyterLab(process, port, token, root_dir, log_path, env)
 
 
 def _wait_ready(lab: JupyterLab, timeout: float) -> bool:
@@ -292,13 +306,50 @@ def copy_notebooks(notebooks: Path, root_dir: Path) -> None:
             shutil.copy2(source, target)
 
 
+def trust_notebook(lab: JupyterLab, notebook: str) -> None:
+    """Sign ``root_dir/notebook`` as its user would, with ``jupyter trust`` in the server's environment.
+
+    The signature goes into the server's own signature DB (under its JUPYTER_DATA_DIR), so
+    JupyterLab opens the notebook trusted: it renders stored outputs such as widget views
+    instead of their text/plain fallback.
+    """
+    path = lab.root_dir / notebook
+    result = subprocess.run(
+        [sys.executable, "-m", "jupyter", "trust", str(path)],
+        env=lab.env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"jupyter trust {path} failed ({result.returncode}):\n{result.stdout}{result.stderr}"
+        )
+
+
+def untrust_notebook(lab: JupyterLab, notebook: str) -> None:
+    """Remove the signature of ``root_dir/notebook`` from the server's signature DB.
+
+    Signatures are digests of the content, not of the path: a copy of a signed notebook is
+    trusted too. Untrusting after a test keeps the next one's fresh copy untrusted.
+    """
+    import nbformat
+    from nbformat.sign import NotebookNotary
+
+    nb = nbformat.read(lab.root_dir / notebook, as_version=nbformat.NO_CONVERT)
+    with NotebookNotary(data_dir=str(lab.data_dir)) as notary:
+        notary.unsign(nb)
+
+
 # --------------------------------------------------------------------------------------
 # Chromium
 # --------------------------------------------------------------------------------------
 
 
 def find_chromium(playwright: Any) -> str | None:
-    """$WSLAB_CHROMIUM, else Debian's /usr/bin/chromium, else Playwright's own download."""
+    """$WSLAB_CHROMIUM, else Debian's /usr/bin/chromium, else ``chromium``, ``chromium-browser``
+    or ``google-chrome`` on PATH (as the Makefile accepts), else Playwright's own download."""
     explicit = os.environ.get("WSLAB_CHROMIUM")
     if explicit:
         if not os.access(explicit, os.X_OK):
@@ -306,6 +357,10 @@ def find_chromium(playwright: Any) -> str | None:
         return explicit
     if os.access(DEFAULT_CHROMIUM, os.X_OK):
         return DEFAULT_CHROMIUM
+    for name in PATH_CHROMIUMS:
+        found = shutil.which(name)
+        if found:
+            return found
     with contextlib.suppress(Exception):
         bundled = playwright.chromium.executable_path
         if bundled and os.access(bundled, os.X_OK):
@@ -325,7 +380,8 @@ def chromium() -> Iterator[Any]:
         if executable is None:
             skip_or_fail(
                 "no Chromium found: set WSLAB_CHROMIUM, or install Debian's chromium "
-                f"({DEFAULT_CHROMIUM}), or run `playwright install chromium`"
+                f"({DEFAULT_CHROMIUM}), or put {' / '.join(PATH_CHROMIUMS)} on PATH, "
+                "or run `playwright install chromium`"
             )
         browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
         try:

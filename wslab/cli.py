@@ -4,6 +4,8 @@ Examples::
 
     python -m wslab serve echo --host 127.0.0.1 --port 9001
     python -m wslab send ws://127.0.0.1:9001 hello "another message"
+    python -m wslab serve chat --port 9002 --overflow drop
+    python -m wslab client ws://127.0.0.1:9002 --name alice
 """
 
 from __future__ import annotations
@@ -14,16 +16,18 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from websockets.exceptions import InvalidHandshake, InvalidURI, WebSocketException
+from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI, WebSocketException
 
 from . import runtime
+from .bench import add_bench_parser
+from .brokers import Broker, MemoryBroker
 from .clients import exchange
 from .events import Direction, EventLog, LogEvent
 from .servers import echo
+from .servers.chat import ChatServer, OverflowPolicy
+from .terminal import run_client
 
 log = logging.getLogger("wslab.cli")
-
-SERVERS = {"echo": echo}
 
 
 def _log_listener(verbose: bool):  # type: ignore[no-untyped-def]
@@ -38,17 +42,43 @@ def _log_listener(verbose: bool):  # type: ignore[no-untyped-def]
     return listener
 
 
+async def _start_echo(args: argparse.Namespace, events: EventLog) -> runtime.ServerHandle:
+    return await runtime.serve(
+        echo, name="echo", host=args.host, port=args.port, log=events, max_size=args.max_size
+    )
+
+
+def _chat_broker(args: argparse.Namespace) -> Broker:
+    """The broker behind ``serve chat``: in-process, so history lasts as long as the process.
+
+    Lesson 06 adds ``--broker URL`` to the ``serve chat`` parser; it is read here.
+    """
+    return MemoryBroker(history=args.history)
+
+
+async def _start_chat(args: argparse.Namespace, events: EventLog) -> runtime.ServerHandle:
+    broker = _chat_broker(args)
+    chat = ChatServer(broker=broker, overflow=args.overflow, max_backlog=args.max_backlog)
+    handle = await chat.serve(name="chat", host=args.host, port=args.port, log=events, max_size=args.max_size)
+    handle.on_stop(broker.close)
+    log.info(
+        "chat: %s broker keeping %d events; above %d bytes of backlog a client is %s",
+        broker.kind,
+        args.history,
+        args.max_backlog,
+        "disconnected (4001)" if chat.overflow is OverflowPolicy.DISCONNECT else "skipped (drop)",
+    )
+    return handle
+
+
+#: ``serve <name>``: how to start each server, with the command line's options and log.
+SERVERS = {"echo": _start_echo, "chat": _start_chat}
+
+
 async def _serve(args: argparse.Namespace) -> int:
     events = EventLog(maxlen=100)
     events.subscribe(_log_listener(args.verbose))
-    handle = await runtime.serve(
-        SERVERS[args.server],
-        name=args.server,
-        host=args.host,
-        port=args.port,
-        log=events,
-        max_size=args.max_size,
-    )
+    handle = await SERVERS[args.server](args, events)
     sig = await runtime.serve_until_signalled(
         handle,
         on_ready=lambda: print(
@@ -57,6 +87,17 @@ async def _serve(args: argparse.Namespace) -> int:
     )
     log.info("stopped by %s; clients were sent 1001 (going away)", sig.name)
     return 0
+
+
+async def _client(args: argparse.Namespace) -> int:
+    return await run_client(args.url, args.name)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 async def _send(args: argparse.Namespace) -> int:
@@ -71,11 +112,36 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run one of the lessons' servers until Ctrl-C / SIGTERM")
-    serve.add_argument("server", choices=sorted(SERVERS))
-    serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default: this machine only)")
-    serve.add_argument("--port", type=int, default=9001, help="0 picks a free port (default: 9001)")
-    serve.add_argument("--max-size", type=int, default=2**20, help="largest message accepted, in bytes")
-    serve.add_argument("-v", "--verbose", action="store_true", help="log every message, not only connections")
+    servers = serve.add_subparsers(dest="server", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--host", default="127.0.0.1", help="interface to bind (default: this machine only)")
+    common.add_argument("--port", type=int, default=9001, help="0 picks a free port (default: 9001)")
+    common.add_argument("--max-size", type=int, default=2**20, help="largest message accepted, in bytes")
+    common.add_argument(
+        "-v", "--verbose", action="store_true", help="log every message, not only connections"
+    )
+    servers.add_parser("echo", parents=[common], help="lesson 01: answers each message with 'Echo: ...'")
+    chat = servers.add_parser("chat", parents=[common], help="lessons 02-06: one chat room, WebSocket at /")
+    chat.add_argument(
+        "--max-backlog",
+        type=_positive,
+        default=1 << 20,
+        metavar="BYTES",
+        help="bytes allowed to wait unsent for one client (default: 1 MiB)",
+    )
+    chat.add_argument(
+        "--overflow",
+        choices=sorted(policy.value for policy in OverflowPolicy),
+        default=OverflowPolicy.DISCONNECT.value,
+        help="past the backlog: close with 4001 (the client resumes) or skip messages (default: %(default)s)",
+    )
+    chat.add_argument(
+        "--history",
+        type=_positive,
+        default=1000,
+        metavar="N",
+        help="events kept to resume from (default: 1000)",
+    )
     serve.set_defaults(run=_serve)
 
     send = commands.add_parser("send", help="send messages to a server and print one reply to each")
@@ -83,6 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("messages", nargs="+", help="text messages, sent in order")
     send.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each reply")
     send.set_defaults(run=_send)
+
+    client = commands.add_parser("client", help="chat in a chat server's room from this terminal")
+    client.add_argument("url", help="for example ws://127.0.0.1:9001")
+    client.add_argument("--name", required=True, help="the username to ask for")
+    client.set_defaults(run=_client)
+    add_bench_parser(commands)
     return parser
 
 
@@ -109,6 +181,14 @@ def _explain(exc: BaseException) -> str:
         return "connection refused: is the server running, and on that port?"
     if isinstance(exc, TimeoutError):
         return "timed out waiting for the server"
+    if isinstance(exc, InvalidStatus):
+        response = exc.response
+        body = response.body.decode(errors="replace").strip() if response.body else ""
+        detail = f" ({body})" if body and len(body) <= 200 and "\n" not in body else ""
+        return (
+            "server rejected the WebSocket handshake: "
+            f"HTTP {response.status_code} {response.reason_phrase}{detail}"
+        )
     if isinstance(exc, OSError) and exc.errno == 98:
         return f"address already in use: another program holds that port ({exc.strerror})"
     return f"{type(exc).__name__}: {exc}"

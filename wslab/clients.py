@@ -125,6 +125,11 @@ class ChatClient:
         #: ``(code, reason)`` of every connection that ended, in order.
         self.closes: list[tuple[int, str]] = []
         self.connects = 0
+        #: ``(status, reason)`` of every opening handshake that succeeded, e.g.
+        #: ``(101, "Switching Protocols")``, in order.
+        self.responses: list[tuple[int, str]] = []
+        #: The ``resume`` sent in the latest hello: the last seq seen before that connection.
+        self.resumed_after: int | None = None
         self.live = False
         self.rejected: str | None = None
         self.users: list[str] = []
@@ -147,11 +152,15 @@ class ChatClient:
             self.url, reconnect_delays=self._delays, process_exception=self._retry_or_raise, **self._options
         ):
             self._connection = connection
+            if connection.response is not None:
+                self.responses.append((connection.response.status_code, connection.response.reason_phrase))
             if self.receive_buffer:
                 sock = connection.transport.get_extra_info("socket")
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.receive_buffer)
+            self._changed()
             try:
                 hello: dict[str, Any] = {"name": self.name}
+                self.resumed_after = self.tracker.last
                 if self.tracker.last is not None:
                     hello["resume"] = self.tracker.last
                 await connection.send(encode("hello", **hello))
@@ -177,10 +186,16 @@ class ChatClient:
         return process_exception(exc)
 
     async def stop(self) -> None:
-        """Leave: close with 1000 and wait for the reader to finish."""
+        """Leave: close with 1000 and wait for the reader to finish.
+
+        Between connections (connecting, or waiting to reconnect) there is nothing to
+        close, so a client started with :meth:`start` is cancelled instead.
+        """
         self._stopping = True
         if self._connection is not None:
             await self._connection.close()
+        elif self._task is not None:
+            self._task.cancel()
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError, ConnectionClosed, OSError):
                 await self._task
@@ -216,6 +231,12 @@ class ChatClient:
                 f"welcome as {data['name']} (server {data.get('server', '?')}, seq {data['seq']})"
             )
             if self.tracker.last is None:
+                self.tracker.last = data["seq"]
+            elif data["seq"] < self.tracker.last:
+                # The room's numbering went backwards: the server restarted and its broker
+                # (an in-memory one, say) began again from 0. The old numbers mean nothing
+                # there, so start a new epoch instead of counting every event as a duplicate.
+                self.notices.append("the server's history restarted; earlier messages cannot be replayed")
                 self.tracker.last = data["seq"]
         elif kind in ("chat", "join", "leave"):
             self._record(RoomEvent.from_dict(data))
