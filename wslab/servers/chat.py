@@ -148,6 +148,8 @@ class ChatServer:
         self._clients: dict[str, _Client] = {}
         self._subscription: Subscription | None = None
         self._dispatcher: asyncio.Task[None] | None = None
+        #: Servers started by :meth:`serve` that have not stopped yet.
+        self._serving = 0
 
     # Lifecycle
 
@@ -177,10 +179,24 @@ class ChatServer:
         """
         options.setdefault("write_limit", max(1024, self.max_backlog // 2))
         options.setdefault("send_buffer", self.send_buffer)
-        await self.start()
-        handle = await serve(self.handler, name=name, host=host, port=port, **options)
-        handle.on_stop(self.stop)
+        # Counted before serve(), which first stops a server already running under this
+        # name or port: if that one serves this chat too, stopping it must not unsubscribe
+        # the chat the new server relies on.
+        self._serving += 1
+        try:
+            await self.start()
+            handle = await serve(self.handler, name=name, host=host, port=port, **options)
+        except BaseException:
+            await self._server_stopped()
+            raise
+        handle.on_stop(self._server_stopped)
         return handle
+
+    async def _server_stopped(self) -> None:
+        """Unsubscribe once the last server started by :meth:`serve` has stopped."""
+        self._serving -= 1
+        if self._serving == 0:
+            await self.stop()
 
     @property
     def users(self) -> list[str]:
