@@ -82,8 +82,8 @@ def assert_complete_transcript(client: ChatClient) -> None:
 
 
 def server_backlogs(chat: ChatServer) -> list[int]:
-    """Bytes waiting in each connected client's send buffer (the server has no public view)."""
-    return [client.backlog() for client in chat._clients.values()]
+    """Bytes waiting in each connected client's send buffer."""
+    return list(chat.backlogs().values())
 
 
 class Clients:

@@ -294,7 +294,7 @@ def test_encode_makes_compact_json_control_messages() -> None:
 
 def test_application_close_codes_are_in_the_private_range() -> None:
     assert AppCloseCode.TOO_SLOW == 4001
-    assert AppCloseCode.RECONNECT == 4002
+    assert AppCloseCode.REPLACED == 4002
     assert all(4000 <= code <= 4999 for code in AppCloseCode)
 
 

@@ -7,7 +7,7 @@ import contextlib
 import itertools
 import json
 import socket
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,6 +96,7 @@ class ChatClient:
         receive_buffer: if set, the kernel receive buffer (SO_RCVBUF) in bytes: a small
             one plays a slow network, so the server sees the backlog sooner.
         on_change: called after every message handled, for live views.
+        get_token: called before each hello for a fresh token (lesson 04's servers).
         options: passed to :func:`websockets.asyncio.client.connect`.
     """
 
@@ -109,8 +110,11 @@ class ChatClient:
         read_delay: float = 0.0,
         receive_buffer: int | None = None,
         on_change: Callable[[ChatClient], None] | None = None,
+        get_token: Callable[[], Awaitable[str]] | None = None,
         **options: Any,
     ) -> None:
+        self.get_token = get_token
+        self._retry_later = False
         self.receive_buffer = receive_buffer
         self.url = url
         self.name = name
@@ -118,6 +122,7 @@ class ChatClient:
         self.read_delay = read_delay
         self.on_change = on_change
         self._delays = delays or (lambda: backoff_delays(first=0.1, cap=2.0))
+        self._refused_delays = self._delays()
         self._options = options
         self.events: list[RoomEvent] = []
         self.tracker = SequenceTracker()
@@ -163,6 +168,8 @@ class ChatClient:
                 self.resumed_after = self.tracker.last
                 if self.tracker.last is not None:
                     hello["resume"] = self.tracker.last
+                if self.get_token is not None:
+                    hello["token"] = await self.get_token()
                 await connection.send(encode("hello", **hello))
                 async for message in connection:
                     self._handle(message)
@@ -178,6 +185,10 @@ class ChatClient:
             self._changed()
             if self._stopping or self.rejected or not self.reconnect:
                 return
+            if self._retry_later:
+                # websockets saw a successful connect and would retry at once: back off here.
+                self._retry_later = False
+                await asyncio.sleep(next(self._refused_delays))
 
     def _retry_or_raise(self, exc: Exception) -> Exception | None:
         """Before the first success a failure is final (a typo should not retry forever)."""
@@ -245,6 +256,7 @@ class ChatClient:
             self._record(RoomEvent(EventKind.CHAT, self.name, text, seq=data["seq"], ref=data.get("ref", "")))
         elif kind == "live":
             self.live = True
+            self._refused_delays = self._delays()
             if self._unacked and self._connection is not None:
                 resend = [encode("chat", text=t, ref=r) for r, t in self._unacked.items()]
                 asyncio.get_running_loop().create_task(self._resend(self._connection, resend))
@@ -256,7 +268,12 @@ class ChatClient:
             self.tracker.last = data["last"]
         elif kind == "error":
             self.notices.append(f"error: {data.get('text')}")
-            if str(data.get("code", "")).startswith("name-"):
+            code = str(data.get("code", ""))
+            if (code == "name-taken" and self.connects > 0) or code == "room-full":
+                # Our own old connection still holds the name (the server has not noticed it
+                # died), or the room is full: both pass, so try again later.
+                self._retry_later = True
+            elif code.startswith("name-") or code.endswith("token") or code == "token-required":
                 self.rejected = data.get("text")
         self._changed()
 

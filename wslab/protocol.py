@@ -59,8 +59,8 @@ class AppCloseCode(IntEnum):
 
     #: The client fell too far behind; it should reconnect and resume from its last seq.
     TOO_SLOW = 4001
-    #: The server is shutting down or moving the client elsewhere; reconnect.
-    RECONNECT = 4002
+    #: A newer connection of the same user (a reconnect) replaced this one.
+    REPLACED = 4002
 
 
 class Dialect(StrEnum):
@@ -97,7 +97,7 @@ def validate_username(raw: str, *, taken: Iterable[str] = ()) -> str:
         raise UsernameError("name-too-long", f"a username has at most {MAX_NAME_LENGTH} characters")
     if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in name):
         raise UsernameError("name-invalid", "a username cannot contain control characters")
-    if name.lower() in RESERVED_NAMES:
+    if name.casefold() in RESERVED_NAMES:
         raise UsernameError("name-reserved", f"{name!r} is reserved for the server")
     if name.casefold() in {other.casefold() for other in taken}:
         raise UsernameError("name-taken", f"the username {name!r} is already taken")
@@ -172,6 +172,8 @@ class Hello:
     name: str
     dialect: Dialect
     resume: int | None = None
+    #: Proof of the name, from ``POST /api/token`` (lesson 04); None in the plain dialect.
+    token: str | None = None
 
 
 def parse_hello(message: str | bytes) -> Hello:
@@ -189,7 +191,8 @@ def parse_hello(message: str | bytes) -> Hello:
         resume = data.get("resume")
         if resume is not None and (not isinstance(resume, int) or isinstance(resume, bool) or resume < 0):
             raise ProtocolViolation("resume must be the last sequence number you saw (an integer >= 0)")
-        return Hello(data["name"], Dialect.JSON, resume)
+        token = data.get("token")
+        return Hello(data["name"], Dialect.JSON, resume, token if isinstance(token, str) else None)
     return Hello(message, Dialect.PLAIN)
 
 
@@ -211,7 +214,7 @@ def parse_client_message(message: str | bytes, dialect: Dialect) -> tuple[str, s
             raise ProtocolViolation(f"not valid JSON: {exc.msg}") from None
         if not isinstance(data, dict) or data.get("type") != "chat" or not isinstance(data.get("text"), str):
             raise ProtocolViolation('expected {"type": "chat", "text": "..."}')
-        message, ref = data["text"], str(data.get("ref", ""))[:64]
+        message, ref = data["text"], str(data.get("ref") or "")[:64]
     else:
         ref = ""
     text = message.strip()

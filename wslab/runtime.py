@@ -31,8 +31,11 @@ __all__ = [
     "Handler",
     "RecordedConnection",
     "ServerHandle",
+    "WebSocketServerHandle",
     "close_details",
     "peer_name",
+    "register",
+    "release",
     "running",
     "serve",
     "serve_until_signalled",
@@ -149,35 +152,42 @@ def observe(handler: Handler, log: EventLog | None, *, send_buffer: int | None =
 
 
 class ServerHandle:
-    """A running WebSocket server: its URL, its connection count, and how to stop it."""
+    """A running server: its URL, its connection count, and how to stop it.
 
-    def __init__(self, name: str, server: Server, *, log: EventLog | None = None) -> None:
+    Subclasses say how to count connections and how to close; the registry, the
+    ``on_stop`` callbacks and the address are shared.
+    """
+
+    scheme = "ws"
+    path = "/"
+
+    def __init__(self, name: str, address: tuple[Any, ...], *, log: EventLog | None = None) -> None:
         self.name = name
-        self.server = server
         self.log = log
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
-        sockname = server.sockets[0].getsockname()
-        self.host: str = sockname[0]
-        self.port: int = sockname[1]
+        self.host: str = address[0]
+        self.port: int = address[1]
 
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"ws://{host}:{self.port}/"
+        return f"{self.scheme}://{host}:{self.port}{self.path}"
 
     @property
     def connections(self) -> int:
         """How many WebSocket connections are open right now."""
-        return len(self.server.connections)
+        raise NotImplementedError
 
     @property
     def serving(self) -> bool:
-        return self.server.is_serving()
+        raise NotImplementedError
+
+    async def _close(self, code: int, reason: str) -> None:
+        raise NotImplementedError
 
     async def stop(self, *, code: int = CloseCode.GOING_AWAY, reason: str = "server shutting down") -> None:
         """Close every connection with ``code`` (1001 by default), then free the port."""
-        self.server.close(code=code, reason=reason)
-        await self.server.wait_closed()
+        await self._close(code, reason)
         callbacks, self._on_stop = self._on_stop, []
         for callback in callbacks:
             await callback()
@@ -191,6 +201,26 @@ class ServerHandle:
     def __repr__(self) -> str:
         state = "serving" if self.serving else "stopped"
         return f"<{self.name} server {state} at {self.url}, {self.connections} connection(s)>"
+
+
+class WebSocketServerHandle(ServerHandle):
+    """A :mod:`websockets` server started by :func:`serve`."""
+
+    def __init__(self, name: str, server: Server, *, log: EventLog | None = None) -> None:
+        super().__init__(name, server.sockets[0].getsockname(), log=log)
+        self.server = server
+
+    @property
+    def connections(self) -> int:
+        return len(self.server.connections)
+
+    @property
+    def serving(self) -> bool:
+        return self.server.is_serving()
+
+    async def _close(self, code: int, reason: str) -> None:
+        self.server.close(code=code, reason=reason)
+        await self.server.wait_closed()
 
 
 async def serve(
@@ -219,17 +249,23 @@ async def serve(
             ``ping_interval``, ``process_request``, ...).
     """
     name = name or getattr(handler, "__name__", "server")
-    await _release(name, host, port)
+    await release(name, host, port)
     options.setdefault("logger", logging.getLogger("wslab.websockets"))
     if log is not None:
         options.setdefault("create_connection", RecordedConnection)
     server = await websockets_serve(observe(handler, log, send_buffer=send_buffer), host, port, **options)
-    handle = ServerHandle(name, server, log=log)
+    handle = WebSocketServerHandle(name, server, log=log)
     _running[name] = handle
     return handle
 
 
-async def _release(name: str, host: str, port: int) -> None:
+def register(handle: ServerHandle) -> ServerHandle:
+    """Add a started server to this process's registry (for other kinds of servers)."""
+    _running[handle.name] = handle
+    return handle
+
+
+async def release(name: str, host: str, port: int) -> None:
     """Stop this process's own servers that would clash with a new one."""
     for handle in list(_running.values()):
         if handle.name == name or (port and handle.port == port and host in (handle.host, "0.0.0.0", "::")):

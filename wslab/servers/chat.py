@@ -3,16 +3,20 @@
 The shape follows the original tutorial: each connection has a receiving side (read the
 client's messages, publish them) and a sending side (deliver what the broker carries).
 Here the sending side is one dispatch loop per server instead of one task per client:
-it writes each event to every client's connection without waiting, the way
+it hands each event to every client's connection without waiting, the way
 :func:`websockets.asyncio.server.broadcast` does, so one slow client never holds up the
 others.
 
 What the tutorial left open is what happens when a client cannot keep up. Its broadcast
 channel dropped messages for that client, silently. Here the server watches how many
-bytes wait in each client's send buffer and, above ``max_backlog``, applies an
+bytes wait to be sent to each client and, above ``max_backlog``, applies an
 :class:`OverflowPolicy`: ``DROP`` reproduces the tutorial (and counts what it lost);
 ``DISCONNECT``, the default, closes the connection with 4001 so the client reconnects
 and resumes from the last sequence number it saw: nothing is lost, nothing is silent.
+
+The chat logic talks to connections through :class:`Peer`, so the same server runs on
+a :mod:`websockets` server (:class:`WebsocketsPeer`) and inside a Starlette application
+(:class:`wslab.servers.web.AsgiPeer`, lesson 04).
 """
 
 from __future__ import annotations
@@ -21,17 +25,21 @@ import asyncio
 import contextlib
 import logging
 import time
+from abc import ABC, abstractmethod
 from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from websockets.asyncio.server import ServerConnection, broadcast
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.protocol import State
 
+from ..auth import TokenError, Tokens
 from ..brokers import Broker, MemoryBroker, Subscription
+from ..limits import TokenBucket
 from ..protocol import (
     AppCloseCode,
     Dialect,
@@ -46,11 +54,91 @@ from ..protocol import (
     render_plain,
     validate_username,
 )
-from ..runtime import ServerHandle, serve
+from ..runtime import ServerHandle, peer_name, serve
 
-__all__ = ["ChatServer", "ChatStats", "OverflowPolicy"]
+__all__ = ["ChatServer", "ChatStats", "OverflowPolicy", "Peer", "PeerClosed", "WebsocketsPeer"]
 
 logger = logging.getLogger("wslab.chat")
+
+
+class PeerClosed(Exception):
+    """The connection ended, cleanly or not; for the chat, the user has gone."""
+
+
+class Peer(ABC):
+    """One client connection, as the chat needs it, whatever serves it."""
+
+    #: ``host:port`` of the client, for logs.
+    remote: str = "unknown"
+
+    @abstractmethod
+    async def recv(self) -> str | bytes:
+        """The next message; raises :class:`PeerClosed` when the connection has ended."""
+
+    @abstractmethod
+    async def send(self, text: str) -> None:
+        """Send and wait while the connection's buffer is full (backpressure)."""
+
+    @abstractmethod
+    def push(self, text: str, data: bytes) -> None:
+        """Queue ``text`` (``data`` is its UTF-8 encoding) without waiting."""
+
+    @property
+    @abstractmethod
+    def backlog(self) -> int:
+        """Bytes accepted for this client that have not reached the network yet."""
+
+    @property
+    @abstractmethod
+    def open(self) -> bool: ...
+
+    @abstractmethod
+    async def close(self, code: int, reason: str) -> None: ...
+
+    async def __aiter__(self) -> AsyncIterator[str | bytes]:
+        while True:
+            try:
+                yield await self.recv()
+            except PeerClosed:
+                return
+
+
+class WebsocketsPeer(Peer):
+    """A :mod:`websockets` server connection."""
+
+    def __init__(self, connection: ServerConnection) -> None:
+        self.connection = connection
+        self.remote = peer_name(connection)
+
+    async def recv(self) -> str | bytes:
+        try:
+            return await self.connection.recv()
+        except ConnectionClosed as exc:
+            raise PeerClosed(str(exc)) from exc
+
+    async def send(self, text: str) -> None:
+        try:
+            await self.connection.send(text)
+        except ConnectionClosed as exc:
+            raise PeerClosed(str(exc)) from exc
+
+    def push(self, text: str, data: bytes) -> None:
+        # What websockets' broadcast() does for each connection: frame the bytes, write
+        # them to the transport, never wait.
+        self.connection.protocol.send_text(data)
+        self.connection.send_data()
+
+    @property
+    def backlog(self) -> int:
+        transport = self.connection.transport
+        return transport.get_write_buffer_size() if transport is not None else 0
+
+    @property
+    def open(self) -> bool:
+        return self.connection.protocol.state is State.OPEN
+
+    async def close(self, code: int, reason: str) -> None:
+        await self.connection.close(code, reason)
 
 
 class OverflowPolicy(StrEnum):
@@ -70,21 +158,18 @@ def _reason(text: str) -> str:
 
 @dataclass(eq=False)
 class _Client:
-    connection: ServerConnection
+    peer: Peer
     name: str
     dialect: Dialect
-    #: Highest sequence number written to this client; nothing at or below is sent again.
+    #: The last sequence number the client says it saw (json hello), or None.
+    resume: int | None = None
+    #: Highest sequence number handed to this client; nothing at or below is sent again.
     last_seq: int = 0
     #: While a joining client is sent its welcome and replay, live events wait here.
     pending: list[RoomEvent] | None = field(default_factory=list)
-    #: The last sequence number the client says it saw (json hello), or None.
-    resume: int | None = None
     dropped: int = 0
     evicted: bool = False
-
-    def backlog(self) -> int:
-        transport = self.connection.transport
-        return transport.get_write_buffer_size() if transport is not None else 0
+    limiter: TokenBucket | None = None
 
 
 @dataclass
@@ -108,6 +193,15 @@ class ChatStats:
         return sum(1 for t in self._recent if t >= cutoff) / window
 
 
+class _Refused(Exception):
+    """A hello the server turns down: ``code`` for the error reply, ``close`` for the close frame."""
+
+    def __init__(self, code: str, text: str, close: int = CloseCode.POLICY_VIOLATION) -> None:
+        super().__init__(text)
+        self.code = code
+        self.close = close
+
+
 class ChatServer:
     """A chat room served over WebSockets; pass :meth:`handler` to a server, or call :meth:`serve`.
 
@@ -116,12 +210,17 @@ class ChatServer:
         room: the room this server's clients talk in.
         server_id: names this server in events (``via``), to show where messages passed.
         overflow: what happens to a client whose backlog exceeds ``max_backlog``.
-        max_backlog: bytes allowed to wait in a client's send buffer.
+        max_backlog: bytes allowed to wait for a client before ``overflow`` applies.
         send_buffer: if set, the kernel send buffer (SO_SNDBUF) of each connection, in
             bytes; a small one makes a slow client show up as backlog sooner.
         hello_timeout: seconds a new connection has to send its username.
         max_pending: live events held for a client while it is sent its replay; past
             that, the client counts as too slow as well.
+        max_users: refuse newcomers (close 1013, try again later) when this many are in.
+        rate: ``(messages per second, burst)`` allowed per connection; more closes it
+            with 1008. None for no limit.
+        tokens: if set, a json hello must carry a token for its name (see
+            :mod:`wslab.auth`); a plain-dialect client is then refused.
     """
 
     def __init__(
@@ -135,8 +234,10 @@ class ChatServer:
         send_buffer: int | None = None,
         hello_timeout: float = 10.0,
         max_pending: int = 10_000,
+        max_users: int | None = None,
+        rate: tuple[float, float] | None = None,
+        tokens: Tokens | None = None,
     ) -> None:
-        self.max_pending = max_pending
         self.broker = broker if broker is not None else MemoryBroker()
         self.room = room
         self.server_id = server_id
@@ -144,6 +245,10 @@ class ChatServer:
         self.max_backlog = max_backlog
         self.send_buffer = send_buffer
         self.hello_timeout = hello_timeout
+        self.max_pending = max_pending
+        self.max_users = max_users
+        self.rate = rate
+        self.tokens = tokens
         self.stats = ChatStats()
         self._clients: dict[str, _Client] = {}
         self._subscription: Subscription | None = None
@@ -203,11 +308,28 @@ class ChatServer:
         """Who is connected to this server, in order of arrival."""
         return list(self._clients)
 
+    @property
+    def full(self) -> bool:
+        return self.max_users is not None and len(self._clients) >= self.max_users
+
+    def backlogs(self) -> dict[str, int]:
+        """Bytes waiting to be sent, per connected user."""
+        return {name: client.peer.backlog for name, client in self._clients.items()}
+
+    async def close_all(self, code: int = CloseCode.GOING_AWAY, reason: str = "server shutting down") -> None:
+        """Close every client's connection (a server that is not :mod:`websockets` needs this)."""
+        clients = list(self._clients.values())
+        await asyncio.gather(*(c.peer.close(code, reason) for c in clients), return_exceptions=True)
+
     # One connection
 
     async def handler(self, connection: ServerConnection) -> None:
-        """The WebSocket handler: hello, welcome, catch-up, then relay until the client leaves."""
-        client = await self._admit(connection)
+        """The :mod:`websockets` handler."""
+        await self.handle(WebsocketsPeer(connection))
+
+    async def handle(self, peer: Peer) -> None:
+        """Serve one connection: hello, welcome, catch-up, then relay until the client leaves."""
+        client = await self._admit(peer)
         if client is None:
             return
         try:
@@ -216,45 +338,72 @@ class ChatServer:
                 RoomEvent(EventKind.JOIN, client.name, room=self.room, via=self.server_id)
             )
             await self._relay(client)
+        except PeerClosed:
+            pass
         finally:
             if self._clients.get(client.name) is client:
                 del self._clients[client.name]
             if not client.evicted:
                 await self._announce_leave(client)
 
-    async def _admit(self, connection: ServerConnection) -> _Client | None:
-        """Read the hello and check the name; on failure, say why and close with 1008."""
+    async def _admit(self, peer: Peer) -> _Client | None:
+        """Read the hello and check it; on failure, say why and close (1008, or 1013 when full)."""
         try:
-            first = await asyncio.wait_for(connection.recv(), self.hello_timeout)
+            first = await asyncio.wait_for(peer.recv(), self.hello_timeout)
         except TimeoutError:
-            await connection.close(CloseCode.POLICY_VIOLATION, "send your username first")
+            await peer.close(CloseCode.POLICY_VIOLATION, "send your username first")
+            return None
+        except PeerClosed:
             return None
         dialect = Dialect.JSON if isinstance(first, str) and first.lstrip().startswith("{") else Dialect.PLAIN
         try:
-            hello = parse_hello(first)
-            name = validate_username(hello.name, taken=self._clients)
-        except (ProtocolViolation, UsernameError) as exc:
+            client = self._check_hello(peer, first)
+        except (ProtocolViolation, UsernameError, TokenError, _Refused) as exc:
             self.stats.rejected += 1
-            code = getattr(exc, "code", "bad-hello")
-            await connection.send(
-                encode("error", code=code, text=str(exc)) if dialect is Dialect.JSON else f"error: {exc}"
-            )
-            await connection.close(CloseCode.POLICY_VIOLATION, _reason(str(exc)))
+            code = getattr(exc, "code", "bad-hello" if isinstance(exc, ProtocolViolation) else "bad-token")
+            reply = encode("error", code=code, text=str(exc)) if dialect is Dialect.JSON else f"error: {exc}"
+            with contextlib.suppress(PeerClosed):
+                await peer.send(reply)
+            await peer.close(getattr(exc, "close", CloseCode.POLICY_VIOLATION), _reason(str(exc)))
             return None
-        client = _Client(connection, name, hello.dialect, resume=hello.resume)
-        self._clients[name] = client  # claims the name; live events queue in client.pending
+        self._clients[client.name] = client  # claims the name; live events queue in client.pending
         return client
+
+    def _check_hello(self, peer: Peer, first: str | bytes) -> _Client:
+        hello = parse_hello(first)
+        if self.tokens is not None:
+            if hello.dialect is Dialect.PLAIN:
+                raise _Refused("token-required", "this server needs the json hello with a token")
+            self.tokens.verify(hello.token, hello.name.strip())
+        holder = self._clients.get(hello.name.strip())
+        if holder is not None and hello.resume is not None and self.tokens is not None:
+            # A reconnect that proved the name: the old connection is a leftover (its network
+            # died before the server noticed), so the new one takes its place.
+            del self._clients[holder.name]
+            holder.evicted = True
+            asyncio.get_running_loop().create_task(
+                holder.peer.close(AppCloseCode.REPLACED, "replaced by a newer connection")
+            )
+        name = validate_username(hello.name, taken=self._clients)
+        if self.full:
+            raise _Refused(
+                "room-full",
+                f"the room is full ({self.max_users} people); try again later",
+                CloseCode.TRY_AGAIN_LATER,
+            )
+        limiter = TokenBucket(*self.rate) if self.rate else None
+        return _Client(peer, name, hello.dialect, resume=hello.resume, limiter=limiter)
 
     async def _catch_up(self, client: _Client) -> None:
         """Welcome, replay what a resuming client missed, then switch it to live delivery."""
         snapshot = await self.broker.last_seq(self.room)
         resume = client.resume
-        connection = client.connection
+        peer = client.peer
         if client.dialect is Dialect.PLAIN:
-            await connection.send(f"Welcome, {client.name}!")
+            await peer.send(f"Welcome, {client.name}!")
             client.last_seq = snapshot
         else:
-            await connection.send(
+            await peer.send(
                 encode("welcome", name=client.name, seq=snapshot, users=self.users, server=self.server_id)
             )
             client.last_seq = snapshot if resume is None else min(resume, snapshot)
@@ -267,13 +416,13 @@ class ChatServer:
         client.pending = None  # no await since the last check: nothing can slip in between
         if client.dialect is Dialect.JSON:
             # Tells a resuming client that replay is over: unacknowledged messages can be resent.
-            await connection.send(encode("live", seq=client.last_seq))
+            await peer.send(encode("live", seq=client.last_seq))
 
     async def _history(self, client: _Client, resume: int) -> list[RoomEvent]:
         try:
             return await self.broker.history_after(self.room, resume)
         except HistoryTooOld as exc:
-            await client.connection.send(
+            await client.peer.send(
                 encode("history-lost", first=exc.wanted_after + 1, last=exc.oldest - 1, text=str(exc))
             )
             client.last_seq = exc.oldest - 1
@@ -281,16 +430,21 @@ class ChatServer:
 
     async def _relay(self, client: _Client) -> None:
         """Publish what the client says; answer malformed messages with an error reply."""
-        async for message in client.connection:
+        async for message in client.peer:
+            if client.limiter is not None and not client.limiter.allow():
+                rate, burst = self.rate or (0, 0)
+                await client.peer.close(
+                    CloseCode.POLICY_VIOLATION,
+                    f"rate limit: at most {rate:g} messages/s (bursts of {burst:g})",
+                )
+                return
             try:
                 said = parse_client_message(message, client.dialect)
             except ProtocolViolation as exc:
-                reply = (
-                    encode("error", code="bad-message", text=str(exc))
-                    if client.dialect is Dialect.JSON
-                    else f"error: {exc}"
+                json_reply = client.dialect is Dialect.JSON
+                await client.peer.send(
+                    encode("error", code="bad-message", text=str(exc)) if json_reply else f"error: {exc}"
                 )
-                await client.connection.send(reply)
                 continue
             if said is None:
                 continue
@@ -308,24 +462,31 @@ class ChatServer:
 
     # Delivery
 
-    def _payload(self, client: _Client, event: RoomEvent, cache: dict[Any, str]) -> str | None:
-        """What ``client`` should receive for ``event``; None for nothing."""
+    def _payload(
+        self, client: _Client, event: RoomEvent, cache: dict[Any, tuple[str, bytes]]
+    ) -> tuple[str, bytes] | None:
+        """What ``client`` should receive for ``event`` (text and its UTF-8), or None for nothing.
+
+        ``cache`` holds each rendering once per event: a thousand recipients cost one
+        ``json.dumps`` and one ``encode``.
+        """
         own = event.kind is EventKind.CHAT and event.name == client.name
-        if client.dialect is Dialect.PLAIN:
-            if own:
+        if own:
+            if client.dialect is Dialect.PLAIN:
                 return None  # never back to the sender
-            key: Any = Dialect.PLAIN
-            if key not in cache:
-                cache[key] = render_plain(event)
-        elif own:
-            key = "ack"
-            if key not in cache:
-                cache[key] = encode("ack", seq=event.seq, ref=event.ref)
+            key: Any = "ack"
         else:
-            key = Dialect.JSON
-            if key not in cache:
-                cache[key] = event.to_json()
-        return cache[key]
+            key = client.dialect
+        cached = cache.get(key)
+        if cached is None:
+            if key == "ack":
+                text = encode("ack", seq=event.seq, ref=event.ref)
+            elif key is Dialect.PLAIN:
+                text = render_plain(event)
+            else:
+                text = event.to_json()
+            cached = cache[key] = (text, text.encode())
+        return cached
 
     async def _send_now(self, client: _Client, event: RoomEvent) -> None:
         """Send one event during catch-up, awaiting the connection (backpressure applies)."""
@@ -334,7 +495,7 @@ class ChatServer:
         payload = self._payload(client, event, {})
         client.last_seq = event.seq
         if payload is not None:
-            await client.connection.send(payload)
+            await client.peer.send(payload[0])
             self.stats.delivered += 1
 
     async def _dispatch(self, subscription: Subscription) -> None:
@@ -345,9 +506,9 @@ class ChatServer:
                 logger.exception("delivering seq %s failed", event.seq)
 
     def deliver(self, event: RoomEvent) -> None:
-        """Write ``event`` to every live client now, without waiting on any of them."""
-        cache: dict[Any, str] = {}
-        groups: dict[str, list[ServerConnection]] = {}
+        """Hand ``event`` to every live client now, without waiting on any of them."""
+        cache: dict[Any, tuple[str, bytes]] = {}
+        delivered = 0
         for client in list(self._clients.values()):
             if client.pending is not None:
                 if len(client.pending) < self.max_pending:
@@ -355,11 +516,9 @@ class ChatServer:
                 elif not client.evicted:
                     self._overflow(client)
                 continue
-            if event.seq <= client.last_seq or client.evicted:
+            if event.seq <= client.last_seq or client.evicted or not client.peer.open:
                 continue
-            if client.connection.protocol.state is not State.OPEN:
-                continue
-            if client.backlog() > self.max_backlog:
+            if client.peer.backlog > self.max_backlog:
                 self._overflow(client)
                 if self.overflow is OverflowPolicy.DROP:
                     client.last_seq = event.seq
@@ -367,10 +526,9 @@ class ChatServer:
             client.last_seq = event.seq
             payload = self._payload(client, event, cache)
             if payload is not None:
-                groups.setdefault(payload, []).append(client.connection)
-        for payload, connections in groups.items():
-            broadcast(connections, payload)
-            self.stats.delivered += len(connections)
+                client.peer.push(*payload)
+                delivered += 1
+        self.stats.delivered += delivered
 
     def _overflow(self, client: _Client) -> None:
         if self.overflow is OverflowPolicy.DROP:
@@ -382,12 +540,12 @@ class ChatServer:
         if self._clients.get(client.name) is client:
             del self._clients[client.name]  # frees the name for the reconnect
         reason = _reason(
-            f"too slow: {client.backlog()} bytes waiting; reconnect with resume={client.last_seq}"
+            f"too slow: {client.peer.backlog} bytes waiting; reconnect with resume={client.last_seq}"
         )
         asyncio.get_running_loop().create_task(self._evict(client, reason))
 
     async def _evict(self, client: _Client, reason: str) -> None:
         # The user has left the room now; the close frame waits behind the backlog.
         await self._announce_leave(client)
-        with contextlib.suppress(ConnectionClosed):
-            await client.connection.close(AppCloseCode.TOO_SLOW, reason)
+        with contextlib.suppress(PeerClosed, ConnectionClosed):
+            await client.peer.close(AppCloseCode.TOO_SLOW, reason)
