@@ -6,6 +6,7 @@ Examples::
     python -m wslab send ws://127.0.0.1:9001 hello "another message"
     python -m wslab serve chat --port 9002 --overflow drop
     python -m wslab client ws://127.0.0.1:9002 --name alice
+    python -m wslab serve web --port 8000 --public
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import secrets
 import sys
 from collections.abc import Sequence
 
@@ -71,20 +73,56 @@ async def _start_chat(args: argparse.Namespace, events: EventLog) -> runtime.Ser
     return handle
 
 
+async def _start_web(args: argparse.Namespace, events: EventLog) -> runtime.ServerHandle:
+    from .auth import Tokens
+    from .servers.web import create_app, serve_web
+
+    if args.host is None:  # every interface for an audience; this machine only otherwise
+        args.host = "0.0.0.0" if args.public else "127.0.0.1"
+    if args.public and args.join_code is None:
+        args.join_code = f"{secrets.randbelow(10_000):04d}"
+    chat = ChatServer(
+        server_id="web", max_users=args.max_users, rate=(args.rate, args.burst), tokens=Tokens()
+    )
+    app = create_app(chat, join_code=args.join_code or None, allowed_origins=args.allow_origin, log=events)
+    handle = await serve_web(app, name="web", host=args.host, port=args.port, max_message=args.max_size)
+    log.info(
+        "web: at most %d people, %g messages/s each (bursts of %g), %d bytes per message%s",
+        args.max_users,
+        args.rate,
+        args.burst,
+        args.max_size,
+        f", join code {args.join_code}" if args.join_code else "",
+    )
+    return handle
+
+
+def _audience_lines(args: argparse.Namespace, handle: runtime.ServerHandle) -> list[str]:
+    """What an instructor puts on the projector: URLs and a QR code for the first."""
+    from .audience import join_urls, qr_text
+
+    urls = join_urls(handle.port, host=args.host, code=args.join_code or None)
+    lines = ["join from a phone or laptop on this network:", *(f"  {url}" for url in urls)]
+    if args.join_code:
+        lines.append(f"join code: {args.join_code}")
+    return [*lines, qr_text(urls[0])]
+
+
 #: ``serve <name>``: how to start each server, with the command line's options and log.
-SERVERS = {"echo": _start_echo, "chat": _start_chat}
+SERVERS = {"echo": _start_echo, "chat": _start_chat, "web": _start_web}
 
 
 async def _serve(args: argparse.Namespace) -> int:
     events = EventLog(maxlen=100)
     events.subscribe(_log_listener(args.verbose))
     handle = await SERVERS[args.server](args, events)
-    sig = await runtime.serve_until_signalled(
-        handle,
-        on_ready=lambda: print(
-            f"{args.server} server listening on {handle.url} (Ctrl-C to stop)", flush=True
-        ),
-    )
+
+    def announce() -> None:
+        print(f"{args.server} server listening on {handle.url} (Ctrl-C to stop)", flush=True)
+        if getattr(args, "public", False):
+            print("\n".join(_audience_lines(args, handle)), flush=True)
+
+    sig = await runtime.serve_until_signalled(handle, on_ready=announce)
     log.info("stopped by %s; clients were sent 1001 (going away)", sig.name)
     return 0
 
@@ -141,6 +179,28 @@ def build_parser() -> argparse.ArgumentParser:
         default=1000,
         metavar="N",
         help="events kept to resume from (default: 1000)",
+    )
+    web = servers.add_parser(
+        "web", parents=[common], help="lesson 04: HTTP + WebSocket on one port, the browser chat page at /"
+    )
+    web.set_defaults(max_size=4096, host=None)
+    web.add_argument(
+        "--public",
+        action="store_true",
+        help="live-audience mode: bind every interface, print join URLs and a QR code, require a join code",
+    )
+    web.add_argument(
+        "--join-code", default=None, help="code people must enter (default with --public: random)"
+    )
+    web.add_argument("--max-users", type=_positive, default=200, help="people allowed in (default: 200)")
+    web.add_argument("--rate", type=float, default=5.0, help="messages per second per person (default: 5)")
+    web.add_argument("--burst", type=float, default=10.0, help="messages allowed in a burst (default: 10)")
+    web.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="another site allowed to use the API and WebSocket, e.g. https://course.example (repeatable)",
     )
     serve.set_defaults(run=_serve)
 

@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING
 import ipywidgets as widgets
 
 from .events import EventLog, LogEvent
+from .protocol import render_plain
 
 if TYPE_CHECKING:
     from .clients import ChatClient
     from .servers.chat import ChatServer
 
-__all__ = ["ChatBox", "ChatPanel", "MessageLog", "ServerPanel"]
+__all__ = ["AudienceView", "ChatBox", "ChatPanel", "MessageLog", "ServerPanel"]
 
 #: Re-render at most this often.
 RENDER_INTERVAL = 0.05
@@ -222,3 +223,43 @@ class ServerPanel(widgets.HTML):
 
     def __repr__(self) -> str:
         return f"ServerPanel({self._title!r}: a live widget; run the notebook to see it)"
+
+
+class AudienceView(widgets.HBox):
+    """The instructor's screen in live-audience mode: where to join, who is in, what they say.
+
+    Shows the join URL(s) with a QR code, the number of people connected, and the room's
+    newest messages, updating live from the chat server's own event stream.
+    """
+
+    def __init__(self, server: ChatServer, urls: list[str], *, qr: str = "", lines: int = 15) -> None:
+        self.server = server
+        self._lines = lines
+        links = "<br>".join(f"<code>{html.escape(url)}</code>" for url in urls)
+        join = widgets.HTML(f"<b>Join the chat</b><br>{links}<br>{qr}")
+        self._count = widgets.HTML()
+        self._count.add_class("wslab-audience-count")
+        self._body = widgets.HTML()
+        self._body.add_class("wslab-audience-lines")
+        self._coalescer = _Coalescer(self.render)
+        super().__init__(
+            [join, widgets.VBox([self._count, self._body], layout=widgets.Layout(width="60%"))],
+            layout=widgets.Layout(border="1px solid #ccc", padding="4px"),
+        )
+        self.add_class("wslab-audience")
+        self._unsubscribe = server.on_event(self._coalescer.poke)
+        self.render()
+
+    def render(self) -> None:
+        users = self.server.users
+        self._count.value = f"<b>{len(users)}</b> connected: {html.escape(', '.join(users) or 'nobody yet')}"
+        lines = [render_plain(event) for event in list(self.server.transcript)[-self._lines :]]
+        self._body.value = _lines_html(lines, "(no messages yet)")
+
+    def close(self) -> None:
+        self._unsubscribe()
+        self._coalescer.cancel()
+        super().close()
+
+    def __repr__(self) -> str:
+        return "AudienceView(a live widget; run the notebook to see it)"

@@ -27,7 +27,7 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -250,10 +250,13 @@ class ChatServer:
         self.rate = rate
         self.tokens = tokens
         self.stats = ChatStats()
+        #: The newest room events this server delivered, for live views (bounded).
+        self.transcript: deque[RoomEvent] = deque(maxlen=200)
+        self._listeners: list[Callable[[RoomEvent], None]] = []
         self._clients: dict[str, _Client] = {}
         self._subscription: Subscription | None = None
         self._dispatcher: asyncio.Task[None] | None = None
-        #: Servers started by :meth:`serve` that have not stopped yet.
+        #: Servers attached (see :meth:`attach`) that have not stopped yet.
         self._serving = 0
 
     # Lifecycle
@@ -284,21 +287,25 @@ class ChatServer:
         """
         options.setdefault("write_limit", max(1024, self.max_backlog // 2))
         options.setdefault("send_buffer", self.send_buffer)
-        # Counted before serve(), which first stops a server already running under this
-        # name or port: if that one serves this chat too, stopping it must not unsubscribe
+        # Attached before serve(), which first stops a server already running under this
+        # name or port: if that one serves this chat too, its detach must not unsubscribe
         # the chat the new server relies on.
-        self._serving += 1
+        await self.attach()
         try:
-            await self.start()
             handle = await serve(self.handler, name=name, host=host, port=port, **options)
         except BaseException:
-            await self._server_stopped()
+            await self.detach()
             raise
-        handle.on_stop(self._server_stopped)
+        handle.on_stop(self.detach)
         return handle
 
-    async def _server_stopped(self) -> None:
-        """Unsubscribe once the last server started by :meth:`serve` has stopped."""
+    async def attach(self) -> None:
+        """A server starts delivering this chat: subscribe if it is the first."""
+        self._serving += 1
+        await self.start()
+
+    async def detach(self) -> None:
+        """A server stopped: unsubscribe once the last one has."""
         self._serving -= 1
         if self._serving == 0:
             await self.stop()
@@ -498,11 +505,19 @@ class ChatServer:
             await client.peer.send(payload[0])
             self.stats.delivered += 1
 
+    def on_event(self, listener: Callable[[RoomEvent], None]) -> Callable[[], None]:
+        """Call ``listener`` with every room event this server delivers; returns an unsubscriber."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
     async def _dispatch(self, subscription: Subscription) -> None:
         async for event in subscription:
             try:
                 self.deliver(event)
-            except Exception:  # one bad event must not end delivery for everyone
+                self.transcript.append(event)
+                for listener in tuple(self._listeners):
+                    listener(event)
+            except Exception:  # one bad event or view must not end delivery for everyone
                 logger.exception("delivering seq %s failed", event.seq)
 
     def deliver(self, event: RoomEvent) -> None:
