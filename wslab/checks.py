@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -21,7 +22,9 @@ __all__ = [
     "check_backoff",
     "check_collect",
     "check_find_gaps",
+    "check_health_route",
     "check_numbered_echo",
+    "check_origin_rule",
     "check_polite_quit",
     "check_reverse",
     "check_username_rules",
@@ -281,4 +284,73 @@ async def check_collect(collect: Callable[[str, str, int], Awaitable[list[str]]]
     finally:
         await talker.stop()
         await handle.stop()
+    return report
+
+
+# Lesson 04
+
+
+def check_origin_rule(allowed: Callable[[str | None, str, set[str]], bool]) -> CheckReport:
+    """Exercise: ``allowed(origin, host, extra)`` decides whether a WebSocket handshake may proceed."""
+    report = CheckReport("origin rule")
+    host = "chat.example:8000"
+    cases = [
+        (None, set(), True, "no Origin header (not a browser)"),
+        ("http://chat.example:8000", set(), True, "the page's own origin"),
+        ("https://evil.example", set(), False, "another site"),
+        ("http://chat.example:9999", set(), False, "same host, other port (a different origin)"),
+        ("https://course.example", {"https://course.example"}, True, "an origin on the allow-list"),
+        (
+            "https://course.example.evil.example",
+            {"https://course.example"},
+            False,
+            "a look-alike of an allowed one",
+        ),
+    ]
+    for origin, extra, want, why in cases:
+        try:
+            got = bool(allowed(origin, host, set(extra)))
+        except Exception as exc:
+            report.add(False, f"{why}: raised {type(exc).__name__}: {exc}")
+            continue
+        verdict = "allow" if want else "refuse"
+        report.add(
+            got == want, f"{why} ({origin!r}): should {verdict}" + ("" if got == want else ", but did not")
+        )
+    report.hint(
+        "compare exactly: urlsplit(origin).netloc == host, or origin in the allow-list; never startswith"
+    )
+    return report
+
+
+async def check_health_route(process_request: Callable[..., Any]) -> CheckReport:
+    """Exercise: a :mod:`websockets` ``process_request`` answering ``GET /healthz`` with 200 ``OK``."""
+    from websockets.asyncio.client import connect as ws_connect
+
+    report = CheckReport("health route")
+
+    async def echo_once(connection: Any) -> None:
+        async for message in connection:
+            await connection.send(message)
+
+    handle = await serve(echo_once, name="check:health", process_request=process_request)
+    try:
+        reader, writer = await asyncio.open_connection(handle.host, handle.port)
+        writer.write(f"GET /healthz HTTP/1.1\r\nHost: {handle.host}:{handle.port}\r\n\r\n".encode())
+        head = await asyncio.wait_for(reader.read(4096), REPLY_TIMEOUT)
+        writer.close()
+        status_line = head.split(b"\r\n", 1)[0].decode(errors="replace")
+        report.add(status_line.startswith("HTTP/1.1 200"), f"GET /healthz: expected 200, got {status_line!r}")
+        report.add(head.rstrip().endswith(b"OK"), "GET /healthz: the body says OK")
+        async with ws_connect(handle.url) as ws:
+            await ws.send("still a WebSocket server?")
+            got = await asyncio.wait_for(ws.recv(), REPLY_TIMEOUT)
+            report.add(got == "still a WebSocket server?", "a WebSocket handshake on / still works")
+    except Exception as exc:
+        report.add(False, f"the server failed: {type(exc).__name__}: {exc}")
+    finally:
+        await handle.stop()
+    report.hint(
+        "return connection.respond(HTTPStatus.OK, 'OK\\n') for /healthz, and None for everything else"
+    )
     return report
