@@ -7,6 +7,7 @@ import contextlib
 import itertools
 import json
 import socket
+import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.uri import parse_uri
 
 from .handshake import RFC_SAMPLE_KEY, Response, close_frame, upgrade_request
+from .heartbeat import HeartbeatPolicy, Verdict
 from .protocol import EventKind, RoomEvent, SequenceTracker, Tracked, backoff_delays, encode, render_plain
 from .runtime import close_details
 
@@ -114,6 +116,10 @@ class ChatClient:
         **options: Any,
     ) -> None:
         self.get_token = get_token
+        self._last_heard = time.monotonic()
+        self._watchdog: asyncio.Task[None] | None = None
+        #: Seconds of silence after which the server was declared dead, per occurrence.
+        self.dead_after: list[float] = []
         self._retry_later = False
         self.receive_buffer = receive_buffer
         self.url = url
@@ -172,6 +178,7 @@ class ChatClient:
                     hello["token"] = await self.get_token()
                 await connection.send(encode("hello", **hello))
                 async for message in connection:
+                    self._last_heard = time.monotonic()
                     self._handle(message)
                     if self.read_delay:
                         await asyncio.sleep(self.read_delay)  # plays a slow reader; not synchronisation
@@ -180,6 +187,9 @@ class ChatClient:
             finally:
                 self.live = False
                 self._connection = None
+                if self._watchdog is not None:
+                    self._watchdog.cancel()
+                    self._watchdog = None
             code, reason, _ = close_details(connection, us="client", them="server")
             self.closes.append((code, reason))
             self._changed()
@@ -235,8 +245,19 @@ class ChatClient:
     def _handle(self, message: str | bytes) -> None:
         data = json.loads(message)
         kind = data.get("type")
+        if kind == "ping":
+            if self._connection is not None:  # answer at once: this is the server's proof we live
+                connection = self._connection
+                asyncio.get_running_loop().create_task(
+                    self._quietly(connection.send(encode("pong", t=data.get("t"))))
+                )
+            return
         if kind == "welcome":
             self.connects += 1
+            beat = data.get("heartbeat")
+            if beat and self._connection is not None and self._watchdog is None:
+                policy = HeartbeatPolicy(beat["interval"], beat["timeout"])
+                self._watchdog = asyncio.get_running_loop().create_task(self._watch(self._connection, policy))
             self.users = list(data.get("users", []))
             self.notices.append(
                 f"welcome as {data['name']} (server {data.get('server', '?')}, seq {data['seq']})"
@@ -276,6 +297,25 @@ class ChatClient:
             elif code.startswith("name-") or code.endswith("token") or code == "token-required":
                 self.rejected = data.get("text")
         self._changed()
+
+    async def _quietly(self, sending: Awaitable[None]) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await sending
+
+    async def _watch(self, connection: ClientConnection, policy: HeartbeatPolicy) -> None:
+        """The client's half of the heartbeat: a server silent past the timeout is dead.
+
+        The server pings every ``interval``, so silence means the server, or the network
+        in between, is gone. Aborting the connection makes :meth:`run` reconnect.
+        """
+        while True:
+            await asyncio.sleep(policy.interval)
+            now = time.monotonic()
+            if policy.verdict(last_heard=self._last_heard, now=now) is Verdict.DEAD:
+                self.dead_after.append(now - self._last_heard)
+                self.notices.append(f"server silent for {now - self._last_heard:.1f} s: reconnecting")
+                connection.transport.abort()
+                return
 
     async def _resend(self, connection: ClientConnection, payloads: list[str]) -> None:
         with contextlib.suppress(ConnectionClosed):

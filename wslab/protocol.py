@@ -212,6 +212,8 @@ def parse_client_message(message: str | bytes, dialect: Dialect) -> tuple[str, s
             data = json.loads(message)
         except json.JSONDecodeError as exc:
             raise ProtocolViolation(f"not valid JSON: {exc.msg}") from None
+        if isinstance(data, dict) and data.get("type") == "pong":
+            return None  # the application heartbeat's answer: proof of life, nothing to say
         if not isinstance(data, dict) or data.get("type") != "chat" or not isinstance(data.get("text"), str):
             raise ProtocolViolation('expected {"type": "chat", "text": "..."}')
         message, ref = data["text"], str(data.get("ref") or "")[:64]

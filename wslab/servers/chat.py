@@ -39,6 +39,7 @@ from websockets.protocol import State
 
 from ..auth import TokenError, Tokens
 from ..brokers import Broker, MemoryBroker, Subscription
+from ..heartbeat import HeartbeatPolicy, Verdict
 from ..limits import TokenBucket
 from ..protocol import (
     AppCloseCode,
@@ -95,6 +96,10 @@ class Peer(ABC):
     @abstractmethod
     async def close(self, code: int, reason: str) -> None: ...
 
+    @abstractmethod
+    def abort(self) -> None:
+        """Drop the connection now, without a close handshake (the peer is gone)."""
+
     async def __aiter__(self) -> AsyncIterator[str | bytes]:
         while True:
             try:
@@ -140,6 +145,9 @@ class WebsocketsPeer(Peer):
     async def close(self, code: int, reason: str) -> None:
         await self.connection.close(code, reason)
 
+    def abort(self) -> None:
+        self.connection.transport.abort()
+
 
 class OverflowPolicy(StrEnum):
     """What to do when a client's unsent backlog exceeds the limit."""
@@ -170,6 +178,8 @@ class _Client:
     dropped: int = 0
     evicted: bool = False
     limiter: TokenBucket | None = None
+    #: When anything last arrived from this client (monotonic clock): its heartbeat.
+    last_heard: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -221,6 +231,11 @@ class ChatServer:
             with 1008. None for no limit.
         tokens: if set, a json hello must carry a token for its name (see
             :mod:`wslab.auth`); a plain-dialect client is then refused.
+        heartbeat: if set, every ``interval`` the server sends json clients
+            ``{"type": "ping"}``, and drops a client it has not heard from (any message,
+            ``pong`` included) for ``timeout``, announcing its leave. This is the
+            application-level heartbeat browsers need: they cannot send protocol pings.
+            Plain-dialect clients are left to the transport's keepalive.
     """
 
     def __init__(
@@ -237,7 +252,12 @@ class ChatServer:
         max_users: int | None = None,
         rate: tuple[float, float] | None = None,
         tokens: Tokens | None = None,
+        heartbeat: HeartbeatPolicy | None = None,
     ) -> None:
+        self.heartbeat = heartbeat
+        #: Seconds of silence after which each dead client was dropped (newest last).
+        self.dead_after: deque[float] = deque(maxlen=1000)
+        self._heartbeat_task: asyncio.Task[None] | None = None
         self.broker = broker if broker is not None else MemoryBroker()
         self.room = room
         self.server_id = server_id
@@ -266,16 +286,19 @@ class ChatServer:
         if self._dispatcher is None:
             self._subscription = await self.broker.subscribe(self.room)
             self._dispatcher = asyncio.create_task(self._dispatch(self._subscription), name="chat-dispatch")
+        if self.heartbeat is not None and self._heartbeat_task is None:
+            self._heartbeat_task = asyncio.create_task(self._beat(self.heartbeat), name="chat-heartbeat")
 
     async def stop(self) -> None:
         """Unsubscribe (clients are closed by the WebSocket server stopping)."""
         if self._subscription is not None:
             await self._subscription.close()
-        if self._dispatcher is not None:
-            self._dispatcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._dispatcher
-        self._subscription = self._dispatcher = None
+        for task in (self._dispatcher, self._heartbeat_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._subscription = self._dispatcher = self._heartbeat_task = None
 
     async def serve(
         self, *, name: str = "chat", host: str = "127.0.0.1", port: int = 0, **options: Any
@@ -438,6 +461,7 @@ class ChatServer:
     async def _relay(self, client: _Client) -> None:
         """Publish what the client says; answer malformed messages with an error reply."""
         async for message in client.peer:
+            client.last_heard = time.monotonic()
             if client.limiter is not None and not client.limiter.allow():
                 rate, burst = self.rate or (0, 0)
                 await client.peer.close(
@@ -460,6 +484,31 @@ class ChatServer:
             await self.broker.publish(
                 RoomEvent(EventKind.CHAT, client.name, text, room=self.room, via=self.server_id, ref=ref)
             )
+
+    async def _beat(self, policy: HeartbeatPolicy) -> None:
+        """The application heartbeat: ping every json client, drop the silent ones."""
+        while True:
+            await asyncio.sleep(policy.interval)
+            now = time.monotonic()
+            ping = encode("ping", t=round(time.time(), 3))
+            data = ping.encode()
+            for client in list(self._clients.values()):
+                if client.dialect is not Dialect.JSON or client.evicted:
+                    continue
+                if policy.verdict(last_heard=client.last_heard, now=now) is Verdict.DEAD:
+                    self._drop_dead(client, now - client.last_heard)
+                elif client.pending is None and client.peer.open:
+                    client.peer.push(ping, data)
+
+    def _drop_dead(self, client: _Client, silence: float) -> None:
+        """Remove a client that stopped answering, announce its leave, and drop its connection."""
+        client.evicted = True
+        self.dead_after.append(silence)
+        if self._clients.get(client.name) is client:
+            del self._clients[client.name]
+        logger.info("%s silent for %.1f s: dropped", client.name, silence)
+        client.peer.abort()
+        asyncio.get_running_loop().create_task(self._announce_leave(client))
 
     async def _announce_leave(self, client: _Client) -> None:
         with contextlib.suppress(Exception):  # a broker outage must not hide the disconnect

@@ -142,6 +142,12 @@ class AsgiPeer(Peer):
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.shield(self._writer)
 
+    def abort(self) -> None:
+        # ASGI offers no way to drop a socket: stop writing and let the server's own
+        # keepalive (uvicorn's ws_ping_timeout) reap the transport.
+        self._closed = True
+        self._writer.cancel()
+
     async def _write(self) -> None:
         try:
             while True:
