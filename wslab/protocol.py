@@ -29,6 +29,7 @@ from typing import Any
 __all__ = [
     "MAX_NAME_LENGTH",
     "MAX_TEXT_LENGTH",
+    "PONG",
     "AppCloseCode",
     "Dialect",
     "EventKind",
@@ -196,11 +197,16 @@ def parse_hello(message: str | bytes) -> Hello:
     return Hello(message, Dialect.PLAIN)
 
 
+#: What :func:`parse_client_message` returns for a heartbeat ``pong`` (compare with ``is``).
+PONG: tuple[str, str] = ("", "pong")
+
+
 def parse_client_message(message: str | bytes, dialect: Dialect) -> tuple[str, str] | None:
     """``(text, ref)`` of a client's chat message, or None when there is nothing to say.
 
     ``ref`` is the client's own id for the message (json dialect, optional), returned in
-    the ack so the client knows which of its messages got which sequence number.
+    the ack so the client knows which of its messages got which sequence number. A
+    heartbeat ``pong`` returns :data:`PONG`.
 
     Raises:
         ProtocolViolation: for binary frames, malformed JSON, unknown types, long texts.
@@ -213,7 +219,7 @@ def parse_client_message(message: str | bytes, dialect: Dialect) -> tuple[str, s
         except json.JSONDecodeError as exc:
             raise ProtocolViolation(f"not valid JSON: {exc.msg}") from None
         if isinstance(data, dict) and data.get("type") == "pong":
-            return None  # the application heartbeat's answer: proof of life, nothing to say
+            return PONG  # the application heartbeat's answer: proof of life, nothing to say
         if not isinstance(data, dict) or data.get("type") != "chat" or not isinstance(data.get("text"), str):
             raise ProtocolViolation('expected {"type": "chat", "text": "..."}')
         message, ref = data["text"], str(data.get("ref") or "")[:64]

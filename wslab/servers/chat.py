@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from abc import ABC, abstractmethod
@@ -42,6 +43,7 @@ from ..brokers import Broker, MemoryBroker, Subscription
 from ..heartbeat import HeartbeatPolicy, Verdict
 from ..limits import TokenBucket
 from ..protocol import (
+    PONG,
     AppCloseCode,
     Dialect,
     EventKind,
@@ -462,6 +464,14 @@ class ChatServer:
         """Publish what the client says; answer malformed messages with an error reply."""
         async for message in client.peer:
             client.last_heard = time.monotonic()
+            try:
+                said = parse_client_message(message, client.dialect)
+            except ProtocolViolation as exc:
+                said, problem = None, exc
+            else:
+                problem = None
+            if said is PONG:
+                continue  # heartbeats never count against the rate limit
             if client.limiter is not None and not client.limiter.allow():
                 rate, burst = self.rate or (0, 0)
                 await client.peer.close(
@@ -469,13 +479,8 @@ class ChatServer:
                     f"rate limit: at most {rate:g} messages/s (bursts of {burst:g})",
                 )
                 return
-            try:
-                said = parse_client_message(message, client.dialect)
-            except ProtocolViolation as exc:
-                json_reply = client.dialect is Dialect.JSON
-                await client.peer.send(
-                    encode("error", code="bad-message", text=str(exc)) if json_reply else f"error: {exc}"
-                )
+            if problem is not None:
+                await client.peer.send(self._error_reply(client, message, problem))
                 continue
             if said is None:
                 continue
@@ -484,6 +489,17 @@ class ChatServer:
             await self.broker.publish(
                 RoomEvent(EventKind.CHAT, client.name, text, room=self.room, via=self.server_id, ref=ref)
             )
+
+    @staticmethod
+    def _error_reply(client: _Client, message: str | bytes, problem: ProtocolViolation) -> str:
+        """The answer to a malformed message; it names the message's ``ref`` when it had one,
+        so the client can drop it from its outbox instead of resending it forever."""
+        if client.dialect is Dialect.PLAIN:
+            return f"error: {problem}"
+        ref = None
+        with contextlib.suppress(ValueError, TypeError, AttributeError):
+            ref = json.loads(message).get("ref")
+        return encode("error", code="bad-message", text=str(problem), **({"ref": str(ref)} if ref else {}))
 
     async def _beat(self, policy: HeartbeatPolicy) -> None:
         """The application heartbeat: ping every json client, drop the silent ones."""

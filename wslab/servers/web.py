@@ -58,10 +58,28 @@ class _DenialNoise(logging.Filter):
         return "returned without completing handshake" not in record.getMessage()
 
 
+class _NoQueryStrings(logging.Filter):
+    """uvicorn logs each WebSocket request's path with its query string (``"WebSocket
+    /ws?token=..." [accepted]``, at INFO), and so does the websockets protocol's debug log:
+    keep the path, drop the query, as :class:`AccessLog` does."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_without_query(arg) for arg in record.args)
+        return True
+
+
+def _without_query(arg: object) -> object:
+    if isinstance(arg, str) and arg.startswith("/") and "?" in arg:
+        return f"{arg.partition('?')[0]}?(not logged)"
+    return arg
+
+
 # Quiet unless the user configures logging (as the command line does): in a kernel, stray
 # records from background tasks would land in whichever cell happens to run.
 logging.getLogger("uvicorn").addHandler(logging.NullHandler())
 logging.getLogger("uvicorn.error").addFilter(_DenialNoise())
+logging.getLogger("uvicorn.error").addFilter(_NoQueryStrings())
 
 #: The page loads nothing from anywhere else, so the policy can be this strict.
 CONTENT_SECURITY_POLICY = (
@@ -355,8 +373,12 @@ def create_app(
         finally:
             await peer.finish()
 
+    async def favicon(request: Request) -> Response:
+        return Response(status_code=204)  # no icon; say so instead of a 404 in every console
+
     routes = [
         Route("/", index),
+        Route("/favicon.ico", favicon),
         Route("/health", health),
         Route("/api/users", users),
         Route("/api/token", token, methods=["POST"]),
