@@ -182,6 +182,8 @@ class _Client:
     limiter: TokenBucket | None = None
     #: When anything last arrived from this client (monotonic clock): its heartbeat.
     last_heard: float = field(default_factory=time.monotonic)
+    #: This connection replaced the same user's older one: the user never left the room.
+    took_over: bool = False
 
 
 @dataclass
@@ -408,11 +410,12 @@ class ChatServer:
                 raise _Refused("token-required", "this server needs the json hello with a token")
             self.tokens.verify(hello.token, hello.name.strip())
         holder = self._clients.get(hello.name.strip())
-        if holder is not None and hello.resume is not None and self.tokens is not None:
+        took_over = holder is not None and hello.resume is not None and self.tokens is not None
+        if took_over:
             # A reconnect that proved the name: the old connection is a leftover (its network
-            # died before the server noticed), so the new one takes its place.
-            del self._clients[holder.name]
-            holder.evicted = True
+            # died before the server noticed), so the new one takes its place, in silence:
+            # for the room, this user never left.
+            self._forget(holder)
             asyncio.get_running_loop().create_task(
                 holder.peer.close(AppCloseCode.REPLACED, "replaced by a newer connection")
             )
@@ -424,7 +427,7 @@ class ChatServer:
                 CloseCode.TRY_AGAIN_LATER,
             )
         limiter = TokenBucket(*self.rate) if self.rate else None
-        return _Client(peer, name, hello.dialect, resume=hello.resume, limiter=limiter)
+        return _Client(peer, name, hello.dialect, resume=hello.resume, limiter=limiter, took_over=took_over)
 
     async def _catch_up(self, client: _Client) -> None:
         """Welcome, replay what a resuming client missed, then switch it to live delivery."""
@@ -516,12 +519,33 @@ class ChatServer:
                 elif client.pending is None and client.peer.open:
                     client.peer.push(ping, data)
 
-    def _drop_dead(self, client: _Client, silence: float) -> None:
-        """Remove a client that stopped answering, announce its leave, and drop its connection."""
+    def _forget(self, client: _Client) -> None:
+        """Take a client out of the room now; its handler's cleanup will not announce a leave."""
         client.evicted = True
-        self.dead_after.append(silence)
         if self._clients.get(client.name) is client:
             del self._clients[client.name]
+
+    async def disconnect(
+        self, name: str, *, code: int = AppCloseCode.TOO_SLOW, reason: str = "disconnected"
+    ) -> bool:
+        """Close ``name``'s connection (an instructor's kick, a test's network failure).
+
+        The default code, 4001, tells a client to reconnect and resume; 1008 would tell
+        it to stay away. Returns False if nobody of that name is connected here.
+        """
+        client = self._clients.get(name)
+        if client is None:
+            return False
+        self._forget(client)
+        await self._announce_leave(client)
+        with contextlib.suppress(PeerClosed, ConnectionClosed):
+            await client.peer.close(code, reason)
+        return True
+
+    def _drop_dead(self, client: _Client, silence: float) -> None:
+        """Remove a client that stopped answering, announce its leave, and drop its connection."""
+        self._forget(client)
+        self.dead_after.append(silence)
         logger.info("%s silent for %.1f s: dropped", client.name, silence)
         client.peer.abort()
         asyncio.get_running_loop().create_task(self._announce_leave(client))
