@@ -438,8 +438,21 @@ class ChatServer:
             await peer.send(f"Welcome, {client.name}!")
             client.last_seq = snapshot
         else:
+            # What the client should expect: pings this often, and how fast it may send.
+            extras: dict[str, Any] = {}
+            if self.heartbeat is not None:
+                extras["heartbeat"] = {"interval": self.heartbeat.interval, "timeout": self.heartbeat.timeout}
+            if self.rate is not None:
+                extras["rate"] = list(self.rate)
             await peer.send(
-                encode("welcome", name=client.name, seq=snapshot, users=self.users, server=self.server_id)
+                encode(
+                    "welcome",
+                    name=client.name,
+                    seq=snapshot,
+                    users=self.users,
+                    server=self.server_id,
+                    **extras,
+                )
             )
             client.last_seq = snapshot if resume is None else min(resume, snapshot)
             if resume is not None:
