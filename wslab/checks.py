@@ -383,9 +383,9 @@ async def check_heartbeat(handler: Handler, *, interval: float, timeout: float) 
 
             slow = min(0.2, timeout / 4)
             proxy.set_latency(slow)
-            await asyncio.sleep(2 * bound)  # the experiment: a slow but alive link, for a while
+            await asyncio.sleep(1.5 * bound)  # the experiment: a slow but alive link, for a while
             report.add(
-                server.connections == 1, f"a slow link ({slow:g} s each way) is kept for {2 * bound:g} s"
+                server.connections == 1, f"a slow link ({slow:g} s each way) is kept for {1.5 * bound:g} s"
             )
             proxy.resume()
 
