@@ -231,7 +231,7 @@ class ChatClient:
     async def send(self, text: str) -> None:
         """Send a chat message; while reconnecting it waits in the outbox and goes out once live."""
         ref = f"{self.name}-{next(self._refs)}"
-        self._unacked[ref] = text
+        self._unacked[ref] = text.strip()  # the server publishes it stripped; so does our transcript
         if self.live and self._connection is not None:
             with contextlib.suppress(ConnectionClosed):  # it stays unacked and is resent later
                 await self._connection.send(encode("chat", text=text, ref=ref))
