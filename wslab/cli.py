@@ -7,6 +7,8 @@ Examples::
     python -m wslab serve chat --port 9002 --overflow drop
     python -m wslab client ws://127.0.0.1:9002 --name alice
     python -m wslab serve web --port 8000 --public
+    python -m wslab services
+    python -m wslab serve chat --port 9002 --broker redis://127.0.0.1:6379
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI, W
 
 from . import runtime
 from .bench import add_bench_parser
-from .brokers import Broker, MemoryBroker
+from .brokers import BROKER_SCHEMES, Broker, BrokerUnavailable, broker_from_url
 from .clients import exchange
 from .events import Direction, EventLog, LogEvent
 from .servers import echo
@@ -51,11 +53,36 @@ async def _start_echo(args: argparse.Namespace, events: EventLog) -> runtime.Ser
 
 
 def _chat_broker(args: argparse.Namespace) -> Broker:
-    """The broker behind ``serve chat``: in-process, so history lasts as long as the process.
+    """The broker behind ``serve chat``: ``--broker URL`` (Redis or NATS), else in-process.
 
-    Lesson 06 adds ``--broker URL`` to the ``serve chat`` parser; it is read here.
+    In-process, history lasts as long as the process; with a real broker, several
+    ``serve chat`` processes share one room (lesson 06).
     """
-    return MemoryBroker(history=args.history)
+    return broker_from_url(args.broker, history=args.history)
+
+
+def _broker_url(text: str) -> str:
+    scheme = text.split("://", 1)[0].lower() if "://" in text else text
+    if scheme not in BROKER_SCHEMES:
+        raise argparse.ArgumentTypeError(f"expected redis://host:port or nats://host:port, not {text!r}")
+    return text
+
+
+async def _services(args: argparse.Namespace) -> int:
+    from .services import ServiceUnavailable, run_services
+
+    only = args.only
+    try:
+        return await run_services(
+            redis=only in (None, "redis"),
+            nats=only in (None, "nats"),
+            redis_port=args.redis_port,
+            nats_port=args.nats_port,
+            announce=lambda line: print(line, flush=True),
+        )
+    except ServiceUnavailable as exc:
+        print(f"wslab: cannot start the broker servers: {exc}", file=sys.stderr)
+        return 1
 
 
 async def _start_chat(args: argparse.Namespace, events: EventLog) -> runtime.ServerHandle:
@@ -151,15 +178,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run one of the lessons' servers until Ctrl-C / SIGTERM")
     servers = serve.add_subparsers(dest="server", required=True)
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--host", default="127.0.0.1", help="interface to bind (default: this machine only)")
-    common.add_argument("--port", type=int, default=9001, help="0 picks a free port (default: 9001)")
-    common.add_argument("--max-size", type=int, default=2**20, help="largest message accepted, in bytes")
-    common.add_argument(
-        "-v", "--verbose", action="store_true", help="log every message, not only connections"
-    )
-    servers.add_parser("echo", parents=[common], help="lesson 01: answers each message with 'Echo: ...'")
-    chat = servers.add_parser("chat", parents=[common], help="lessons 02-06: one chat room, WebSocket at /")
+
+    def common(*, host: str | None = "127.0.0.1", max_size: int = 2**20) -> argparse.ArgumentParser:
+        # A fresh parent per server: argparse shares a parent's actions between its children,
+        # so one server's set_defaults() would change every other server's defaults too.
+        options = argparse.ArgumentParser(add_help=False)
+        where = "this machine only" if host else "this machine only; every interface with --public"
+        options.add_argument("--host", default=host, help=f"interface to bind (default: {where})")
+        options.add_argument("--port", type=int, default=9001, help="0 picks a free port (default: 9001)")
+        options.add_argument(
+            "--max-size",
+            type=int,
+            default=max_size,
+            help=f"largest message accepted, in bytes (default: {max_size})",
+        )
+        options.add_argument(
+            "-v", "--verbose", action="store_true", help="log every message, not only connections"
+        )
+        return options
+
+    servers.add_parser("echo", parents=[common()], help="lesson 01: answers each message with 'Echo: ...'")
+    chat = servers.add_parser("chat", parents=[common()], help="lessons 02-06: one chat room, WebSocket at /")
     chat.add_argument(
         "--max-backlog",
         type=_positive,
@@ -180,10 +219,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="events kept to resume from (default: 1000)",
     )
-    web = servers.add_parser(
-        "web", parents=[common], help="lesson 04: HTTP + WebSocket on one port, the browser chat page at /"
+    chat.add_argument(
+        "--broker",
+        type=_broker_url,
+        default=None,
+        metavar="URL",
+        help="redis://host:port or nats://host:port to share the room with other servers "
+        "(default: in-process; 'python -m wslab services' starts both)",
     )
-    web.set_defaults(max_size=4096, host=None)
+    web = servers.add_parser(
+        "web",
+        parents=[common(host=None, max_size=4096)],
+        help="lesson 04: HTTP + WebSocket on one port, the browser chat page at /",
+    )
     web.add_argument(
         "--public",
         action="store_true",
@@ -214,6 +262,14 @@ def build_parser() -> argparse.ArgumentParser:
     client.add_argument("url", help="for example ws://127.0.0.1:9001")
     client.add_argument("--name", required=True, help="the username to ask for")
     client.set_defaults(run=_client)
+
+    services = commands.add_parser(
+        "services", help="lesson 06: start real Redis (or Valkey) and NATS servers until Ctrl-C / SIGTERM"
+    )
+    services.add_argument("--only", choices=["redis", "nats"], default=None, help="start just one of them")
+    services.add_argument("--redis-port", type=int, default=0, help="default: a free port")
+    services.add_argument("--nats-port", type=int, default=0, help="default: a free port")
+    services.set_defaults(run=_services)
     add_bench_parser(commands)
     return parser
 
@@ -237,6 +293,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _explain(exc: BaseException) -> str:
     """A one-line reason a learner can act on, instead of a traceback."""
+    if isinstance(exc, BrokerUnavailable):
+        return f"the broker is unavailable: {exc}"
     if isinstance(exc, ConnectionRefusedError) or "Connect call failed" in str(exc):
         return "connection refused: is the server running, and on that port?"
     if isinstance(exc, TimeoutError):

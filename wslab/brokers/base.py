@@ -12,16 +12,35 @@ Contract, which every implementation's tests check:
 * every subscription of a room yields that room's events in sequence order;
 * :meth:`Broker.history_after` returns the kept events after a sequence number, or
   raises :class:`~wslab.protocol.HistoryTooOld` when they are no longer kept.
+
+A broker in another process can be down: its methods then raise
+:class:`BrokerUnavailable` instead of waiting, and its subscriptions reconnect on their
+own (lesson 06).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
-from ..protocol import RoomEvent
+from ..protocol import RoomEvent, backoff_delays
 
-__all__ = ["Broker", "Subscription"]
+__all__ = ["Broker", "BrokerUnavailable", "Subscription", "reconnect_delays"]
+
+
+def reconnect_delays() -> Iterator[float]:
+    """Delays between a broker client's reconnection attempts: 0.1 s doubling up to 2 s, jittered.
+
+    A shorter cap than a browser's: the clients here are a handful of servers, not a
+    crowd, and each second they stay away their users' chat stands still.
+    """
+    return backoff_delays(first=0.1, cap=2.0)
+
+
+class BrokerUnavailable(ConnectionError):
+    """The broker cannot be reached right now: nothing was published (or, after a
+    timeout, it is not known whether it was). The caller decides: retry, or tell the user.
+    """
 
 
 class Subscription(ABC, AsyncIterator[RoomEvent]):
