@@ -87,7 +87,7 @@ async def _services(args: argparse.Namespace) -> int:
 
 async def _start_chat(args: argparse.Namespace, events: EventLog) -> runtime.ServerHandle:
     broker = _chat_broker(args)
-    chat = ChatServer(broker=broker, overflow=args.overflow, max_backlog=args.max_backlog)
+    chat = ChatServer(broker=broker, server_id=args.id, overflow=args.overflow, max_backlog=args.max_backlog)
     handle = await chat.serve(name="chat", host=args.host, port=args.port, log=events, max_size=args.max_size)
     handle.on_stop(broker.close)
     log.info(
@@ -218,6 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=1000,
         metavar="N",
         help="events kept to resume from (default: 1000)",
+    )
+    chat.add_argument(
+        "--id",
+        default="chat",
+        help="this server's name in events ('via'), to tell servers apart (default: chat)",
     )
     chat.add_argument(
         "--broker",

@@ -8,12 +8,13 @@ import itertools
 import json
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect, process_exception
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.frames import CloseCode
 from websockets.uri import parse_uri
 
 from .handshake import RFC_SAMPLE_KEY, Response, close_frame, upgrade_request
@@ -90,7 +91,7 @@ class ChatClient:
     again once the server says replay is over (``live``).
 
     Args:
-        url: the chat server.
+        url: the chat server, or a list of servers sharing one broker to fail over between.
         name: the username to ask for.
         reconnect: reconnect after a drop (a rejected name never reconnects).
         delays: reconnection delays, a callable returning an iterator of seconds.
@@ -104,7 +105,7 @@ class ChatClient:
 
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         name: str,
         *,
         reconnect: bool = True,
@@ -122,7 +123,8 @@ class ChatClient:
         self.dead_after: list[float] = []
         self._retry_later = False
         self.receive_buffer = receive_buffer
-        self.url = url
+        self.urls = [url] if isinstance(url, str) else list(url)
+        self._url_index = 0
         self.name = name
         self.reconnect = reconnect
         self.read_delay = read_delay
@@ -158,9 +160,33 @@ class ChatClient:
         return self
 
     async def run(self) -> None:
-        """Connect, and reconnect after drops, until :meth:`stop` or a rejection."""
+        """Connect, and reconnect after drops, until :meth:`stop` or a rejection.
+
+        With one URL, websockets' ``async for ... in connect(...)`` does the reconnecting.
+        With several (servers sharing a broker, lesson 06), a server that cannot be
+        reached is skipped for the next one, after a backoff delay.
+        """
+        delays = self._delays()
+        while True:
+            try:
+                await self._run_on(self.urls[self._url_index % len(self.urls)])
+                return
+            except (OSError, TimeoutError, InvalidHandshake) as exc:
+                if len(self.urls) == 1 or self.connects == 0 or self._stopping:
+                    raise
+                self._url_index += 1
+                self.notices.append(f"server unreachable ({type(exc).__name__}); trying {self.url}")
+                self._changed()
+                await asyncio.sleep(next(delays))
+
+    @property
+    def url(self) -> str:
+        """The server this client is using (or will try next)."""
+        return self.urls[self._url_index % len(self.urls)]
+
+    async def _run_on(self, url: str) -> None:
         async for connection in connect(
-            self.url, reconnect_delays=self._delays, process_exception=self._retry_or_raise, **self._options
+            url, reconnect_delays=self._delays, process_exception=self._retry_or_raise, **self._options
         ):
             self._connection = connection
             if connection.response is not None:
@@ -192,6 +218,8 @@ class ChatClient:
                     self._watchdog = None
             code, reason, _ = close_details(connection, us="client", them="server")
             self.closes.append((code, reason))
+            if code == CloseCode.TRY_AGAIN_LATER:
+                self._retry_later = True  # e.g. the server's message broker is down
             self._changed()
             if self._stopping or self.rejected or not self.reconnect:
                 return
@@ -201,8 +229,9 @@ class ChatClient:
                 await asyncio.sleep(next(self._refused_delays))
 
     def _retry_or_raise(self, exc: Exception) -> Exception | None:
-        """Before the first success a failure is final (a typo should not retry forever)."""
-        if self.connects == 0 or self._stopping:
+        """Before the first success a failure is final (a typo should not retry forever);
+        with several servers, it is final for this one: :meth:`run` moves to the next."""
+        if self.connects == 0 or self._stopping or len(self.urls) > 1:
             return exc
         return process_exception(exc)
 

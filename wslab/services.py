@@ -51,6 +51,7 @@ from .runtime import ServerHandle
 
 __all__ = [
     "BrokerServer",
+    "ChatProcess",
     "NatsServer",
     "RedisServer",
     "ServiceUnavailable",
@@ -376,6 +377,14 @@ class BrokerServer(ServerHandle):
         if not keep_data:
             self._clear_data()
 
+    async def crash(self) -> None:
+        """SIGKILL: the process dies mid-sentence, as in a real crash; its clients see 1006."""
+        process = self.process
+        if process is not None and process.poll() is None:
+            process.kill()
+            await asyncio.to_thread(process.wait)
+        self.process = None
+
     async def restart(self, *, keep_data: bool = True, downtime: float = 0.0) -> BrokerServer:
         """Stop and start again on the same port, after ``downtime`` seconds down."""
         await self.kill(keep_data=keep_data)
@@ -420,12 +429,15 @@ class RedisServer(BrokerServer):
         return self._command(sock, "PING").startswith(b"+PONG")  # -LOADING while it reads its dump
 
     def _before_stop(self, keep_data: bool) -> None:
-        if keep_data:  # persistence is off: save once, by hand, for this restart only
+        if keep_data:
+            # Persistence is off: save once, by hand, for this restart only. SHUTDOWN SAVE
+            # saves and exits in one step, so nothing published after the save is lost
+            # (a SAVE followed by SIGTERM would drop whatever came in between).
             with socket.create_connection((self.host, self.port), timeout=STOP_TIMEOUT) as sock:
                 sock.settimeout(STOP_TIMEOUT)
-                reply = self._command(sock, "SAVE")
-                if not reply.startswith(b"+OK"):
-                    raise ServiceUnavailable(f"SAVE failed: {reply!r}")
+                reply = self._command(sock, "SHUTDOWN", "SAVE")
+                if reply.startswith(b"-"):
+                    raise ServiceUnavailable(f"SHUTDOWN SAVE failed: {reply!r}")
 
     def _clear_data(self) -> None:
         (self.workdir / "dump.rdb").unlink(missing_ok=True)
@@ -651,3 +663,46 @@ def _stop_leftovers() -> None:
         with contextlib.suppress(Exception):
             server._terminate()
             shutil.rmtree(server.workdir, ignore_errors=True)
+
+
+class ChatProcess(BrokerServer):
+    """A lesson 02 chat server in its own OS process (``python -m wslab serve chat``).
+
+    Lesson 06 runs two or three of these on different ports, sharing one broker, and
+    kills one mid-conversation (:meth:`kill`) to show that its clients resume elsewhere.
+    """
+
+    kind = "chat"
+    scheme = "ws"
+    path = "/"
+
+    def __init__(self, broker_url: str, *, server_id: str, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(Path(sys.executable), name=f"chat-{server_id}", host=host, port=port)
+        self.broker_url = broker_url
+        self.server_id = server_id
+        self.origin = f"python -m wslab serve chat --id {server_id}"
+
+    def command(self) -> list[str]:
+        return [
+            str(self.binary),
+            "-m",
+            "wslab",
+            "serve",
+            "chat",
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--id",
+            self.server_id,
+            *(["--broker", self.broker_url] if self.broker_url else []),
+        ]
+
+    def _check_ready(self, sock: socket.socket) -> bool:
+        return True  # it listens only once its broker subscription is up
+
+    def __repr__(self) -> str:
+        state = f"running (pid {self.pid})" if self.serving else "stopped"
+        return (
+            f"<chat server {self.server_id} {state} at {self.url}, broker {self.broker_url or 'in-process'}>"
+        )

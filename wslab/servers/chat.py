@@ -39,7 +39,7 @@ from websockets.frames import CloseCode
 from websockets.protocol import State
 
 from ..auth import TokenError, Tokens
-from ..brokers import Broker, MemoryBroker, Subscription
+from ..brokers import Broker, BrokerUnavailable, MemoryBroker, Subscription
 from ..heartbeat import HeartbeatPolicy, Verdict
 from ..limits import TokenBucket
 from ..protocol import (
@@ -374,6 +374,13 @@ class ChatServer:
             await self._relay(client)
         except PeerClosed:
             pass
+        except BrokerUnavailable as exc:
+            # Without the broker this server can neither number nor deliver messages: send
+            # the client away to try again (1013). Closing, rather than answering an error,
+            # keeps each client's messages in order: nothing after a failed one is published.
+            logger.warning("%s: %s", client.name, exc)
+            with contextlib.suppress(PeerClosed, ConnectionClosed):
+                await client.peer.close(CloseCode.TRY_AGAIN_LATER, "message broker unavailable; try again")
         finally:
             if self._clients.get(client.name) is client:
                 del self._clients[client.name]
@@ -501,10 +508,13 @@ class ChatServer:
             if said is None:
                 continue
             text, ref = said
-            self.stats.note_published()
+            # Without the broker this raises BrokerUnavailable, and handle() sends the client
+            # away (1013): the messages it has in flight stay unacknowledged, and it resends
+            # them, in order, once it is back and live.
             await self.broker.publish(
                 RoomEvent(EventKind.CHAT, client.name, text, room=self.room, via=self.server_id, ref=ref)
             )
+            self.stats.note_published()
 
     @staticmethod
     def _error_reply(client: _Client, message: str | bytes, problem: ProtocolViolation) -> str:
