@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import runtime
-from .runtime import ServerHandle
+from .runtime import ServerHandle, register, release
 
 __all__ = [
     "BrokerServer",
@@ -700,6 +700,17 @@ class ChatProcess(BrokerServer):
 
     def _check_ready(self, sock: socket.socket) -> bool:
         return True  # it listens only once its broker subscription is up
+
+    async def start(self, timeout: float = START_TIMEOUT) -> ChatProcess:
+        """Start it and register it, so that ``wslab.stop_all()`` stops it with the lesson.
+
+        Re-running a cell replaces a chat process of the same name, as for every server.
+        """
+        if not self.serving:
+            await release(self.name, self.host, 0)
+        await super().start(timeout)
+        register(self)
+        return self
 
     def __repr__(self) -> str:
         state = f"running (pid {self.pid})" if self.serving else "stopped"
