@@ -601,25 +601,24 @@ def start_services_blocking(
 
 
 @contextlib.asynccontextmanager
-async def running_redis() -> AsyncIterator[str]:
+async def _running(kind: str) -> AsyncIterator[str]:
+    services = await start_services(redis=kind == "redis", nats=kind == "nats", required=True, register=False)
+    try:
+        url = getattr(services, f"{kind}_url")
+        assert url is not None
+        yield url
+    finally:
+        await services.stop()
+
+
+def running_redis() -> contextlib.AbstractAsyncContextManager[str]:
     """``async with running_redis() as url:`` a Redis (or Valkey) for the block; raises if none."""
-    services = await start_services(nats=False, required=True, register=False)
-    try:
-        assert services.redis_url is not None
-        yield services.redis_url
-    finally:
-        await services.stop()
+    return _running("redis")
 
 
-@contextlib.asynccontextmanager
-async def running_nats() -> AsyncIterator[str]:
+def running_nats() -> contextlib.AbstractAsyncContextManager[str]:
     """``async with running_nats() as url:`` a NATS server with JetStream for the block; raises if none."""
-    services = await start_services(redis=False, required=True, register=False)
-    try:
-        assert services.nats_url is not None
-        yield services.nats_url
-    finally:
-        await services.stop()
+    return _running("nats")
 
 
 async def run_services(

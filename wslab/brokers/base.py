@@ -20,12 +20,13 @@ own (lesson 06).
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterator
 
 from ..protocol import RoomEvent, backoff_delays
 
-__all__ = ["Broker", "BrokerUnavailable", "Subscription", "reconnect_delays"]
+__all__ = ["Broker", "BrokerUnavailable", "QueuedSubscription", "Subscription", "reconnect_delays"]
 
 
 def reconnect_delays() -> Iterator[float]:
@@ -54,6 +55,34 @@ class Subscription(ABC, AsyncIterator[RoomEvent]):
 
     @abstractmethod
     async def close(self) -> None: ...
+
+
+class QueuedSubscription(Subscription):
+    """A subscription fed through a queue: the broker's reader puts events in, the
+    server's dispatch loop takes them out, and :meth:`end` marks where iteration stops.
+
+    Unbounded on purpose: the consumer is a server's dispatch loop, which never blocks on
+    a client, so the queue only holds what arrived since its last turn.
+    """
+
+    _END = object()
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[object] = asyncio.Queue()
+
+    def put(self, event: RoomEvent) -> None:
+        self.queue.put_nowait(event)
+
+    def end(self) -> None:
+        """No more events: iteration stops once the events queued before this are taken."""
+        self.queue.put_nowait(self._END)
+
+    async def __anext__(self) -> RoomEvent:
+        item = await self.queue.get()
+        if item is self._END:
+            self.queue.put_nowait(item)  # stay ended for any later call
+            raise StopAsyncIteration
+        return item  # type: ignore[return-value]
 
 
 class Broker(ABC):

@@ -7,35 +7,23 @@ client that falls behind can catch up instead of silently losing messages.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 
 from ..protocol import History, RoomEvent
-from .base import Broker, Subscription
+from .base import Broker, QueuedSubscription, Subscription
 
 __all__ = ["MemoryBroker"]
 
-_CLOSED = object()
 
-
-class _MemorySubscription(Subscription):
+class _MemorySubscription(QueuedSubscription):
     def __init__(self, broker: MemoryBroker, room: str) -> None:
         self._broker = broker
         self._room = room
-        # Unbounded on purpose: the reader is a server's dispatch loop, which never blocks
-        # on a client, so this queue only ever holds what arrived since its last turn.
-        self.queue: asyncio.Queue[object] = asyncio.Queue()
-
-    async def __anext__(self) -> RoomEvent:
-        item = await self.queue.get()
-        if item is _CLOSED:
-            self.queue.put_nowait(_CLOSED)  # stay closed for any later call
-            raise StopAsyncIteration
-        return item  # type: ignore[return-value]
+        super().__init__()
 
     async def close(self) -> None:
         self._broker._rooms[self._room].subscribers.discard(self)
-        self.queue.put_nowait(_CLOSED)
+        self.end()
 
 
 @dataclass
@@ -66,7 +54,7 @@ class MemoryBroker(Broker):
         numbered = event.with_seq(room.seq)
         room.history.append(numbered)
         for subscription in room.subscribers:
-            subscription.queue.put_nowait(numbered)
+            subscription.put(numbered)
         return numbered
 
     async def subscribe(self, room: str) -> Subscription:

@@ -91,14 +91,13 @@ from nats.js.api import (
 )
 
 from ..protocol import HistoryTooOld, RoomEvent
-from .base import Broker, BrokerUnavailable, Subscription
+from .base import Broker, BrokerUnavailable, QueuedSubscription, Subscription
 from .base import reconnect_delays as default_reconnect_delays
 
 __all__ = ["NatsBroker"]
 
 logger = logging.getLogger("wslab.brokers.nats")
 
-_CLOSED = object()
 _SAFE = re.compile(r"[A-Za-z0-9_-]+")
 #: What an unreachable or restarting server raises, in nats-py and below it.
 _DOWN = (
@@ -477,11 +476,11 @@ class NatsBroker(Broker):
         return numbered
 
 
-class _NatsSubscriptionBase(Subscription):
+class _NatsSubscriptionBase(QueuedSubscription):
     def __init__(self, broker: NatsBroker, room: str) -> None:
         self.broker = broker
         self.room = room
-        self.queue: asyncio.Queue[object] = asyncio.Queue()
+        super().__init__()
         #: The sequence number of the last event yielded (or of the room when subscribing).
         self.last_seq = 0
         self.reconnects = 0
@@ -495,13 +494,6 @@ class _NatsSubscriptionBase(Subscription):
 
     def resume(self) -> None:
         """The connection is back (called by the broker)."""
-
-    async def __anext__(self) -> RoomEvent:
-        item = await self.queue.get()
-        if item is _CLOSED:
-            self.queue.put_nowait(_CLOSED)  # stay closed for any later call
-            raise StopAsyncIteration
-        return item  # type: ignore[return-value]
 
 
 class NatsSubscription(_NatsSubscriptionBase):
@@ -583,7 +575,7 @@ class NatsSubscription(_NatsSubscriptionBase):
             return
         if seq <= self._replay_until:
             self.recovered += 1
-        self.queue.put_nowait(event)
+        self.put(event)
 
     def resume(self) -> None:
         if self._closed:
@@ -660,7 +652,7 @@ class NatsSubscription(_NatsSubscriptionBase):
             self._resuming.cancel()
         await self.broker._drop_consumer(self.room, self._handle, self._consumer_name)
         self._handle = self._consumer_name = None
-        self.queue.put_nowait(_CLOSED)
+        self.end()
 
 
 class CoreNatsSubscription(_NatsSubscriptionBase):
@@ -689,7 +681,7 @@ class CoreNatsSubscription(_NatsSubscriptionBase):
     async def _on_message(self, msg: Msg) -> None:
         if not self._closed:
             with contextlib.suppress(ValueError, KeyError, TypeError):
-                self.queue.put_nowait(RoomEvent.from_json(msg.data))
+                self.put(RoomEvent.from_json(msg.data))
 
     async def close(self) -> None:
         if self._closed:
@@ -702,4 +694,4 @@ class CoreNatsSubscription(_NatsSubscriptionBase):
         if self._handle is not None:
             with contextlib.suppress(Exception):
                 await self._handle.unsubscribe()
-        self.queue.put_nowait(_CLOSED)
+        self.end()

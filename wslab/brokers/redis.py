@@ -66,7 +66,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..protocol import HistoryTooOld, RoomEvent
-from .base import Broker, BrokerUnavailable, Subscription
+from .base import Broker, BrokerUnavailable, QueuedSubscription, Subscription
 from .base import reconnect_delays as default_reconnect_delays
 
 __all__ = ["RedisBroker"]
@@ -76,7 +76,6 @@ logger = logging.getLogger("wslab.brokers.redis")
 #: What a lost or unreachable server raises, in redis-py and below it.
 _DOWN = (RedisConnectionError, RedisTimeoutError, OSError, asyncio.TimeoutError)
 
-_CLOSED = object()
 
 # KEYS[1] the seq counter, KEYS[2] the history stream; ARGV[1] the channel, ARGV[2] the
 # event's JSON without its seq (an object: it starts with "{"), ARGV[3] the history size.
@@ -266,7 +265,7 @@ class RedisBroker(Broker):
         self._subscriptions.discard(subscription)
 
 
-class RedisSubscription(Subscription):
+class RedisSubscription(QueuedSubscription):
     """One room's events from one Redis PUB/SUB connection, reconnecting after an outage.
 
     Counters for lessons and tests: ``reconnects`` (connections re-established),
@@ -279,7 +278,7 @@ class RedisSubscription(Subscription):
         self.broker = broker
         self.room = room
         self.channel = broker.channel(room)
-        self.queue: asyncio.Queue[object] = asyncio.Queue()
+        super().__init__()
         self.reconnects = 0
         self.recovered = 0
         self.lost = 0
@@ -395,7 +394,7 @@ class RedisSubscription(Subscription):
         if event is None or event.seq <= self.last_seq:
             return False
         self.last_seq, self._last_payload = event.seq, payload
-        self.queue.put_nowait(event)
+        self.put(event)
         return True
 
     async def _fill_gap(self, payload: bytes) -> None:
@@ -441,14 +440,7 @@ class RedisSubscription(Subscription):
                     return  # close() asked; everything published before it has been read
         finally:
             await self._drop_connection()
-            self.queue.put_nowait(_CLOSED)
-
-    async def __anext__(self) -> RoomEvent:
-        item = await self.queue.get()
-        if item is _CLOSED:
-            self.queue.put_nowait(_CLOSED)  # stay closed for any later call
-            raise StopAsyncIteration
-        return item  # type: ignore[return-value]
+            self.end()
 
     async def close(self) -> None:
         """Stop; events published before this call are still yielded, then iteration ends.
@@ -462,7 +454,7 @@ class RedisSubscription(Subscription):
         self.broker._forget(self)
         reader = self._reader
         if reader is None:
-            self.queue.put_nowait(_CLOSED)
+            self.end()
             return
         pubsub = self._pubsub
         if pubsub is not None and not reader.done():
