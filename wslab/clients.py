@@ -146,6 +146,8 @@ class ChatClient:
         self.live = False
         self.rejected: str | None = None
         self.users: list[str] = []
+        #: The ``server_id`` of the server this client is connected to (from its welcome).
+        self.server = ""
         self._unacked: dict[str, str] = {}
         self._refs = itertools.count(1)
         self._connection: ClientConnection | None = None
@@ -283,6 +285,7 @@ class ChatClient:
             return
         if kind == "welcome":
             self.connects += 1
+            self.server = str(data.get("server", ""))
             beat = data.get("heartbeat")
             if beat and self._connection is not None and self._watchdog is None:
                 policy = HeartbeatPolicy(beat["interval"], beat["timeout"])

@@ -115,9 +115,12 @@ class MessageLog(widgets.VBox):
 class ChatPanel(widgets.VBox):
     """One chat user's screen: status line and the newest ``lines`` of its transcript."""
 
-    def __init__(self, client: ChatClient, *, lines: int = 12, width: str = "320px") -> None:
+    def __init__(
+        self, client: ChatClient, *, lines: int = 12, width: str = "320px", show_via: bool = False
+    ) -> None:
         self.client = client
         self._lines = lines
+        self._show_via = show_via
         self._status = widgets.HTML()
         self._body = widgets.HTML()
         self._coalescer = _Coalescer(self.render)
@@ -145,7 +148,10 @@ class ChatPanel(widgets.VBox):
             f" &middot; {len(c.events)} events &middot; missing {missing}"
         )
         notices = [f"* {n}" for n in c.notices[-3:]]
-        self._body.value = _lines_html(c.lines()[-self._lines :] + notices, "(nothing yet)")
+        lines = [render_plain(e) for e in c.events[-self._lines :]]
+        if self._show_via:  # several servers (lesson 06): say which one each line came through
+            lines = [f"{line}   via {e.via or c.server}" for line, e in zip(lines, c.events[-self._lines :])]
+        self._body.value = _lines_html(lines + notices, "(nothing yet)")
 
     def close(self) -> None:
         self._coalescer.cancel()
