@@ -148,9 +148,9 @@ class ChatPanel(widgets.VBox):
             f" &middot; {len(c.events)} events &middot; missing {missing}"
         )
         notices = [f"* {n}" for n in c.notices[-3:]]
-        lines = [render_plain(e) for e in c.events[-self._lines :]]
-        if self._show_via:  # several servers (lesson 06): say which one each line came through
-            lines = [f"{line}   via {e.via or c.server}" for line, e in zip(lines, c.events[-self._lines :])]
+        # With several servers (lesson 06), say which one each line came through.
+        via = (lambda e: f"   via {e.via or c.server}") if self._show_via else (lambda e: "")
+        lines = [render_plain(e) + via(e) for e in c.events[-self._lines :]]
         self._body.value = _lines_html(lines + notices, "(nothing yet)")
 
     def close(self) -> None:
