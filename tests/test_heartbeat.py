@@ -1,0 +1,340 @@
+"""Lesson 05 pinned down: a heartbeat notices a dead peer within its bound, and only a dead one.
+
+Every scenario runs over real sockets on 127.0.0.1 with a :class:`FaultProxy` in the path:
+``stall()`` is the silent failure (a NAT gateway that forgot the connection), latency is
+the slow but alive link. Detection times are measured with ``loop.time()`` from the stall
+and compared with ``interval + timeout`` plus ``TOLERANCE`` for the event loop's timing.
+
+Waits are on conditions with a deadline. The one exception is the slow link: the point
+there is that nothing happens for ``SLOW_FOR`` seconds, so the test lets them pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from chat_contract import Clients, assert_complete_transcript
+from helpers import TIMEOUT, stop_servers, wait_for  # noqa: F401  (stop_servers: autouse fixture)
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosedError
+from websockets.protocol import State
+
+import wslab
+from wslab import EventLog
+from wslab.events import Direction as LogDirection
+from wslab.faults import FaultProxy
+from wslab.heartbeat import HeartbeatPolicy, Verdict, keep_alive
+from wslab.runtime import ServerHandle
+from wslab.servers import ChatServer, echo
+
+#: The lesson's short values: a ping every 0.3 s, dead after 0.9 s of silence.
+INTERVAL, SILENCE = 0.3, 0.9
+POLICY = HeartbeatPolicy(interval=INTERVAL, timeout=SILENCE)
+BOUND = INTERVAL + SILENCE
+#: Allowed on top of the bound: the event loop's own timing on a busy machine.
+TOLERANCE = 0.5
+#: The slow link: this much latency each way (a 0.2 s round trip, well below the timeout)...
+SLOW = 0.1
+#: ...for this long, twice the time a dead connection would take to be noticed.
+SLOW_FOR = 2 * BOUND
+#: websockets' close_timeout here: how long a side that gave up waits for a TCP close.
+CLOSE_TIMEOUT = 0.2
+
+
+# --- plain websockets clients, aborted after each test ----------------------------------
+
+_clients: list[ClientConnection] = []
+
+
+@pytest.fixture(autouse=True)
+async def abort_clients() -> AsyncIterator[None]:
+    """Every raw client a test opens is dropped (no close handshake through a stalled proxy)."""
+    yield
+    for ws in _clients:
+        ws.transport.abort()
+    for ws in _clients:
+        await asyncio.wait_for(ws.wait_closed(), TIMEOUT)
+    _clients.clear()
+
+
+async def client_through(proxy: FaultProxy, **options: object) -> ClientConnection:
+    """A websockets client reaching the server through ``proxy``; its own keepalive off by default."""
+    options.setdefault("ping_interval", None)
+    options.setdefault("close_timeout", CLOSE_TIMEOUT)
+    ws = await asyncio.wait_for(connect(proxy.url_for("/"), **options), TIMEOUT)  # type: ignore[arg-type]
+    _clients.append(ws)
+    return ws
+
+
+async def echoes(ws: ClientConnection, text: str) -> float:
+    """Send ``text``, check the echo; returns the round trip in seconds."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await ws.send(text)
+    assert await asyncio.wait_for(ws.recv(), TIMEOUT) == f"Echo: {text}"
+    return loop.time() - started
+
+
+async def seconds_until_after_stall(proxy: FaultProxy, condition: Callable[[], object], what: str) -> float:
+    """Stall ``proxy``; seconds (loop time) until ``condition()`` holds. Fails past bound + 2 s."""
+    loop = asyncio.get_running_loop()
+    stalled_at = loop.time()
+    proxy.stall()
+    await wait_for(condition, timeout=BOUND + TOLERANCE + 2, what=what)
+    return loop.time() - stalled_at
+
+
+# --- the servers: hand-rolled heartbeat, and websockets' keepalive ----------------------
+
+
+async def hand_rolled_server(silences: list[float], log: EventLog | None = None) -> ServerHandle:
+    """The tutorial's heartbeat: ``keep_alive`` beside the echo loop; websockets' own keepalive off."""
+
+    async def echo_with_heartbeat(connection: ServerConnection) -> None:
+        beat = asyncio.create_task(keep_alive(connection, POLICY, on_dead=silences.append))
+        try:
+            async for message in connection:
+                await connection.send(f"Echo: {message}")
+        finally:
+            beat.cancel()
+
+    return await wslab.serve(echo_with_heartbeat, name="hand-rolled", log=log, ping_interval=None)
+
+
+async def builtin_server(log: EventLog | None = None) -> ServerHandle:
+    """The echo server with websockets' keepalive at the same interval and timeout."""
+    return await wslab.serve(
+        echo,
+        name="builtin",
+        log=log,
+        ping_interval=INTERVAL,
+        ping_timeout=SILENCE,
+        close_timeout=CLOSE_TIMEOUT,
+    )
+
+
+# --- the policy, without I/O ------------------------------------------------------------
+
+
+def test_silence_of_exactly_the_timeout_is_alive_and_a_hair_more_is_dead() -> None:
+    policy = HeartbeatPolicy(interval=0.25, timeout=0.75)  # binary fractions: exact arithmetic
+    assert policy.verdict(last_heard=10.0, now=10.0) is Verdict.ALIVE
+    assert policy.verdict(last_heard=10.0, now=10.75) is Verdict.ALIVE
+    assert policy.verdict(last_heard=10.0, now=math.nextafter(10.75, math.inf)) is Verdict.DEAD
+    assert policy.verdict(last_heard=10.0, now=12.0) is Verdict.DEAD
+
+    production = HeartbeatPolicy()
+    assert (production.interval, production.timeout) == (15.0, 45.0)
+    assert production.verdict(last_heard=0.0, now=45.0) is Verdict.ALIVE
+    assert production.verdict(last_heard=0.0, now=45.001) is Verdict.DEAD
+
+
+def test_detection_bound_is_interval_plus_timeout() -> None:
+    assert HeartbeatPolicy().detection_bound == 60.0
+    assert HeartbeatPolicy(interval=0.25, timeout=0.75).detection_bound == 1.0
+    assert POLICY.detection_bound == pytest.approx(BOUND)
+
+
+@pytest.mark.parametrize(("interval", "timeout"), [(0, 1), (1, 0), (-0.3, 0.9), (0.3, -0.9), (0, 0)])
+def test_a_policy_needs_a_positive_interval_and_timeout(interval: float, timeout: float) -> None:
+    with pytest.raises(ValueError, match="positive"):
+        HeartbeatPolicy(interval=interval, timeout=timeout)
+
+
+# --- the server notices a stalled client ------------------------------------------------
+
+
+async def test_hand_rolled_keep_alive_drops_a_stalled_client_within_the_bound() -> None:
+    silences: list[float] = []
+    log = EventLog()
+    server = await hand_rolled_server(silences, log)
+    proxy = await FaultProxy.start(server.host, server.port)
+    ws = await client_through(proxy)
+    await echoes(ws, "hello")
+    assert server.connections == 1
+
+    took = await seconds_until_after_stall(proxy, lambda: server.connections == 0, "connection dropped")
+
+    # Pongs came every interval until the stall, so at least timeout - interval passes first.
+    assert SILENCE - INTERVAL <= took <= BOUND + TOLERANCE
+    assert len(silences) == 1
+    assert SILENCE < silences[0] <= BOUND + TOLERANCE
+    # Aborted, not closed: no close frame, no wait for a close handshake the dead peer cannot answer.
+    await wait_for(lambda: log.open_connections == 0, what="disconnect logged")
+    last = list(log)[-1]
+    assert (last.direction, last.code, last.text) == (LogDirection.DISCONNECT, 1006, "without a close frame")
+
+
+async def test_builtin_keepalive_drops_a_stalled_client_within_the_bound_with_1011() -> None:
+    log = EventLog()
+    server = await builtin_server(log)
+    proxy = await FaultProxy.start(server.host, server.port)
+    ws = await client_through(proxy)
+    await echoes(ws, "hello")
+
+    took = await seconds_until_after_stall(proxy, lambda: server.connections == 0, "connection dropped")
+    assert SILENCE - INTERVAL <= took <= BOUND + TOLERANCE
+
+    # The handler ends once the server stops waiting for the TCP close (close_timeout).
+    await wait_for(lambda: log.open_connections == 0, what="disconnect logged")
+    last = list(log)[-1]
+    assert last.direction is LogDirection.DISCONNECT
+    assert (last.code, last.reason, last.text) == (1011, "keepalive ping timeout", "by server")
+
+
+# --- the client notices a stalled server ------------------------------------------------
+
+
+async def test_a_websockets_client_with_keepalive_gives_up_on_a_stalled_server() -> None:
+    # The server never pings. (A short close_timeout: at teardown it closes through the stall.)
+    server = await wslab.serve(echo, name="quiet", ping_interval=None, close_timeout=CLOSE_TIMEOUT)
+    proxy = await FaultProxy.start(server.host, server.port)
+    ws = await client_through(proxy, ping_interval=INTERVAL, ping_timeout=SILENCE)
+    await echoes(ws, "hello")
+
+    noticed = await seconds_until_after_stall(proxy, lambda: ws.state is not State.OPEN, "client gave up")
+    assert SILENCE - INTERVAL <= noticed <= BOUND + TOLERANCE
+
+    # Then it waits close_timeout for a TCP close that cannot come, and drops the connection.
+    await asyncio.wait_for(ws.wait_closed(), TIMEOUT)
+    with pytest.raises(ConnectionClosedError) as closed:
+        await ws.recv()
+    assert closed.value.rcvd is None
+    assert ws.close_code == 1006
+    assert ws.protocol.close_sent is not None
+    assert (ws.protocol.close_sent.code, ws.protocol.close_sent.reason) == (1011, "keepalive ping timeout")
+    assert server.connections == 1  # the server, without a heartbeat, has not noticed anything
+
+
+async def test_chat_client_watchdog_notices_a_stalled_server_then_resumes_with_nothing_lost() -> None:
+    chat = ChatServer(heartbeat=POLICY)
+    server = await chat.serve(name="chat")
+    proxy = await FaultProxy.start(server.host, server.port)
+    clients = Clients()
+    try:
+        # websockets' keepalive off for ana: only the chat's own heartbeat is under test.
+        ana = await clients.join(proxy.url_for("/"), "ana", ping_interval=None, close_timeout=CLOSE_TIMEOUT)
+        ben = await clients.join(server.url, "ben")
+        await wait_for(lambda: "ben" in ana.users, what="ana saw ben join")
+        said = [f"while you were away {i}" for i in range(10)]
+
+        loop = asyncio.get_running_loop()
+        stalled_at = loop.time()
+        proxy.stall()
+        for text in said[:5]:
+            await ben.send(text)
+        await wait_for(lambda: ana.dead_after, timeout=BOUND + TOLERANCE + 2, what="ana's watchdog fired")
+        noticed = loop.time() - stalled_at
+        for text in said[5:]:
+            await ben.send(text)
+
+        assert SILENCE - INTERVAL <= noticed <= BOUND + TOLERANCE
+        assert len(ana.dead_after) == 1
+        assert SILENCE < ana.dead_after[0] <= BOUND + TOLERANCE
+        assert not ana.live
+        # The server's heartbeat drops ana's old connection too: her name is free again.
+        await wait_for(lambda: "ana" not in chat.users, what="the server dropped ana's old connection")
+        await wait_for(lambda: not ben.unacknowledged, what="ben's messages published")
+        assert ana.texts(author="ben") == []
+
+        proxy.resume()
+        await wait_for(lambda: ana.live, what="ana is back")
+        await wait_for(lambda: ana.texts(author="ben") == said, what="ana has what ben said")
+
+        assert_complete_transcript(ana)  # each event once, in order, no gap
+        assert ana.connects == 2
+        assert ana.closes[0][0] == 1006  # her watchdog aborted: no close frame either way
+        assert len(ana.dead_after) == 1  # no second alarm once she is back
+        await ben.send("welcome back")
+        await wait_for(lambda: ana.texts(author="ben")[-1:] == ["welcome back"], what="live again")
+    finally:
+        await clients.stop_all()
+
+
+# --- slow is not dead -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mechanism", ["hand-rolled", "builtin"])
+async def test_a_slow_link_below_the_timeout_is_kept(mechanism: str) -> None:
+    silences: list[float] = []
+    log = EventLog()
+    server = await (hand_rolled_server(silences, log) if mechanism == "hand-rolled" else builtin_server(log))
+    proxy = await FaultProxy.start(server.host, server.port)
+    ws = await client_through(proxy)
+    await echoes(ws, "hello")
+
+    proxy.set_latency(SLOW)
+    pings_before = proxy.stats.server_to_client.forwarded
+    assert await echoes(ws, "slow") >= 2 * SLOW
+    await asyncio.sleep(SLOW_FOR)  # the experiment: time passes, with pings crossing the slow link
+
+    assert server.connections == 1
+    assert silences == []
+    assert not [e for e in log if e.direction is LogDirection.DISCONNECT]
+    # The server did ping meanwhile (a ping frame is at least 2 bytes): it was answered, late.
+    assert proxy.stats.server_to_client.forwarded - pings_before >= len("Echo: slow") + 2 * 2
+    assert await echoes(ws, "still here") >= 2 * SLOW
+    assert ws.state is State.OPEN
+
+
+async def test_the_chat_heartbeat_keeps_a_slow_client() -> None:
+    chat = ChatServer(heartbeat=POLICY)
+    server = await chat.serve(name="chat")
+    proxy = await FaultProxy.start(server.host, server.port)
+    clients = Clients()
+    try:
+        ana = await clients.join(proxy.url_for("/"), "ana", ping_interval=None, close_timeout=CLOSE_TIMEOUT)
+        ben = await clients.join(server.url, "ben")
+        proxy.set_latency(SLOW)
+        await ana.send("slow but alive")
+        await wait_for(lambda: ben.texts(author="ana") == ["slow but alive"], what="ben has ana's message")
+
+        await asyncio.sleep(SLOW_FOR)  # the experiment: nothing may happen for twice the bound
+
+        assert list(chat.dead_after) == []
+        assert ana.dead_after == []
+        assert ana.closes == []
+        assert (ana.live, ana.connects) == (True, 1)
+        assert chat.users == ["ana", "ben"]
+        assert ">>> ana left the chat" not in ben.lines()
+        await ben.send("still there?")
+        await wait_for(lambda: ana.texts(author="ben") == ["still there?"], what="ana has ben's message")
+    finally:
+        await clients.stop_all()
+
+
+# --- the chat server cleans up after a dead client --------------------------------------
+
+
+async def test_the_chat_heartbeat_removes_a_stalled_client_and_announces_the_leave() -> None:
+    chat = ChatServer(heartbeat=POLICY)
+    server = await chat.serve(name="chat")
+    proxy = await FaultProxy.start(server.host, server.port)
+    clients = Clients()
+    try:
+        # No reconnect: once her own watchdog gives up, ana stays away.
+        ana = await clients.join(
+            proxy.url_for("/"), "ana", reconnect=False, ping_interval=None, close_timeout=CLOSE_TIMEOUT
+        )
+        ben = await clients.join(server.url, "ben")
+        await wait_for(lambda: chat.users == ["ana", "ben"], what="both in the room")
+        assert server.connections == 2
+
+        took = await seconds_until_after_stall(proxy, lambda: "ana" not in chat.users, "ana removed")
+
+        assert SILENCE - INTERVAL <= took <= BOUND + TOLERANCE
+        assert len(chat.dead_after) == 1
+        assert SILENCE < chat.dead_after[0] <= BOUND + TOLERANCE
+        assert chat.users == ["ben"]
+        await wait_for(lambda: server.connections == 1, what="ana's connection aborted")
+        await wait_for(lambda: ">>> ana left the chat" in ben.lines(), what="ben told ana left")
+        assert ben.users == ["ben"]
+        assert ben.lines().count(">>> ana left the chat") == 1
+        await wait_for(lambda: ana.dead_after, what="ana's side gave up too")
+        await wait_for(lambda: not ana.live and ana.closes, what="ana's client stopped")
+    finally:
+        await clients.stop_all()

@@ -1,0 +1,240 @@
+"""Lesson 06 pinned down: chat servers in separate OS processes sharing a real broker.
+
+Every test runs once per broker, Redis (or Valkey) and NATS JetStream. The servers are
+:class:`ChatProcess` children (``python -m wslab serve chat --broker URL``) on the
+session's broker servers (``redis_url``, ``nats_url`` in ``conftest.py``); the test that
+restarts its broker starts a server of its own, so the session's stay untouched.
+
+The clients are :class:`ChatClient` objects in this process, reconnecting quickly. A
+sender paces its messages (``PACE``) so that a crash or an outage lands mid-stream; no
+sleep stands in for synchronisation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import re
+from collections.abc import AsyncIterator
+
+import pytest
+from chat_contract import Clients, assert_complete_transcript
+from helpers import (  # noqa: F401  (stop_servers: autouse fixture)
+    TIMEOUT,
+    refuses_connections,
+    stop_servers,
+    unavailable,
+    wait_for,
+)
+
+import wslab
+from wslab.clients import ChatClient
+from wslab.protocol import EventKind
+from wslab.services import BrokerServer, ChatProcess, ServiceUnavailable, start_services
+
+KINDS = ["redis", "nats"]
+#: Seconds between two messages of a steady stream: a crash or an outage lands mid-stream.
+PACE = 0.02
+#: How long recovery may take: reconnect backoff (clients and the servers' subscriptions).
+RECOVERY = 15.0
+#: How long a client whose server crashed waits before trying the next one.
+AWAY = 0.2
+
+
+@pytest.fixture(params=KINDS)
+def kind(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def broker_url(kind: str, request: pytest.FixtureRequest) -> str:
+    """The session's shared broker server of this kind."""
+    return request.getfixturevalue(f"{kind}_url")
+
+
+@pytest.fixture
+async def own_broker(kind: str) -> AsyncIterator[BrokerServer]:
+    """A broker server for this test alone: restarting it disturbs no other test."""
+    try:
+        services = await start_services(
+            redis=kind == "redis", nats=kind == "nats", required=True, register=False
+        )
+    except ServiceUnavailable as exc:
+        unavailable(str(exc))
+    server = services.redis if kind == "redis" else services.nats
+    if server is None:
+        await services.stop()
+        unavailable(f"{kind} comes from an environment URL; restarting it is not up to the tests")
+    assert server is not None
+    yield server
+    await wslab.stop_all()  # the chat processes first: they talk to this server until they exit
+    await services.stop()
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[Clients]:
+    """Chat clients that reconnect quickly; stopped before the servers are."""
+    started = Clients()
+    yield started
+    await started.stop_all()
+
+
+async def start_servers(broker_url: str, *ids: str) -> list[ChatProcess]:
+    servers = [ChatProcess(broker_url, server_id=server_id) for server_id in ids]
+    await asyncio.gather(*(server.start() for server in servers))
+    return servers
+
+
+async def has_texts(client: ChatClient, author: str, texts: list[str], timeout: float = TIMEOUT) -> None:
+    """Wait until ``client`` has as many messages from ``author`` as ``texts``; they must be those, in order.
+
+    Transcripts only grow: once long enough, they are right or never will be, so the
+    comparison comes at once, with the difference in the failure.
+    """
+    await wait_for(
+        lambda: len(client.texts(author=author)) >= len(texts),
+        timeout=timeout,
+        what=f"{client.name} has {author}'s {len(texts)} message(s)",
+    )
+    assert client.texts(author=author) == texts
+
+
+async def talk(client: ChatClient, texts: list[str]) -> None:
+    """Send ``texts`` one by one, ``PACE`` apart: a steady stream."""
+    for text in texts:
+        await client.send(text)
+        await asyncio.sleep(PACE)  # paces the stream; not synchronisation
+
+
+async def test_a_message_reaches_a_client_on_the_other_server_naming_its_author_s_server(
+    broker_url: str, clients: Clients
+) -> None:
+    a, b = await start_servers(broker_url, "a", "b")
+    assert a.port != b.port and a.pid != b.pid
+    ana = await clients.join(a.url, "ana")
+    ben = await clients.join(b.url, "ben")
+    assert (ana.server, ben.server) == ("a", "b")
+    await wait_for(lambda: "ben" in ana.users, what="ana saw ben join (through the broker)")
+
+    await ana.send("hello from a")
+    await ben.send("hello from b")
+    await has_texts(ben, "ana", ["hello from a"])
+    await has_texts(ana, "ben", ["hello from b"])
+
+    received_by_ben = [e for e in ben.events if e.kind is EventKind.CHAT and e.name == "ana"]
+    received_by_ana = [e for e in ana.events if e.kind is EventKind.CHAT and e.name == "ben"]
+    assert [e.via for e in received_by_ben] == ["a"]
+    assert [e.via for e in received_by_ana] == ["b"]
+    # One numbering for the room, whichever server a message came through.
+    assert received_by_ben[0].seq == next(e.seq for e in ana.events if e.text == "hello from a")
+    assert received_by_ana[0].seq == next(e.seq for e in ben.events if e.text == "hello from b")
+    for client in (ana, ben):
+        assert_complete_transcript(client)
+        assert client.texts() in (
+            ["hello from a", "hello from b"],
+            ["hello from b", "hello from a"],
+        )
+    assert ana.texts() == ben.texts()  # the same order everywhere
+
+
+async def test_a_crashed_server_s_client_fails_over_and_resumes_with_every_message_once(
+    broker_url: str, clients: Clients
+) -> None:
+    a, b = await start_servers(broker_url, "a", "b")
+    # On a, with b as her fallback; she waits AWAY before trying the next server, so the
+    # stream goes on without her for a while and b must replay what she missed.
+    ana = await clients.join([a.url, b.url], "ana", delays=lambda: itertools.repeat(AWAY))
+    ben = await clients.join(b.url, "ben")
+    assert ana.server == "a"
+    said = [f"update {i}" for i in range(30)]
+
+    talking = asyncio.create_task(talk(ben, said))
+    await wait_for(lambda: len(ana.texts(author="ben")) >= 5, what="the stream reaches ana")
+    assert not talking.done()  # the crash lands mid-stream
+    crashed_pid = a.pid
+    assert crashed_pid is not None
+    await a.crash()  # SIGKILL: no close frame, no goodbye
+    await asyncio.wait_for(talking, TIMEOUT)
+    await has_texts(ana, "ben", said, timeout=RECOVERY)
+
+    assert not a.serving
+    with pytest.raises(ProcessLookupError):
+        os.kill(crashed_pid, 0)
+    assert ana.closes == [(1006, "")]  # the connection ended without a close frame
+    assert (ana.url, ana.server, ana.live) == (b.url, "b", True)
+    assert ana.connects == 2
+    assert any(n.startswith("server unreachable") and n.endswith(f"trying {b.url}") for n in ana.notices)
+    welcomes = [re.fullmatch(r"welcome as ana \(server b, seq (\d+)\)", n) for n in ana.notices]
+    rejoined_at = [int(m.group(1)) for m in welcomes if m]
+    assert ana.resumed_after is not None
+    assert rejoined_at and rejoined_at[0] > ana.resumed_after  # b replayed what she missed
+    assert ana.tracker.missing == []
+    assert ana.tracker.duplicates == 0
+    assert_complete_transcript(ana)
+    assert ana.texts(author="ben") == said
+    assert ben.closes == []  # b never went away
+    assert not ben.unacknowledged
+
+
+async def test_a_broker_restart_that_keeps_its_data_loses_nothing(
+    own_broker: BrokerServer, clients: Clients
+) -> None:
+    a, b = await start_servers(own_broker.url, "a", "b")
+    ana = await clients.join([a.url, b.url], "ana")
+    ben = await clients.join([b.url, a.url], "ben")
+    cleo = await clients.join([b.url, a.url], "cleo")
+    await wait_for(lambda: "cleo" in ana.users, what="everyone in the room")
+    said = [f"through the outage {i}" for i in range(30)]
+    starts = own_broker.starts
+
+    talking = asyncio.create_task(talk(ben, said))
+    await wait_for(lambda: len(ana.texts(author="ben")) >= 5, what="the stream reaches ana")
+    assert not talking.done()  # the outage lands mid-stream
+    await own_broker.restart(keep_data=True, downtime=0.3)
+    assert own_broker.starts == starts + 1 and own_broker.serving
+    await asyncio.wait_for(talking, TIMEOUT)
+
+    await has_texts(ana, "ben", said, timeout=RECOVERY)
+    await has_texts(cleo, "ben", said, timeout=RECOVERY)
+    await wait_for(lambda: not ben.unacknowledged, timeout=RECOVERY, what="everything acknowledged")
+
+    # While the broker was down, ben's server could not publish: it sent him away to retry.
+    assert 1013 in {code for code, _ in ben.closes}
+    assert ben.texts(author="ben") == said  # his own transcript, from the acks, in order
+    for person in (ana, ben, cleo):
+        assert person.tracker.missing == []
+        assert person.tracker.duplicates == 0
+        assert_complete_transcript(person)
+    assert ana.texts() == ben.texts() == cleo.texts()  # one order for everyone
+
+    await ana.send("after the outage")  # and the room works as before
+    await has_texts(ben, "ana", ["after the outage"])
+    await has_texts(cleo, "ana", ["after the outage"])
+
+
+async def test_stop_all_leaves_no_chat_process_and_no_listening_port(
+    broker_url: str, clients: Clients
+) -> None:
+    servers = await start_servers(broker_url, "a", "b")
+    ana = await clients.join(servers[0].url, "ana", reconnect=False)
+    ben = await clients.join(servers[1].url, "ben", reconnect=False)
+    await wait_for(lambda: "ben" in ana.users, what="the room is up")
+    pids = [server.pid for server in servers]
+    ports = [server.port for server in servers]
+    assert all(pid is not None for pid in pids)
+    assert set(wslab.running()) == set(servers)
+
+    assert await wslab.stop_all() == 2
+
+    assert wslab.running() == []
+    for server, pid, port in zip(servers, pids, ports, strict=True):
+        assert not server.serving
+        assert server.pid is None
+        assert pid is not None
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+        assert await refuses_connections(port)
+    # SIGTERM is a clean shutdown: each server closed its clients' connections with 1001.
+    await wait_for(lambda: ana.closes and ben.closes, what="both clients saw their server close")
+    assert ana.closes == ben.closes == [(1001, "server shutting down")]
