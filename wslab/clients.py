@@ -149,6 +149,7 @@ class ChatClient:
         #: The ``server_id`` of the server this client is connected to (from its welcome).
         self.server = ""
         self._unacked: dict[str, str] = {}
+        self._resending = False
         self._refs = itertools.count(1)
         self._connection: ClientConnection | None = None
         self._task: asyncio.Task[None] | None = None
@@ -263,7 +264,7 @@ class ChatClient:
         """Send a chat message; while reconnecting it waits in the outbox and goes out once live."""
         ref = f"{self.name}-{next(self._refs)}"
         self._unacked[ref] = text.strip()  # the server publishes it stripped; so does our transcript
-        if self.live and self._connection is not None:
+        if self.live and self._connection is not None and not self._resending:
             with contextlib.suppress(ConnectionClosed):  # it stays unacked and is resent later
                 await self._connection.send(encode("chat", text=text, ref=ref))
 
@@ -311,8 +312,8 @@ class ChatClient:
             self.live = True
             self._refused_delays = self._delays()
             if self._unacked and self._connection is not None:
-                resend = [encode("chat", text=t, ref=r) for r, t in self._unacked.items()]
-                asyncio.get_running_loop().create_task(self._resend(self._connection, resend))
+                self._resending = True
+                asyncio.get_running_loop().create_task(self._resend(self._connection))
         elif kind == "history-lost":
             self.notices.append(
                 f"history lost: seq {data['first']}..{data['last']} can no longer be replayed"
@@ -349,10 +350,17 @@ class ChatClient:
                 connection.transport.abort()
                 return
 
-    async def _resend(self, connection: ClientConnection, payloads: list[str]) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            for payload in payloads:
-                await connection.send(payload)
+    async def _resend(self, connection: ClientConnection) -> None:
+        """Send the outbox in order; what send() queues meanwhile goes out after it, in turn."""
+        sent: set[str] = set()
+        try:
+            with contextlib.suppress(ConnectionClosed):
+                while pending := [(r, t) for r, t in self._unacked.items() if r not in sent]:
+                    for ref, text in pending:
+                        await connection.send(encode("chat", text=text, ref=ref))
+                        sent.add(ref)
+        finally:
+            self._resending = False
 
     def _record(self, event: RoomEvent) -> None:
         previous = self.tracker.last

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,8 +47,8 @@ class HeartbeatPolicy:
     timeout: float = 45.0
 
     def __post_init__(self) -> None:
-        if self.interval <= 0 or self.timeout <= 0:
-            raise ValueError("interval and timeout must be positive")
+        if not (0 < self.interval < math.inf and 0 < self.timeout < math.inf):
+            raise ValueError("interval and timeout must be positive, finite numbers of seconds")
 
     @property
     def detection_bound(self) -> float:

@@ -288,8 +288,11 @@ async def stop(name: str) -> bool:
 
 async def stop_all() -> int:
     """Stop every server started in this process; returns how many were running."""
+    # Newest first: what was started on top of something (a proxy in front of a server, a
+    # chat process on a broker) goes before what it depends on, so no polite close waits
+    # on a network or a broker that is already gone.
     handles = list(_running.values())
-    for handle in handles:
+    for handle in reversed(handles):
         await handle.stop()
     return len(handles)
 
