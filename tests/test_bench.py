@@ -53,7 +53,7 @@ def test_fanout_table_names_both_servers_and_their_ratio() -> None:
 
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0].startswith("fan-out: 3 clients x 5 messages of 64 B (paced at 200 msg/s")
+    assert lines[0].startswith("fan-out: 3 clients x 5 messages of 64 B (words, paced at 200 msg/s")
     rows = [row for row in map(str.split, lines) if row[:1] in (["chat"], ["baseline"]) and row[1].isdigit()]
     assert [row[0] for row in rows] == ["chat", "baseline"]
     assert all(row[5] == "0" for row in rows)  # the "lost" column

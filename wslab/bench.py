@@ -10,17 +10,21 @@ One run starts each server in turn, each in a fresh process of its own:
 
 A load process (``python -m wslab.bench _load``, started with :data:`sys.executable`)
 opens ``--clients`` receiving connections and one publisher over 127.0.0.1, all speaking
-the chat protocol's json dialect. The publisher sends ``--messages`` chat messages of
-``--size`` characters of text, each starting with its index and its send time
-(:func:`time.time`); every receiver timestamps each message as it reads it. Reported:
+the chat protocol's json dialect. After ``--warmup`` untimed messages that every receiver
+must have read, the publisher sends ``--messages`` chat messages of ``--size`` characters
+of text, each starting with its index and its send time (:func:`time.time`), then words
+(``--text words``, compressing like chat text) or ``xxxx...`` (``--text repeat``); every
+receiver timestamps each message as it reads it. Reported:
 
 * ``deliveries_per_s``: distinct messages received, summed over the receivers, divided
   by the time from the first send to the last delivery;
 * ``p50_ms`` / ``p99_ms``: publish-to-delivery latency over every delivery;
 * ``lost``: ``clients * messages`` minus distinct deliveries, counted once every
   delivery arrived or the wait gave up (``--timeout``; ``--stall`` seconds with none);
-* ``server_cpu_s``: CPU time the server process spent from just before the first send to
-  the end of the run, so a load client that is itself the bottleneck shows.
+* ``server_cpu_s`` / ``load_cpu_s``: CPU time of the server and of the load process over
+  the measurement; the server's per delivery is the steadiest comparison on a busy machine;
+* ``other_cpu_s``: CPU time everything else on the machine used meanwhile (Linux,
+  ``/proc/stat``); a run where it passes 10 % of one CPU is flagged as disturbed.
 
 By default the publisher sends in a burst (as fast as its own connection takes the
 messages): this measures how fast each server fans out, and the latency is then mostly
@@ -28,7 +32,9 @@ time spent queued behind earlier messages. ``--rate`` paces it instead, for late
 under a load both servers sustain.
 
 The orchestrating process, the servers and the load process talk over pipes in JSON
-lines; ``_serve`` and ``_load`` are internal commands, not an interface.
+lines; ``_serve`` and ``_load`` are internal commands, not an interface. Exit status: 0,
+2 if any message was lost, 1 if a run failed. Results and their reading:
+``docs/benchmarks.md``.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ import contextlib
 import gc
 import json
 import os
+import random
 import resource
 import sys
 import time
@@ -168,10 +175,36 @@ class _Load:
     all_synced: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-def _text(index: int, size: int) -> str:
-    """``size`` characters (at least the header): ``<index> <send time> xxxx...``."""
+#: What the words filler draws from: short common words, as chat text is made of.
+_VOCABULARY = (
+    "the of and to in is you that it he was for on are as with his they at be this have from or one had "
+    "by word but not what all were we when your can said there use an each which she do how their if will "
+    "up other about out many then them these so some her would make like him into time has look two more "
+    "write go see number no way could people my than first water been call who oil its now find long down "
+    "day did get come made may part ok yes thanks lol see you soon"
+)
+_WORDS = _VOCABULARY.split()
+
+
+def _filler(index: int, length: int, kind: str) -> str:
+    """``length`` characters of text: ``repeat`` is ``xxxx...``; ``words`` is words drawn
+    at random, the same for a given ``index`` in every run and for every server."""
+    if kind == "repeat" or length <= 0:
+        return "x" * max(0, length)
+    rng = random.Random(index)
+    words: list[str] = []
+    total = -1
+    while total < length:
+        words.append(rng.choice(_WORDS))
+        total += len(words[-1]) + 1
+    text = " ".join(words)[:length]
+    return text[:-1] + "s" if text.endswith(" ") else text  # the chat server strips trailing spaces
+
+
+def _text(index: int, size: int, filler: str = "repeat") -> str:
+    """``size`` characters (at least the header): ``<index> <send time> <filler>``."""
     header = f"{index} {time.time():.6f} "
-    return header + "x" * (size - len(header)) if size > len(header) else header.rstrip()
+    return header + _filler(index, size - len(header), filler) if size > len(header) else header.rstrip()
 
 
 async def _receive(connection: Any, load: _Load, live: asyncio.Future[None]) -> None:
@@ -265,7 +298,9 @@ async def _load_main(args: argparse.Namespace) -> int:
     # (welcomes, a chat room's join announcements) is out of the way of the measurement, and
     # every connection has carried traffic: on a fresh one, the first messages cost more.
     for _ in range(load.warmup):
-        await publisher.send(json.dumps({"type": "chat", "text": _text(SYNC, args.size), "ref": "sync"}))
+        await publisher.send(
+            json.dumps({"type": "chat", "text": _text(SYNC, args.size, args.text), "ref": "sync"})
+        )
     try:
         await asyncio.wait_for(load.all_synced.wait(), args.timeout)
     except TimeoutError:
@@ -287,7 +322,9 @@ async def _load_main(args: argparse.Namespace) -> int:
             delay = first_send + i * interval - time.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-        await publisher.send(json.dumps({"type": "chat", "text": _text(i, args.size), "ref": str(i)}))
+        await publisher.send(
+            json.dumps({"type": "chat", "text": _text(i, args.size, args.text), "ref": str(i)})
+        )
     # Generous, but not blind: give up after --timeout in all, or --stall seconds without a delivery.
     deadline = time.monotonic() + args.timeout
     seen, quiet_since = -1, time.monotonic()
@@ -452,7 +489,8 @@ async def _run_one(server: str, args: argparse.Namespace, run: int, progress: _P
             "load",
             await _spawn(
                 "_load", url, *("--clients", str(args.clients), "--messages", str(args.messages)),
-                *("--size", str(args.size), "--rate", str(args.rate), "--compression", args.compression),
+                *("--size", str(args.size), "--text", args.text, "--rate", str(args.rate)),
+                *("--compression", args.compression),
                 *("--timeout", str(args.timeout), "--stall", str(args.stall), "--warmup", str(args.warmup)),
                 "--coordinated",
             ),
@@ -492,6 +530,7 @@ async def _run_one(server: str, args: argparse.Namespace, run: int, progress: _P
         "clients": args.clients,
         "messages": args.messages,
         "size": args.size,
+        "text": args.text,
         "rate": args.rate,
         "compression": args.compression,
         **result,
@@ -551,7 +590,7 @@ def _summary(records: list[dict[str, Any]], args: argparse.Namespace) -> str:
     pace = f"paced at {args.rate:g} msg/s" if args.rate > 0 else "burst"
     head = (
         f"fan-out: {args.clients:,} clients x {args.messages:,} messages of {args.size} B "
-        f"({pace}, compression {args.compression})"
+        f"({args.text}, {pace}, compression {args.compression})"
     )
     lines = [head, "", _table(records)]
     disturbed = [r for r in records if _disturbed(r)]
@@ -645,6 +684,13 @@ def _load_options(parser: argparse.ArgumentParser) -> None:
         help="permessage-deflate, as browsers and websockets negotiate by default, or none",
     )
     parser.add_argument(
+        "--text",
+        choices=("words", "repeat"),
+        default="words",
+        help="what fills each message after its header: random common words, which compress like chat "
+        "text (default), or 'xxxx...', which compresses to almost nothing",
+    )
+    parser.add_argument(
         "--warmup",
         type=_positive,
         default=20,
@@ -672,6 +718,9 @@ def add_bench_parser(commands: Any) -> argparse.ArgumentParser:
     )
     fanout.add_argument("--json", action="store_true", help="one JSON object per line per server and run")
     fanout.set_defaults(run=_fanout)
+    from .bench_scale import add_scale_parser  # its own module: imports this one's pieces
+
+    add_scale_parser(kinds)
     return bench
 
 

@@ -1,0 +1,587 @@
+"""``python -m wslab bench scale``: publish-to-delivery latency when the room spans servers.
+
+One run measures three configurations, one after the other, under the same paced load:
+
+* ``memory``: ONE chat server process (``python -m wslab serve chat``) with its
+  in-process broker; the publisher and the receivers are all connected to it;
+* ``redis``: TWO chat server processes sharing one Redis (Valkey) server; the publisher
+  is connected to server A, the receivers to server B, so every delivery measured went
+  A -> Redis -> B;
+* ``nats``: the same over NATS JetStream.
+
+The broker servers come from :func:`wslab.services.start_services` (started here as
+child processes, or ``REDIS_URL`` / ``NATS_URL``); the chat servers are
+:class:`wslab.services.ChatProcess` children, started fresh for each configuration.
+
+A load process (``python -m wslab.bench_scale _load``) opens ``--clients`` receiving
+connections and one publisher, all speaking the chat's json dialect, with the pieces of
+``bench fanout``'s load client (:mod:`wslab.bench`). Once every receiver has read a few
+first messages (the cross-server path is up), the publisher sends on one fixed schedule:
+``--warmup`` seconds of untimed messages, then ``rate * seconds`` measured chat messages
+of ``--size`` characters. Message ``i`` is due at ``start + i / rate`` on the event
+loop's clock, so a late wake-up is caught up on the next send instead of drifting. Each
+message's text starts with its index and its send time (:func:`time.time`, same
+machine), so each receiver computes publish-to-delivery latency as it reads it.
+Reported per configuration:
+
+* ``deliveries_per_s``: distinct messages received, summed over the receivers, divided by
+  the time from the first send to the last delivery (``clients * rate`` when it keeps up);
+* ``p50_ms`` / ``p99_ms`` / ``max_ms``: publish-to-delivery latency over every delivery;
+* ``lost``: ``clients * messages`` minus distinct deliveries, counted once every delivery
+  arrived or the drain gave up (``--timeout`` after the last send, or ``--stall`` seconds
+  without a delivery);
+* ``send_lag_p99_ms``: how late the publisher sent, against its schedule: latency is
+  measured from the actual send, so a publisher held up by its own busy process would
+  otherwise hide the wait (coordinated omission);
+* CPU seconds over the measurement of the chat server(s), the broker server, the load
+  process, and of everything else on the machine (``other_cpu_s``: a loaded machine shows).
+
+The orchestrating process and the load process talk over pipes in JSON lines; ``_load``
+is an internal command, not an interface. Exit status: 0, 2 if anything was lost, 1 if a
+run failed, 3 if a broker server cannot be had here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from .bench import (
+    CONNECT_BATCH,
+    DISTURBED,
+    PUBLISHER,
+    SYNC,
+    _busy_cpu_s,
+    _Child,
+    _command,
+    _disturbed,
+    _emit,
+    _join,
+    _Load,
+    _Progress,
+    _report_progress,
+    _text,
+    _text_size,
+    raise_open_files_limit,
+)
+
+__all__ = ["BROKERS", "add_scale_parser"]
+
+#: The configurations, in the order a run measures them.
+BROKERS = ("memory", "redis", "nats")
+#: Messages every receiver must have read before the warm-up starts (joins out of the way).
+SYNC_MESSAGES = 5
+#: Exit status when a broker server is needed but none can be found or started.
+UNAVAILABLE = 3
+
+
+# The load client (``python -m wslab.bench_scale _load ...``)
+
+
+def _percentile(ordered: Sequence[float], q: float) -> float | None:
+    """The ``q`` quantile of sorted seconds, in ms (nearest rank); None when empty."""
+    if not ordered:
+        return None
+    return round(1000 * ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))], 3)
+
+
+async def _load_main(args: argparse.Namespace) -> int:
+    raise_open_files_limit()
+    n = args.clients
+    m = max(1, round(args.rate * args.seconds))
+    load = _Load(clients=n, messages=m, expected=n * m, warmup=SYNC_MESSAGES)
+    options: dict[str, Any] = {
+        "open_timeout": 60,
+        "ping_interval": None,  # no keepalive traffic in the measurement
+        "compression": None if args.compression == "none" else "deflate",
+        "max_size": None,
+    }
+    tasks: set[asyncio.Task[None]] = set()
+    receivers: list[Any] = []
+    try:
+        for first in range(0, n, CONNECT_BATCH):
+            batch = range(first, min(n, first + CONNECT_BATCH))
+            joined = await asyncio.gather(
+                *(_join(args.receive_url, f"r{i:05d}", load, options, tasks) for i in batch),
+                return_exceptions=True,
+            )
+            for outcome in joined:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+            receivers += joined
+            _emit(phase="connect", done=len(receivers), total=n)
+        # On another server than the receivers (but memory's): the chat server only acks to it.
+        publisher = await _join(args.publish_url, PUBLISHER, load, options, tasks)
+    except Exception as exc:  # refused, reset, timed out: say so instead of a traceback
+        _emit(error=f"connecting clients failed after {len(receivers)}: {type(exc).__name__}: {exc}")
+        return 1
+
+    # As in bench fanout: once every receiver has read these, the joins are out of the way,
+    # and every connection (and the broker path between the servers) has carried traffic.
+    for _ in range(load.warmup):
+        await publisher.send(
+            json.dumps({"type": "chat", "text": _text(SYNC, args.size, args.text), "ref": "sync"})
+        )
+    try:
+        await asyncio.wait_for(load.all_synced.wait(), args.timeout)
+    except TimeoutError:
+        _emit(error=f"only {load.synced} of {n * load.warmup} first deliveries arrived")
+        return 1
+    gc.collect()
+    gc.freeze()  # nothing allocated so far gets scanned again during the measurement
+    _emit(phase="ready")
+    await _command()  # "go"
+
+    # One schedule: --warmup seconds of untimed messages at --rate (every process on the
+    # path reaches its steady state: caches, scheduler, CPU clocks), then, without a gap,
+    # the measured ones. A short measurement would otherwise count a start-up transient
+    # of tens of ms in its p99 (1% of 5 s is 50 ms of messages).
+    loop = asyncio.get_running_loop()
+    interval = 1 / args.rate
+    warm = round(args.rate * args.warmup)
+    lags: list[float] = []
+    dumps, send = json.dumps, publisher.send
+    start = loop.time()
+    for i in range(-warm, m):
+        due = start + (i + warm) * interval
+        delay = due - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if i < 0:
+            await send(dumps({"type": "chat", "text": _text(SYNC, args.size, args.text), "ref": "warmup"}))
+            continue
+        if i == 0:
+            _emit(phase="measure")  # the orchestrator reads the CPU clocks now
+            progress = asyncio.create_task(_report_progress(load))
+            cpu0 = time.process_time()
+            first_send, measure_start = time.time(), loop.time()
+        lags.append(loop.time() - due)
+        await send(dumps({"type": "chat", "text": _text(i, args.size, args.text), "ref": str(i)}))
+    sending = loop.time() - measure_start
+    # Generous, but not blind: give up --timeout after the last send, or --stall s without a delivery.
+    deadline = loop.time() + args.timeout
+    seen, quiet_since = -1, loop.time()
+    while not load.done.is_set() and loop.time() < deadline:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(load.done.wait(), 0.5)
+        if load.delivered != seen:
+            seen, quiet_since = load.delivered, loop.time()
+        elif loop.time() - quiet_since > args.stall:
+            break
+    progress.cancel()
+    load_cpu = time.process_time() - cpu0
+    _emit(phase="deliver", done=load.delivered, total=load.expected)
+
+    latencies = sorted(load.latencies)
+    lags.sort()
+    duration = (load.last_delivery - first_send) if load.delivered else 0.0
+    _emit(
+        result={
+            "messages": m,
+            "deliveries": load.delivered,
+            "expected": load.expected,
+            "lost": load.expected - load.delivered,
+            "duplicates": load.duplicates,
+            "deliveries_per_s": round(load.delivered / duration, 1) if duration > 0 else 0.0,
+            "p50_ms": _percentile(latencies, 0.50),
+            "p99_ms": _percentile(latencies, 0.99),
+            "max_ms": _percentile(latencies, 1.0),
+            "sent_per_s": round(m / sending, 1) if sending > 0 else None,
+            "send_lag_p99_ms": _percentile(lags, 0.99),
+            "send_lag_max_ms": _percentile(lags, 1.0),
+            "duration_s": round(duration, 4),
+            "load_cpu_s": round(load_cpu, 3),
+        }
+    )
+    # No closing handshakes: the chat room would only announce every leave.
+    for connection in [*receivers, publisher]:
+        connection.transport.abort()
+    for task in tasks:
+        task.cancel()
+    return 0
+
+
+# The orchestrating process (``python -m wslab bench scale``)
+
+
+def _cpu_s(pid: int | None) -> float | None:
+    """CPU seconds (user + system) process ``pid`` has used so far (Linux), or None."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class _Clocks:
+    """CPU clocks of the processes taking part, read at the start and the end of a measurement."""
+
+    def __init__(self, pids: dict[str, int | None]) -> None:
+        self.pids = pids
+        self.start: dict[str, float | None] = {}
+        self.busy0: float | None = None
+        self.own0 = 0.0
+
+    def mark(self) -> None:
+        self.start = {name: _cpu_s(pid) for name, pid in self.pids.items()}
+        self.busy0, self.own0 = _busy_cpu_s(), time.process_time()
+
+    def read(self, load_cpu: float) -> dict[str, float | None]:
+        busy1, own1 = _busy_cpu_s(), time.process_time()
+        used: dict[str, float | None] = {}
+        for name, pid in self.pids.items():
+            before, after = self.start.get(name), _cpu_s(pid)
+            used[name] = round(after - before, 2) if before is not None and after is not None else None
+        # What other programs ran meanwhile: on a shared machine, the figures mean little if much.
+        other = None
+        if self.busy0 is not None and busy1 is not None:
+            ours = (own1 - self.own0) + load_cpu + sum(v for v in used.values() if v is not None)
+            other = round(max(0.0, busy1 - self.busy0 - ours), 2)
+        return {**{f"{name}_cpu_s": value for name, value in used.items()}, "other_cpu_s": other}
+
+
+async def _spawn_load(*args: str) -> asyncio.subprocess.Process:
+    from .services import _die_with_parent
+
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "wslab.bench_scale",
+        "_load",
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        # If this process dies without stopping it (SIGKILL), the load process goes too (Linux).
+        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+    )
+
+
+async def _stop_child(child: _Child, finished: bool) -> None:
+    """Let a finished load process exit; end an interrupted one (it may be mid-measurement)."""
+    if not finished and child.process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            child.process.terminate()
+    await child.close(timeout=10 if finished else 5)
+
+
+async def _run_one(
+    kind: str,
+    broker_url: str,
+    broker_pid: int | None,
+    args: argparse.Namespace,
+    run: int,
+    progress: _Progress,
+) -> dict[str, Any]:
+    from .services import ChatProcess
+
+    # memory: one server, its own broker. redis / nats: publish on A, receive on B.
+    ids = ["memory"] if kind == "memory" else [f"{kind}-a", f"{kind}-b"]
+    chats = [ChatProcess(broker_url, server_id=server_id) for server_id in ids]
+    load_child: _Child | None = None
+    finished = False
+    try:
+        for chat in chats:
+            progress.update(f"{kind}: starting {chat.server_id}", 0, 1, force=True)
+            await chat.start()
+        publish_to, deliver_from = chats[0], chats[-1]
+        wait = args.timeout + args.stall + 60
+        options = {
+            "--publish-url": publish_to.url,
+            "--receive-url": deliver_from.url,
+            "--clients": args.clients,
+            "--rate": args.rate,
+            "--seconds": args.seconds,
+            "--size": args.size,
+            "--text": args.text,
+            "--warmup": args.warmup,
+            "--compression": args.compression,
+            "--timeout": args.timeout,
+            "--stall": args.stall,
+        }
+        load_child = _Child("load", await _spawn_load(*(str(x) for item in options.items() for x in item)))
+        pids = {"server_a": publish_to.pid, "server_b": deliver_from.pid if len(chats) > 1 else None}
+        pids["broker"] = broker_pid
+        clocks = _Clocks(pids)
+        while True:
+            record = await load_child.read(wait)
+            if record.get("phase") == "connect":
+                progress.update(f"{kind}: connecting", record["done"], record["total"])
+            elif record.get("phase") == "ready":
+                load_child.write("go")
+                progress.update(f"{kind}: warming up", 0, 1, force=True)
+            elif record.get("phase") == "measure":
+                clocks.mark()
+            elif record.get("phase") == "deliver":
+                progress.update(f"{kind}: delivering", record["done"], record["total"])
+            elif "result" in record:
+                result = record["result"]
+                cpu = clocks.read(result["load_cpu_s"])
+                break
+        finished = True
+        progress.update(f"{kind}: delivering", result["deliveries"], result["expected"], force=True)
+    finally:
+        if load_child is not None:
+            await _stop_child(load_child, finished)
+        for chat in reversed(chats):
+            await chat.stop()
+    return {
+        "server": kind,
+        "run": run,
+        "servers": len(chats),
+        "rate": args.rate,
+        "seconds": args.seconds,
+        "clients": args.clients,
+        "size": args.size,
+        "text": args.text,
+        "compression": args.compression,
+        "warmup_s": args.warmup,
+        **result,
+        **cpu,
+    }
+
+
+def _cell(value: Any, fmt: str) -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+def _table(records: list[dict[str, Any]]) -> str:
+    columns = [
+        ("server", "server", "{}"),
+        ("run", "run", "{}"),
+        ("path", "servers", "{}"),
+        ("deliveries/s", "deliveries_per_s", "{:,.0f}"),
+        ("p50 ms", "p50_ms", "{:.1f}"),
+        ("p99 ms", "p99_ms", "{:.1f}"),
+        ("max ms", "max_ms", "{:.1f}"),
+        ("lost", "lost", "{:,}"),
+        ("send lag p99 ms", "send_lag_p99_ms", "{:.1f}"),
+        ("A CPU s", "server_a_cpu_s", "{:.2f}"),
+        ("B CPU s", "server_b_cpu_s", "{:.2f}"),
+        ("broker CPU s", "broker_cpu_s", "{:.2f}"),
+        ("load CPU s", "load_cpu_s", "{:.2f}"),
+        ("other CPU s", "other_cpu_s", "{:.2f}"),
+    ]
+    rows = [[title for title, _, _ in columns]]
+    for record in records:
+        row = [_cell(record.get(key), fmt) for _, key, fmt in columns]
+        row[2] = "A" if record["servers"] == 1 else "A->B"
+        if _disturbed(record):
+            row[-1] += " !"
+        rows.append(row)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
+    lines = [
+        "  ".join(
+            cell.rjust(w) if i > 2 else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in rows
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _summary(records: list[dict[str, Any]], args: argparse.Namespace, notes: list[str]) -> str:
+    head = (
+        f"scale-out: 1 publisher -> {args.clients:,} receivers, {args.rate:g} msg/s for {args.seconds:g} s, "
+        f"{args.size} B of {args.text} (compression {args.compression})"
+    )
+    lines = [head, *(f"  {note}" for note in notes), "", _table(records)]
+    disturbed = [r for r in records if _disturbed(r)]
+    if disturbed:
+        lines += [
+            "",
+            f"! other programs used more than {DISTURBED:.0%} of a CPU during {len(disturbed)} run(s): "
+            "their figures say more about the machine than about the servers.",
+        ]
+    return "\n".join(lines)
+
+
+async def _scale(args: argparse.Namespace) -> int:
+    from .services import ServiceUnavailable, start_services
+
+    raise_open_files_limit()
+    brokers = [b.strip() for b in args.brokers.split(",") if b.strip()]
+    progress = _Progress()
+    # SIGTERM ends the run as Ctrl-C does: through the finally clauses, stopping every child.
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    terminated = False
+
+    def terminate() -> None:
+        nonlocal terminated
+        terminated = True
+        if main is not None:
+            main.cancel()
+
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGTERM, terminate)
+    services = None
+    try:
+        try:
+            services = await start_services(
+                redis="redis" in brokers, nats="nats" in brokers, required=True, register=False
+            )
+        except ServiceUnavailable as exc:
+            print(f"wslab bench scale: cannot start the broker servers: {exc}", file=sys.stderr)
+            return UNAVAILABLE
+        urls = {"memory": "", "redis": services.redis_url or "", "nats": services.nats_url or ""}
+        pids = {"memory": None, "redis": services.redis, "nats": services.nats}
+        records = []
+        for run in range(1, args.runs + 1):
+            for kind in brokers:
+                server = pids[kind]
+                try:
+                    record = await _run_one(
+                        kind, urls[kind], server.pid if server else None, args, run, progress
+                    )
+                except (RuntimeError, TimeoutError, ServiceUnavailable) as exc:
+                    progress.finish(f"wslab bench scale: {kind} (run {run}) failed: {exc}")
+                    return 1
+                records.append(record)
+                progress.finish(
+                    f"{kind} (run {run}): {record['deliveries_per_s']:,.0f} deliveries/s, "
+                    f"p50 {record['p50_ms']} ms, p99 {record['p99_ms']} ms, lost {record['lost']:,}"
+                )
+                if args.json:
+                    print(json.dumps(record), flush=True)
+        if not args.json:
+            print(_summary(records, args, services.notes), flush=True)
+        return 0 if all(r["lost"] == 0 for r in records) else 2
+    except asyncio.CancelledError:
+        if not terminated:
+            raise  # Ctrl-C: asyncio.run turns it into KeyboardInterrupt, the CLI exits with 130
+        progress.finish("wslab bench scale: stopped by SIGTERM")
+        return 128 + signal.SIGTERM
+    finally:
+        if services is not None:
+            await services.stop()
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGTERM)
+
+
+def _brokers(value: str) -> str:
+    names = [s.strip() for s in value.split(",") if s.strip()]
+    unknown = sorted(set(names) - set(BROKERS))
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"choose from {', '.join(BROKERS)} (comma-separated)")
+    return ",".join(names)
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise argparse.ArgumentTypeError("must be above 0")
+    return number
+
+
+def _non_negative_float(value: str) -> float:
+    number = float(value)
+    if not number >= 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return number
+
+
+def _load_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--rate", type=_positive_float, default=1000.0, help="messages/s published (default: 1000)"
+    )
+    parser.add_argument(
+        "--seconds", type=_positive_float, default=5.0, help="seconds of publishing (default: 5)"
+    )
+    parser.add_argument("--clients", type=_positive_int, default=20, help="receiving clients (default: 20)")
+    parser.add_argument(
+        "--size",
+        type=_text_size,
+        default=64,
+        help="characters of text per message, at least its ~20-character header (default: 64)",
+    )
+    parser.add_argument(
+        "--compression",
+        choices=("deflate", "none"),
+        default="deflate",
+        help="permessage-deflate, as browsers and websockets negotiate by default, or none",
+    )
+    parser.add_argument(
+        "--text",
+        choices=("words", "repeat"),
+        default="words",
+        help="what fills each message after its header: random common words, which compress like chat "
+        "text (default), or 'xxxx...', which compresses to almost nothing",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=_non_negative_float,
+        default=1.0,
+        help="seconds of untimed publishing at --rate before the measured --seconds (default: 1)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=30.0,
+        help="seconds after the last send to wait for every delivery (default: 30)",
+    )
+    parser.add_argument(
+        "--stall",
+        type=_positive_float,
+        default=10.0,
+        help="give up after this many s without a delivery (default: 10)",
+    )
+
+
+def add_scale_parser(kinds: Any) -> argparse.ArgumentParser:
+    """Add ``scale`` to the ``python -m wslab bench`` benchmarks."""
+    scale = kinds.add_parser(
+        "scale",
+        help="cross-server latency: one chat server in-process, then two over Redis, then over NATS",
+        description=__doc__.split("\n")[0],
+    )
+    _load_options(scale)
+    scale.add_argument(
+        "--brokers",
+        type=_brokers,
+        default=",".join(BROKERS),
+        help="comma-separated: memory,redis,nats (default: all three, in that order)",
+    )
+    scale.add_argument(
+        "--runs", type=_positive_int, default=1, help="runs of each configuration (default: 1)"
+    )
+    scale.add_argument(
+        "--json", action="store_true", help="one JSON object per line per configuration and run"
+    )
+    scale.set_defaults(run=_scale)
+    return scale
+
+
+def _child_main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m wslab.bench_scale", description="internal: load process")
+    roles = parser.add_subparsers(dest="role", required=True)
+    load = roles.add_parser("_load")
+    load.add_argument("--publish-url", required=True)
+    load.add_argument("--receive-url", required=True)
+    _load_options(load)
+    args = parser.parse_args(argv)
+    return asyncio.run(_load_main(args))
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main(sys.argv[1:]))
