@@ -119,7 +119,7 @@ async def _load_main(args: argparse.Namespace) -> int:
                     raise outcome
             receivers += joined
             _emit(phase="connect", done=len(receivers), total=n)
-        # On another server than the receivers (but memory's): the chat server only acks to it.
+        # On server A (for memory, the receivers' server too); the chat server acks what it sends.
         publisher = await _join(args.publish_url, PUBLISHER, load, options, tasks)
     except Exception as exc:  # refused, reset, timed out: say so instead of a traceback
         _emit(error=f"connecting clients failed after {len(receivers)}: {type(exc).__name__}: {exc}")
