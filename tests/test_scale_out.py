@@ -238,3 +238,30 @@ async def test_stop_all_leaves_no_chat_process_and_no_listening_port(
     # SIGTERM is a clean shutdown: each server closed its clients' connections with 1001.
     await wait_for(lambda: ana.closes and ben.closes, what="both clients saw their server close")
     assert ana.closes == ben.closes == [(1001, "server shutting down")]
+
+
+async def test_without_a_broker_the_servers_share_an_in_process_one() -> None:
+    """The lesson's fallback: servers in this process, one in-process broker, failover still whole."""
+    from wslab.services import InProcessChat, start_chat_servers
+
+    servers = await start_chat_servers(["s1", "s2"], None)
+    assert all(isinstance(server, InProcessChat) for server in servers)
+    ana = ChatClient([servers[0].url, servers[1].url], "ana").start()
+    await wait_for(lambda: ana.live)
+    ben = ChatClient([servers[1].url, servers[0].url], "ben").start()
+    await wait_for(lambda: ben.live)
+    sent = [f"fallback {i}" for i in range(20)]
+    try:
+        for text in sent[:5]:
+            await ben.send(text)
+        await wait_for(lambda: ana.texts(author="ben") == sent[:5])
+        await servers[0].crash()
+        for text in sent[5:]:
+            await ben.send(text)
+        await wait_for(lambda: ana.texts(author="ben") == sent, timeout=15)
+        assert ana.closes[-1][0] == 1006
+        assert ana.url == servers[1].url
+        assert ana.tracker.missing == [] and ana.tracker.duplicates == 0
+    finally:
+        await ana.stop()
+        await ben.stop()
