@@ -264,6 +264,52 @@ async def _report_progress(load: _Load, interval: float = 0.2) -> None:
         _emit(phase="deliver", done=load.delivered, total=load.expected)
 
 
+async def _connect_and_warm_up(
+    args: argparse.Namespace,
+    load: _Load,
+    options: dict[str, Any],
+    tasks: set[asyncio.Task[None]],
+    *,
+    receive_url: str,
+    publish_url: str,
+) -> tuple[list[Any], Any] | None:
+    """Connect the receivers (in batches) and the publisher, then send the warm-up messages.
+
+    Returns ``(receivers, publisher)`` once every receiver has read every warm-up message: whatever came
+    before (welcomes, a chat room's join announcements) is then out of the way of the
+    measurement, and every connection has carried traffic (on a fresh one, the first
+    messages cost more). Returns None, having said why, when that fails.
+    """
+    n = load.clients
+    receivers: list[Any] = []
+    try:
+        for first in range(0, n, CONNECT_BATCH):
+            batch = range(first, min(n, first + CONNECT_BATCH))
+            joined = await asyncio.gather(
+                *(_join(receive_url, f"r{i:05d}", load, options, tasks) for i in batch),
+                return_exceptions=True,
+            )
+            for outcome in joined:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+            receivers += joined
+            _emit(phase="connect", done=len(receivers), total=n)
+        publisher = await _join(publish_url, PUBLISHER, load, options, tasks)
+    except Exception as exc:  # refused, reset, timed out: say so instead of a traceback
+        _emit(error=f"connecting clients failed after {len(receivers)}: {type(exc).__name__}: {exc}")
+        return None
+    for _ in range(load.warmup):
+        await publisher.send(
+            json.dumps({"type": "chat", "text": _text(SYNC, args.size, args.text), "ref": "sync"})
+        )
+    try:
+        await asyncio.wait_for(load.all_synced.wait(), args.timeout)
+    except TimeoutError:
+        _emit(error=f"only {load.synced} of {n * load.warmup} warm-up deliveries arrived")
+        return None
+    return receivers, publisher
+
+
 async def _load_main(args: argparse.Namespace) -> int:
     raise_open_files_limit()
     n, m = args.clients, args.messages
@@ -276,36 +322,13 @@ async def _load_main(args: argparse.Namespace) -> int:
     }
     tasks: set[asyncio.Task[None]] = set()
     setup_started = time.perf_counter()
-    receivers: list[Any] = []
-    try:
-        for first in range(0, n, CONNECT_BATCH):
-            batch = range(first, min(n, first + CONNECT_BATCH))
-            joined = await asyncio.gather(
-                *(_join(args.url, f"r{i:05d}", load, options, tasks) for i in batch), return_exceptions=True
-            )
-            for outcome in joined:
-                if isinstance(outcome, BaseException):
-                    raise outcome
-            receivers += joined
-            _emit(phase="connect", done=len(receivers), total=n)
-        # The publisher never sees its own messages: the chat server acks them, the baseline skips it.
-        publisher = await _join(args.url, PUBLISHER, load, options, tasks)
-    except Exception as exc:  # refused, reset, timed out: say so instead of a traceback
-        _emit(error=f"connecting clients failed after {len(receivers)}: {type(exc).__name__}: {exc}")
+    # The publisher never sees its own messages: the chat server acks them, the baseline skips it.
+    connected = await _connect_and_warm_up(
+        args, load, options, tasks, receive_url=args.url, publish_url=args.url
+    )
+    if connected is None:
         return 1
-
-    # Warm-up messages, untimed. Once every receiver has read them all, whatever came before
-    # (welcomes, a chat room's join announcements) is out of the way of the measurement, and
-    # every connection has carried traffic: on a fresh one, the first messages cost more.
-    for _ in range(load.warmup):
-        await publisher.send(
-            json.dumps({"type": "chat", "text": _text(SYNC, args.size, args.text), "ref": "sync"})
-        )
-    try:
-        await asyncio.wait_for(load.all_synced.wait(), args.timeout)
-    except TimeoutError:
-        _emit(error=f"only {load.synced} of {n * load.warmup} warm-up deliveries arrived")
-        return 1
+    receivers, publisher = connected
     setup = time.perf_counter() - setup_started
     gc.collect()
     gc.freeze()  # nothing allocated so far gets scanned again during the measurement

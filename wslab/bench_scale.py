@@ -56,16 +56,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from .bench import (
-    CONNECT_BATCH,
     DISTURBED,
-    PUBLISHER,
     SYNC,
     _busy_cpu_s,
     _Child,
     _command,
+    _connect_and_warm_up,
     _disturbed,
     _emit,
-    _join,
     _Load,
     _Progress,
     _report_progress,
@@ -106,36 +104,14 @@ async def _load_main(args: argparse.Namespace) -> int:
         "max_size": None,
     }
     tasks: set[asyncio.Task[None]] = set()
-    receivers: list[Any] = []
-    try:
-        for first in range(0, n, CONNECT_BATCH):
-            batch = range(first, min(n, first + CONNECT_BATCH))
-            joined = await asyncio.gather(
-                *(_join(args.receive_url, f"r{i:05d}", load, options, tasks) for i in batch),
-                return_exceptions=True,
-            )
-            for outcome in joined:
-                if isinstance(outcome, BaseException):
-                    raise outcome
-            receivers += joined
-            _emit(phase="connect", done=len(receivers), total=n)
-        # On server A (for memory, the receivers' server too); the chat server acks what it sends.
-        publisher = await _join(args.publish_url, PUBLISHER, load, options, tasks)
-    except Exception as exc:  # refused, reset, timed out: say so instead of a traceback
-        _emit(error=f"connecting clients failed after {len(receivers)}: {type(exc).__name__}: {exc}")
+    # The publisher is on server A (for memory, the receivers' server too); as in bench fanout,
+    # the warm-up also sends traffic along the broker path between the servers.
+    connected = await _connect_and_warm_up(
+        args, load, options, tasks, receive_url=args.receive_url, publish_url=args.publish_url
+    )
+    if connected is None:
         return 1
-
-    # As in bench fanout: once every receiver has read these, the joins are out of the way,
-    # and every connection (and the broker path between the servers) has carried traffic.
-    for _ in range(load.warmup):
-        await publisher.send(
-            json.dumps({"type": "chat", "text": _text(SYNC, args.size, args.text), "ref": "sync"})
-        )
-    try:
-        await asyncio.wait_for(load.all_synced.wait(), args.timeout)
-    except TimeoutError:
-        _emit(error=f"only {load.synced} of {n * load.warmup} first deliveries arrived")
-        return 1
+    receivers, publisher = connected
     gc.collect()
     gc.freeze()  # nothing allocated so far gets scanned again during the measurement
     _emit(phase="ready")
