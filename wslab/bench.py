@@ -685,20 +685,13 @@ def _text_size(value: str) -> int:
     return number
 
 
-def _load_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--clients", type=_positive, default=100, help="receiving clients (default: 100)")
-    parser.add_argument("--messages", type=_positive, default=100, help="messages published (default: 100)")
+def message_options(parser: argparse.ArgumentParser) -> None:
+    """The options that shape each message, shared by every benchmark."""
     parser.add_argument(
         "--size",
         type=_text_size,
         default=64,
         help="characters of text per message, at least its ~20-character header (default: 64)",
-    )
-    parser.add_argument(
-        "--rate",
-        type=float,
-        default=0.0,
-        help="pace the publisher at this many messages/s (default: 0, burst)",
     )
     parser.add_argument(
         "--compression",
@@ -712,6 +705,18 @@ def _load_options(parser: argparse.ArgumentParser) -> None:
         default="words",
         help="what fills each message after its header: random common words, which compress like chat "
         "text (default), or 'xxxx...', which compresses to almost nothing",
+    )
+
+
+def _load_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--clients", type=_positive, default=100, help="receiving clients (default: 100)")
+    parser.add_argument("--messages", type=_positive, default=100, help="messages published (default: 100)")
+    message_options(parser)
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="pace the publisher at this many messages/s (default: 0, burst)",
     )
     parser.add_argument(
         "--warmup",

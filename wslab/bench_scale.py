@@ -68,7 +68,7 @@ from .bench import (
     _Progress,
     _report_progress,
     _text,
-    _text_size,
+    message_options,
     raise_open_files_limit,
 )
 
@@ -485,25 +485,7 @@ def _load_options(parser: argparse.ArgumentParser) -> None:
         "--seconds", type=_positive_float, default=5.0, help="seconds of publishing (default: 5)"
     )
     parser.add_argument("--clients", type=_positive_int, default=20, help="receiving clients (default: 20)")
-    parser.add_argument(
-        "--size",
-        type=_text_size,
-        default=64,
-        help="characters of text per message, at least its ~20-character header (default: 64)",
-    )
-    parser.add_argument(
-        "--compression",
-        choices=("deflate", "none"),
-        default="deflate",
-        help="permessage-deflate, as browsers and websockets negotiate by default, or none",
-    )
-    parser.add_argument(
-        "--text",
-        choices=("words", "repeat"),
-        default="words",
-        help="what fills each message after its header: random common words, which compress like chat "
-        "text (default), or 'xxxx...', which compresses to almost nothing",
-    )
+    message_options(parser)
     parser.add_argument(
         "--warmup",
         type=_non_negative_float,

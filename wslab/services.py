@@ -320,16 +320,23 @@ class BrokerServer(ServerHandle):
 
     # Stopping
 
+    def _ask_to_stop(self, keep_data: bool) -> subprocess.Popen[bytes] | None:
+        """Let the subclass prepare (Redis saves), then SIGTERM; the process if it was running."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return process
+        with contextlib.suppress(Exception):
+            self._before_stop(keep_data)
+        with contextlib.suppress(ProcessLookupError):
+            process.terminate()
+        return process
+
     def _terminate(self, keep_data: bool = False) -> None:
         """SIGTERM, wait, SIGKILL if it must; returns when the process is gone (blocking, brief)."""
-        process = self.process
+        process = self._ask_to_stop(keep_data)
         if process is None:
             return
         if process.poll() is None:
-            with contextlib.suppress(Exception):
-                self._before_stop(keep_data)
-            with contextlib.suppress(ProcessLookupError):
-                process.terminate()
             try:
                 process.wait(STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
@@ -339,14 +346,10 @@ class BrokerServer(ServerHandle):
         self.process = None
 
     async def _terminate_async(self, keep_data: bool = False) -> None:
-        process = self.process
+        process = self._ask_to_stop(keep_data)
         if process is None:
             return
         if process.poll() is None:
-            with contextlib.suppress(Exception):
-                self._before_stop(keep_data)
-            with contextlib.suppress(ProcessLookupError):
-                process.terminate()
             loop = asyncio.get_running_loop()
             deadline = loop.time() + STOP_TIMEOUT
             while process.poll() is None and loop.time() < deadline:
