@@ -347,6 +347,7 @@ class ChatClient:
             if policy.verdict(last_heard=self._last_heard, now=now) is Verdict.DEAD:
                 self.dead_after.append(now - self._last_heard)
                 self.notices.append(f"server silent for {now - self._last_heard:.1f} s: reconnecting")
+                self.live = False  # at once: sends from now on wait in the outbox for the next live
                 connection.transport.abort()
                 return
 
