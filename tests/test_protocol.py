@@ -260,6 +260,18 @@ def test_room_events_survive_a_json_round_trip() -> None:
     assert RoomEvent.from_json(payload.encode()) == event
 
 
+def test_the_wire_form_carries_only_what_clients_use() -> None:
+    event = RoomEvent(EventKind.CHAT, "alice", "héllo 👋", room="r", seq=7, via="a", at=12.5, ref="alice-3")
+
+    payload = event.to_wire()
+
+    assert json.loads(payload) == {"type": "chat", "seq": 7, "name": "alice", "text": "héllo 👋", "via": "a"}
+    assert len(payload.encode()) < len(event.to_json().encode())
+    # a client reads it back with the defaults filled in
+    back = RoomEvent.from_json(payload)
+    assert back == RoomEvent(EventKind.CHAT, "alice", "héllo 👋", seq=7, via="a", at=0.0)
+
+
 @pytest.mark.parametrize("kind", list(EventKind))
 def test_every_kind_round_trips(kind: EventKind) -> None:
     event = RoomEvent(kind, "bob", seq=1, at=1.0)

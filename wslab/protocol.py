@@ -8,7 +8,9 @@ Two dialects share one server:
 * **json**, this course's fix: the client opens with ``{"type": "hello", "name": ...}``
   (optionally ``"resume": <last seq seen>``), and every room event carries a per-room
   sequence number ``seq``. A client that sees ``seq`` jump knows it missed something;
-  one that reconnects asks for everything after the last ``seq`` it saw.
+  one that reconnects asks for everything after the last ``seq`` it saw. On the wire an
+  event is ``{"type", "seq", "name", "text", "via"}`` (:meth:`RoomEvent.to_wire`); the
+  brokers carry the whole :class:`RoomEvent`.
 
 Sequence numbers are assigned once, by the broker, so they mean the same on every server
 of a scaled-out deployment.
@@ -143,7 +145,23 @@ class RoomEvent:
         )
 
     def to_json(self) -> str:
+        """The whole event, as brokers carry it and history stores it."""
         return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False)
+
+    def to_wire(self) -> str:
+        """The event as a json-dialect client receives it: only what a client uses.
+
+        ``room`` (a server serves one), ``at`` and ``ref`` (the author alone needs it, and
+        gets it in its ack) stay behind. Each byte left out is left out a thousand times
+        over in a room of a thousand, and with permessage-deflate each one is also
+        compressed once per connection; ``seq`` and ``at``, new in every event, compress
+        worst of all.
+        """
+        return json.dumps(
+            {"type": str(self.kind), "seq": self.seq, "name": self.name, "text": self.text, "via": self.via},
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
 
     @classmethod
     def from_json(cls, payload: str | bytes) -> RoomEvent:

@@ -603,7 +603,7 @@ class ChatServer:
             elif key is Dialect.PLAIN:
                 text = render_plain(event)
             else:
-                text = event.to_json()
+                text = event.to_wire()
             cached = cache[key] = (text, text.encode())
         return cached
 
