@@ -157,11 +157,7 @@ class RoomEvent:
         compressed once per connection; ``seq`` and ``at``, new in every event, compress
         worst of all.
         """
-        return json.dumps(
-            {"type": str(self.kind), "seq": self.seq, "name": self.name, "text": self.text, "via": self.via},
-            separators=(",", ":"),
-            ensure_ascii=False,
-        )
+        return encode(str(self.kind), seq=self.seq, name=self.name, text=self.text, via=self.via)
 
     @classmethod
     def from_json(cls, payload: str | bytes) -> RoomEvent:
