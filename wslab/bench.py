@@ -174,6 +174,61 @@ class _Load:
     done: asyncio.Event = field(default_factory=asyncio.Event)
     all_synced: asyncio.Event = field(default_factory=asyncio.Event)
 
+    async def settle(self, *, timeout: float, stall: float) -> None:
+        """Wait for every delivery; generous, but not blind: give up after ``timeout`` in
+        all, or ``stall`` seconds without a delivery."""
+        deadline = time.monotonic() + timeout
+        seen, quiet_since = -1, time.monotonic()
+        while not self.done.is_set() and time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.done.wait(), 0.5)
+            if self.delivered != seen:
+                seen, quiet_since = self.delivered, time.monotonic()
+            elif time.monotonic() - quiet_since > stall:
+                break
+
+    def result(self, first_send: float) -> dict[str, Any]:
+        """What every benchmark reports of the deliveries since ``first_send``."""
+        latencies = sorted(self.latencies)
+        duration = (self.last_delivery - first_send) if self.delivered else 0.0
+        return {
+            "deliveries": self.delivered,
+            "expected": self.expected,
+            "lost": self.expected - self.delivered,
+            "duplicates": self.duplicates,
+            "deliveries_per_s": round(self.delivered / duration, 1) if duration > 0 else 0.0,
+            "p50_ms": percentile_ms(latencies, 0.50),
+            "p99_ms": percentile_ms(latencies, 0.99),
+            "max_ms": percentile_ms(latencies, 1.0),
+            "duration_s": round(duration, 4),
+        }
+
+
+def percentile_ms(ordered: Sequence[float], q: float) -> float | None:
+    """The ``q`` quantile of sorted seconds, in ms (nearest rank); None when empty."""
+    if not ordered:
+        return None
+    return round(1000 * ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))], 3)
+
+
+def client_options(compression: str) -> dict[str, Any]:
+    """How every load connection connects: nothing but the measured traffic on the wire."""
+    return {
+        "open_timeout": 60,
+        "ping_interval": None,  # no keepalive traffic in the measurement
+        "compression": None if compression == "none" else "deflate",
+        "max_size": None,
+    }
+
+
+def drop(connections: Sequence[Any], tasks: set[asyncio.Task[None]]) -> None:
+    """End the load at once. No closing handshakes: the chat room would only announce
+    every leave."""
+    for connection in connections:
+        connection.transport.abort()
+    for task in tasks:
+        task.cancel()
+
 
 #: What the words filler draws from: short common words, as chat text is made of.
 _VOCABULARY = (
@@ -314,12 +369,7 @@ async def _load_main(args: argparse.Namespace) -> int:
     raise_open_files_limit()
     n, m = args.clients, args.messages
     load = _Load(clients=n, messages=m, expected=n * m, warmup=args.warmup)
-    options: dict[str, Any] = {
-        "open_timeout": 60,
-        "ping_interval": None,  # no keepalive traffic in the measurement
-        "compression": None if args.compression == "none" else "deflate",
-        "max_size": None,
-    }
+    options = client_options(args.compression)
     tasks: set[asyncio.Task[None]] = set()
     setup_started = time.perf_counter()
     # The publisher never sees its own messages: the chat server acks them, the baseline skips it.
@@ -348,50 +398,20 @@ async def _load_main(args: argparse.Namespace) -> int:
         await publisher.send(
             json.dumps({"type": "chat", "text": _text(i, args.size, args.text), "ref": str(i)})
         )
-    # Generous, but not blind: give up after --timeout in all, or --stall seconds without a delivery.
-    deadline = time.monotonic() + args.timeout
-    seen, quiet_since = -1, time.monotonic()
-    while not load.done.is_set() and time.monotonic() < deadline:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(load.done.wait(), 0.5)
-        if load.delivered != seen:
-            seen, quiet_since = load.delivered, time.monotonic()
-        elif time.monotonic() - quiet_since > args.stall:
-            break
+    await load.settle(timeout=args.timeout, stall=args.stall)
     progress.cancel()
     load_cpu = time.process_time() - cpu0
     _emit(phase="deliver", done=load.delivered, total=load.expected)
-
-    latencies = sorted(load.latencies)
-    duration = (load.last_delivery - first_send) if load.delivered else 0.0
-
-    def percentile(q: float) -> float | None:
-        if not latencies:
-            return None
-        return round(1000 * latencies[min(len(latencies) - 1, round(q * (len(latencies) - 1)))], 3)
-
     _emit(
         result={
-            "deliveries": load.delivered,
-            "expected": load.expected,
-            "lost": load.expected - load.delivered,
-            "duplicates": load.duplicates,
-            "deliveries_per_s": round(load.delivered / duration, 1) if duration > 0 else 0.0,
-            "p50_ms": percentile(0.50),
-            "p99_ms": percentile(0.99),
-            "max_ms": percentile(1.0),
-            "duration_s": round(duration, 4),
+            **load.result(first_send),
             "first_send": first_send,
             "last_delivery": load.last_delivery,
             "setup_s": round(setup, 2),
             "load_cpu_s": round(load_cpu, 3),
         }
     )
-    # No closing handshakes: 1,000 of them would only make the chat room announce 1,000 leaves.
-    for connection in [*receivers, publisher]:
-        connection.transport.abort()
-    for task in tasks:
-        task.cancel()
+    drop([*receivers, publisher], tasks)
     return 0
 
 
@@ -663,18 +683,23 @@ async def _fanout(args: argparse.Namespace) -> int:
     return 0 if all(r["lost"] == 0 for r in records) else 2
 
 
-def _servers(value: str) -> str:
-    names = [s.strip() for s in value.split(",") if s.strip()]
-    unknown = sorted(set(names) - set(SERVERS))
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(f"choose from {', '.join(SERVERS)} (comma-separated)")
-    return ",".join(names)
+def comma_list(choices: Sequence[str]) -> Callable[[str], str]:
+    """An argparse ``type`` for a comma-separated pick from ``choices`` (``"chat,baseline"``)."""
+
+    def names(value: str) -> str:
+        picked = [s.strip() for s in value.split(",") if s.strip()]
+        if not picked or set(picked) - set(choices):
+            raise argparse.ArgumentTypeError(f"choose from {', '.join(choices)} (comma-separated)")
+        return ",".join(picked)
+
+    return names
 
 
-def _positive(value: str) -> int:
+def positive_int(value: str) -> int:
+    """An argparse ``type`` for counts: a whole number of at least 1."""
     number = int(value)
     if number < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
     return number
 
 
@@ -709,8 +734,10 @@ def message_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _load_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--clients", type=_positive, default=100, help="receiving clients (default: 100)")
-    parser.add_argument("--messages", type=_positive, default=100, help="messages published (default: 100)")
+    parser.add_argument("--clients", type=positive_int, default=100, help="receiving clients (default: 100)")
+    parser.add_argument(
+        "--messages", type=positive_int, default=100, help="messages published (default: 100)"
+    )
     message_options(parser)
     parser.add_argument(
         "--rate",
@@ -720,7 +747,7 @@ def _load_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--warmup",
-        type=_positive,
+        type=positive_int,
         default=20,
         help="untimed messages sent first, so every connection has carried traffic (default: 20)",
     )
@@ -740,9 +767,14 @@ def add_bench_parser(commands: Any) -> argparse.ArgumentParser:
         description=__doc__.split("\n")[0],
     )
     _load_options(fanout)
-    fanout.add_argument("--runs", type=_positive, default=1, help="runs per server, alternating (default: 1)")
     fanout.add_argument(
-        "--servers", type=_servers, default=",".join(SERVERS), help="comma-separated: chat,baseline (default)"
+        "--runs", type=positive_int, default=1, help="runs per server, alternating (default: 1)"
+    )
+    fanout.add_argument(
+        "--servers",
+        type=comma_list(SERVERS),
+        default=",".join(SERVERS),
+        help="comma-separated: chat,baseline (default)",
     )
     fanout.add_argument("--json", action="store_true", help="one JSON object per line per server and run")
     fanout.set_defaults(run=_fanout)

@@ -68,7 +68,12 @@ from .bench import (
     _Progress,
     _report_progress,
     _text,
+    client_options,
+    comma_list,
+    drop,
     message_options,
+    percentile_ms,
+    positive_int,
     raise_open_files_limit,
 )
 
@@ -85,24 +90,12 @@ UNAVAILABLE = 3
 # The load client (``python -m wslab.bench_scale _load ...``)
 
 
-def _percentile(ordered: Sequence[float], q: float) -> float | None:
-    """The ``q`` quantile of sorted seconds, in ms (nearest rank); None when empty."""
-    if not ordered:
-        return None
-    return round(1000 * ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))], 3)
-
-
 async def _load_main(args: argparse.Namespace) -> int:
     raise_open_files_limit()
     n = args.clients
     m = max(1, round(args.rate * args.seconds))
     load = _Load(clients=n, messages=m, expected=n * m, warmup=SYNC_MESSAGES)
-    options: dict[str, Any] = {
-        "open_timeout": 60,
-        "ping_interval": None,  # no keepalive traffic in the measurement
-        "compression": None if args.compression == "none" else "deflate",
-        "max_size": None,
-    }
+    options = client_options(args.compression)
     tasks: set[asyncio.Task[None]] = set()
     # The publisher is on server A (for memory, the receivers' server too); as in bench fanout,
     # the warm-up also sends traffic along the broker path between the servers.
@@ -143,46 +136,23 @@ async def _load_main(args: argparse.Namespace) -> int:
         lags.append(loop.time() - due)
         await send(dumps({"type": "chat", "text": _text(i, args.size, args.text), "ref": str(i)}))
     sending = loop.time() - measure_start
-    # Generous, but not blind: give up --timeout after the last send, or --stall s without a delivery.
-    deadline = loop.time() + args.timeout
-    seen, quiet_since = -1, loop.time()
-    while not load.done.is_set() and loop.time() < deadline:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(load.done.wait(), 0.5)
-        if load.delivered != seen:
-            seen, quiet_since = load.delivered, loop.time()
-        elif loop.time() - quiet_since > args.stall:
-            break
+    # --timeout after the last send, or --stall s without a delivery
+    await load.settle(timeout=args.timeout, stall=args.stall)
     progress.cancel()
     load_cpu = time.process_time() - cpu0
     _emit(phase="deliver", done=load.delivered, total=load.expected)
-
-    latencies = sorted(load.latencies)
     lags.sort()
-    duration = (load.last_delivery - first_send) if load.delivered else 0.0
     _emit(
         result={
             "messages": m,
-            "deliveries": load.delivered,
-            "expected": load.expected,
-            "lost": load.expected - load.delivered,
-            "duplicates": load.duplicates,
-            "deliveries_per_s": round(load.delivered / duration, 1) if duration > 0 else 0.0,
-            "p50_ms": _percentile(latencies, 0.50),
-            "p99_ms": _percentile(latencies, 0.99),
-            "max_ms": _percentile(latencies, 1.0),
+            **load.result(first_send),
             "sent_per_s": round(m / sending, 1) if sending > 0 else None,
-            "send_lag_p99_ms": _percentile(lags, 0.99),
-            "send_lag_max_ms": _percentile(lags, 1.0),
-            "duration_s": round(duration, 4),
+            "send_lag_p99_ms": percentile_ms(lags, 0.99),
+            "send_lag_max_ms": percentile_ms(lags, 1.0),
             "load_cpu_s": round(load_cpu, 3),
         }
     )
-    # No closing handshakes: the chat room would only announce every leave.
-    for connection in [*receivers, publisher]:
-        connection.transport.abort()
-    for task in tasks:
-        task.cancel()
+    drop([*receivers, publisher], tasks)
     return 0
 
 
@@ -448,21 +418,6 @@ async def _scale(args: argparse.Namespace) -> int:
             loop.remove_signal_handler(signal.SIGTERM)
 
 
-def _brokers(value: str) -> str:
-    names = [s.strip() for s in value.split(",") if s.strip()]
-    unknown = sorted(set(names) - set(BROKERS))
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(f"choose from {', '.join(BROKERS)} (comma-separated)")
-    return ",".join(names)
-
-
-def _positive_int(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return number
-
-
 def _positive_float(value: str) -> float:
     number = float(value)
     if not number > 0:
@@ -484,7 +439,7 @@ def _load_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seconds", type=_positive_float, default=5.0, help="seconds of publishing (default: 5)"
     )
-    parser.add_argument("--clients", type=_positive_int, default=20, help="receiving clients (default: 20)")
+    parser.add_argument("--clients", type=positive_int, default=20, help="receiving clients (default: 20)")
     message_options(parser)
     parser.add_argument(
         "--warmup",
@@ -516,13 +471,11 @@ def add_scale_parser(kinds: Any) -> argparse.ArgumentParser:
     _load_options(scale)
     scale.add_argument(
         "--brokers",
-        type=_brokers,
+        type=comma_list(BROKERS),
         default=",".join(BROKERS),
         help="comma-separated: memory,redis,nats (default: all three, in that order)",
     )
-    scale.add_argument(
-        "--runs", type=_positive_int, default=1, help="runs of each configuration (default: 1)"
-    )
+    scale.add_argument("--runs", type=positive_int, default=1, help="runs of each configuration (default: 1)")
     scale.add_argument(
         "--json", action="store_true", help="one JSON object per line per configuration and run"
     )

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI, WebSocketException
 
 from . import runtime
-from .bench import add_bench_parser
+from .bench import add_bench_parser, positive_int
 from .brokers import BROKER_SCHEMES, Broker, BrokerUnavailable, broker_from_url
 from .clients import exchange
 from .events import Direction, EventLog, LogEvent
@@ -158,13 +158,6 @@ async def _client(args: argparse.Namespace) -> int:
     return await run_client(args.url, args.name)
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
 async def _send(args: argparse.Namespace) -> int:
     replies = await exchange(args.url, args.messages, timeout=args.timeout)
     for reply in replies:
@@ -201,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat = servers.add_parser("chat", parents=[common()], help="lessons 02-06: one chat room, WebSocket at /")
     chat.add_argument(
         "--max-backlog",
-        type=_positive,
+        type=positive_int,
         default=1 << 20,
         metavar="BYTES",
         help="bytes allowed to wait unsent for one client (default: 1 MiB)",
@@ -214,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     chat.add_argument(
         "--history",
-        type=_positive,
+        type=positive_int,
         default=1000,
         metavar="N",
         help="events kept to resume from (default: 1000)",
@@ -245,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     web.add_argument(
         "--join-code", default=None, help="code people must enter (default with --public: random)"
     )
-    web.add_argument("--max-users", type=_positive, default=200, help="people allowed in (default: 200)")
+    web.add_argument("--max-users", type=positive_int, default=200, help="people allowed in (default: 200)")
     web.add_argument("--rate", type=float, default=5.0, help="messages per second per person (default: 5)")
     web.add_argument("--burst", type=float, default=10.0, help="messages allowed in a burst (default: 10)")
     web.add_argument(
