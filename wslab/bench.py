@@ -612,20 +612,32 @@ def _table(records: list[dict[str, Any]]) -> str:
         ("load CPU s", "load_cpu_s", "{:.2f}"),
         ("other CPU s", "other_cpu_s", "{:.2f}"),
     ]
-    rows = [[title for title, _, _ in columns]]
+    rows = []
     for record in records:
-        row = [fmt.format(record[key]) if record.get(key) is not None else "-" for _, key, fmt in columns]
+        row = [cell(record.get(key), fmt) for _, key, fmt in columns]
         if _disturbed(record):
             row[-1] += " !"
         rows.append(row)
-    widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
+    return format_table([title for title, _, _ in columns], rows, left=1)
+
+
+def cell(value: Any, fmt: str) -> str:
+    """One table cell: ``value`` formatted, or ``-`` where there is none."""
+    return "-" if value is None else fmt.format(value)
+
+
+def format_table(titles: Sequence[str], rows: Sequence[Sequence[str]], *, left: int) -> str:
+    """A plain-text table under a rule: the first ``left`` columns left-aligned, numbers right."""
+    table = [list(titles), *map(list, rows)]
+    widths = [max(len(row[i]) for row in table) for i in range(len(titles))]
     lines = [
         "  ".join(
-            cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+            text.ljust(width) if i < left else text.rjust(width)
+            for i, (text, width) in enumerate(zip(row, widths, strict=True))
         )
-        for row in rows
+        for row in table
     ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
 
 

@@ -68,9 +68,11 @@ from .bench import (
     _Progress,
     _report_progress,
     _text,
+    cell,
     client_options,
     comma_list,
     drop,
+    format_table,
     message_options,
     percentile_ms,
     positive_int,
@@ -299,10 +301,6 @@ async def _run_one(
     }
 
 
-def _cell(value: Any, fmt: str) -> str:
-    return "-" if value is None else fmt.format(value)
-
-
 def _table(records: list[dict[str, Any]]) -> str:
     columns = [
         ("server", "server", "{}"),
@@ -320,23 +318,14 @@ def _table(records: list[dict[str, Any]]) -> str:
         ("load CPU s", "load_cpu_s", "{:.2f}"),
         ("other CPU s", "other_cpu_s", "{:.2f}"),
     ]
-    rows = [[title for title, _, _ in columns]]
+    rows = []
     for record in records:
-        row = [_cell(record.get(key), fmt) for _, key, fmt in columns]
+        row = [cell(record.get(key), fmt) for _, key, fmt in columns]
         row[2] = "A" if record["servers"] == 1 else "A->B"
         if _disturbed(record):
             row[-1] += " !"
         rows.append(row)
-    widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
-    lines = [
-        "  ".join(
-            cell.rjust(w) if i > 2 else cell.ljust(w)
-            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-        )
-        for row in rows
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return format_table([title for title, _, _ in columns], rows, left=3)
 
 
 def _summary(records: list[dict[str, Any]], args: argparse.Namespace, notes: list[str]) -> str:
