@@ -7,6 +7,7 @@ that use them, so each test file shows where its servers get stopped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator, Callable
 
@@ -14,6 +15,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 
 import wslab
+from wslab.services import BrokerServer, ServiceUnavailable, start_services
 
 #: Upper bound for any single wait in the suite; a healthy run needs a fraction of it.
 TIMEOUT = 5.0
@@ -51,6 +53,25 @@ def unavailable(reason: str) -> None:
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(f"CI needs this broker server: {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+@contextlib.asynccontextmanager
+async def own_broker_server(kind: str) -> AsyncIterator[BrokerServer]:
+    """A ``redis`` or ``nats`` server for one test alone, so restarting it disturbs no other."""
+    try:
+        services = await start_services(
+            redis=kind == "redis", nats=kind == "nats", required=True, register=False
+        )
+    except ServiceUnavailable as exc:
+        unavailable(str(exc))
+    server = services.redis if kind == "redis" else services.nats
+    try:
+        if server is None:
+            unavailable(f"{kind} comes from an environment URL; restarting it is not up to the tests")
+        assert server is not None
+        yield server
+    finally:
+        await services.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from helpers import (  # noqa: F401  (stop_servers: autouse fixture)
     TIMEOUT,
+    own_broker_server,
     refuses_connections,
     stop_servers,
     unavailable,
@@ -257,20 +258,8 @@ async def test_an_unreachable_server_raises_broker_unavailable_at_once(kind_url:
 @pytest.fixture
 async def own_server(request: pytest.FixtureRequest) -> AsyncIterator[BrokerServer]:
     """A server of the test's own (``kind`` parameter): a restart must not disturb the others."""
-    kind = request.param
-    try:
-        services = await start_services(
-            redis=kind == "redis", nats=kind == "nats", required=True, register=False
-        )
-    except ServiceUnavailable as exc:
-        unavailable(str(exc))
-    server = services.redis if kind == "redis" else services.nats
-    if server is None:
-        await services.stop()
-        unavailable(f"{kind} comes from an environment URL; restarting it is not up to the tests")
-    assert server is not None
-    yield server
-    await services.stop()
+    async with own_broker_server(request.param) as server:
+        yield server
 
 
 async def publish_when_back(broker: Broker, text: str) -> RoomEvent:

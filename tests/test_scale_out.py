@@ -22,6 +22,7 @@ import pytest
 from chat_contract import Clients, assert_complete_transcript
 from helpers import (  # noqa: F401  (stop_servers: autouse fixture)
     TIMEOUT,
+    own_broker_server,
     refuses_connections,
     stop_servers,
     unavailable,
@@ -31,7 +32,7 @@ from helpers import (  # noqa: F401  (stop_servers: autouse fixture)
 import wslab
 from wslab.clients import ChatClient
 from wslab.protocol import EventKind
-from wslab.services import BrokerServer, ChatProcess, ServiceUnavailable, start_services
+from wslab.services import BrokerServer, ChatProcess
 
 KINDS = ["redis", "nats"]
 #: Seconds between two messages of a steady stream: a crash or an outage lands mid-stream.
@@ -56,20 +57,9 @@ def broker_url(kind: str, request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 async def own_broker(kind: str) -> AsyncIterator[BrokerServer]:
     """A broker server for this test alone: restarting it disturbs no other test."""
-    try:
-        services = await start_services(
-            redis=kind == "redis", nats=kind == "nats", required=True, register=False
-        )
-    except ServiceUnavailable as exc:
-        unavailable(str(exc))
-    server = services.redis if kind == "redis" else services.nats
-    if server is None:
-        await services.stop()
-        unavailable(f"{kind} comes from an environment URL; restarting it is not up to the tests")
-    assert server is not None
-    yield server
-    await wslab.stop_all()  # the chat processes first: they talk to this server until they exit
-    await services.stop()
+    async with own_broker_server(kind) as server:
+        yield server
+        await wslab.stop_all()  # the chat processes first: they talk to this server until they exit
 
 
 @pytest.fixture
