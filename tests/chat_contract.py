@@ -824,16 +824,24 @@ async def finish(chat: ChatServer, fast: ClientConnection, slow: ChatClient) -> 
     await wait_for(lambda: slow.texts(author="fast")[-1:] == ["done"], what="slow has 'done'")
 
 
-async def test_drop_policy_loses_messages_and_the_client_sees_the_gap(
-    broker: Broker, clients: Clients
-) -> None:
-    chat = slow_server(broker, OverflowPolicy.DROP)
+async def slow_reader_under_burst(
+    broker: Broker, clients: Clients, overflow: OverflowPolicy
+) -> tuple[ChatServer, ChatClient, list[str]]:
+    """A slow json reader, live, while a fast plain client sends the burst and a last "done"."""
+    chat = slow_server(broker, overflow)
     url = (await chat.serve(name="chat")).url
     slow = start_slow(clients, url)
     await wait_for(lambda: slow.live, what="slow is live")
     async with await join_plain(url, "fast") as fast:
         sent = await burst(fast)
         await finish(chat, fast, slow)
+    return chat, slow, sent
+
+
+async def test_drop_policy_loses_messages_and_the_client_sees_the_gap(
+    broker: Broker, clients: Clients
+) -> None:
+    chat, slow, sent = await slow_reader_under_burst(broker, clients, OverflowPolicy.DROP)
 
     received = slow.texts(author="fast")
     missing = sum(last - first + 1 for first, last in slow.tracker.missing)
@@ -853,13 +861,7 @@ async def test_drop_policy_loses_messages_and_the_client_sees_the_gap(
 async def test_disconnect_policy_evicts_the_slow_client_which_resumes_losing_nothing(
     broker: Broker, clients: Clients
 ) -> None:
-    chat = slow_server(broker, OverflowPolicy.DISCONNECT)
-    url = (await chat.serve(name="chat")).url
-    slow = start_slow(clients, url)
-    await wait_for(lambda: slow.live, what="slow is live")
-    async with await join_plain(url, "fast") as fast:
-        sent = await burst(fast)
-        await finish(chat, fast, slow)
+    chat, slow, sent = await slow_reader_under_burst(broker, clients, OverflowPolicy.DISCONNECT)
 
     assert chat.stats.evicted >= 1
     assert chat.stats.dropped == 0
