@@ -291,6 +291,17 @@ async def test_a_refused_connection_exits_1_with_an_explanation(processes: list[
     assert out == []
 
 
+async def test_input_that_ends_at_once_still_hears_of_a_refused_connection(processes: list[Wslab]) -> None:
+    # `wslab client URL < /dev/null`: end of input arrives before the connection attempt fails
+    client = await start(processes, "client", f"ws://127.0.0.1:{free_port()}/", "--name", "alice")
+    client.close_stdin()
+    code, out, err = await client.finish()
+
+    assert code == 1
+    assert "wslab: connection refused: is the server running" in err
+    assert out == []
+
+
 async def test_a_rejected_handshake_exits_1_with_the_status(processes: list[Wslab]) -> None:
     async def handler(connection: ServerConnection) -> None:
         raise AssertionError("the handshake should have been refused")

@@ -181,9 +181,16 @@ async def run_client(url: str, name: str, *, linger: float = LINGER) -> int:
 async def _deliver_typed(
     client: ChatClient, ended: asyncio.Future[None], received: list[signal.Signals], linger: float
 ) -> None:
-    """Wait until the server has acknowledged every typed message (typing fast then ``/quit``)."""
+    """Wait until the first connection is made and the server has acknowledged every typed
+    message (typing fast then ``/quit``). Input may end before the first connection does
+    (``< /dev/null``): leaving waits for it, so a refused connection is still reported."""
+
+    def settled() -> bool:
+        delivered = client.connects > 0 and not client.unacknowledged
+        return delivered or ended.done() or bool(received)
+
     with contextlib.suppress(TimeoutError):
-        await wait_until(lambda: not client.unacknowledged or ended.done() or bool(received), timeout=linger)
+        await wait_until(settled, timeout=linger)
     if client.unacknowledged:
         count = len(client.unacknowledged)
         print(f"* {count} message(s) not delivered: no server acknowledged them", flush=True)
