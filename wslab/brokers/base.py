@@ -23,10 +23,18 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 
 from ..protocol import RoomEvent, backoff_delays
 
-__all__ = ["Broker", "BrokerUnavailable", "QueuedSubscription", "Subscription", "reconnect_delays"]
+__all__ = [
+    "Broker",
+    "BrokerReset",
+    "BrokerUnavailable",
+    "QueuedSubscription",
+    "Subscription",
+    "reconnect_delays",
+]
 
 
 def reconnect_delays() -> Iterator[float]:
@@ -42,6 +50,21 @@ class BrokerUnavailable(ConnectionError):
     """The broker cannot be reached right now: nothing was published (or, after a
     timeout, it is not known whether it was). The caller decides: retry, or tell the user.
     """
+
+
+@dataclass(frozen=True)
+class BrokerReset:
+    """What a subscription yields, in order among the events, when its broker came back without
+    the room's data (a Redis restarted without persistence, a NATS stream recreated).
+
+    The sequence numbers start again after ``last_seq`` (0 when the room is empty): events
+    numbered before the reset will never be delivered, and a client holding an older, higher
+    ``seq`` must be told, or it would ignore every new event as already seen.
+    """
+
+    room: str
+    #: The room's last sequence number on the broker now that it is back.
+    last_seq: int
 
 
 class Subscription(ABC, AsyncIterator[RoomEvent]):
