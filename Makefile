@@ -6,13 +6,19 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval-sanitize.cfg --nbval-cell-timeout 120
+# JupyterLab listens on this machine only; it refuses to run as root unless told it may.
+LAB_ARGS := --ServerApp.root_dir=notebooks --ServerApp.ip=127.0.0.1 \
+            $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
+# The quick loop: no real browser, no notebook, no broker process, no fresh install.
+UNIT   := -m "not browser and not broker and not lab"
 
-.PHONY: lab test lint notebooks browser clean help
+.PHONY: lab test unit lint notebooks browser clean help
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make lab        open the course in JupyterLab (first run installs into .venv)"
-	@echo "make test       run every test: unit, notebooks (nbval), real browser"
+	@echo "make test       run every test: unit, notebooks (nbval), brokers, real browser, make lab"
+	@echo "make unit       the quick loop: the tests that need no browser, notebook or broker (under a minute)"
 	@echo "make notebooks  re-execute every lesson in a fresh kernel and store its outputs"
 	@echo "make lint       ruff over the package and the tests"
 
@@ -29,7 +35,9 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks 01-echo-server.ipynb
+	@echo "Starting JupyterLab on the course (lesson 01 opens first). If no browser opens, paste the"
+	@echo "http://127.0.0.1:...?token=... address it prints below into one. Ctrl-C twice stops it."
+	$(BIN)/jupyter lab $(LAB_ARGS) notebooks/01-echo-server.ipynb
 
 # Debian's Chromium for the real-browser tests (Playwright cannot download browsers everywhere).
 # Installed when running as root with apt (as CI does); elsewhere those tests skip and say why.
@@ -46,6 +54,9 @@ lint: $(STAMP)
 
 test: $(STAMP) browser lint
 	$(BIN)/python -m pytest tests notebooks $(NBVAL)
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests $(UNIT) -q
 
 notebooks: $(STAMP)
 	$(BIN)/jupyter nbconvert --to notebook --execute --inplace \

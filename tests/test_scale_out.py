@@ -34,6 +34,8 @@ from wslab.clients import ChatClient
 from wslab.protocol import EventKind
 from wslab.services import BrokerServer, ChatProcess
 
+pytestmark = pytest.mark.broker  # real Redis/NATS processes: not in `make unit`
+
 KINDS = ["redis", "nats"]
 #: Seconds between two messages of a steady stream: a crash or an outage lands mid-stream.
 PACE = 0.02
