@@ -223,7 +223,10 @@ class ChatPanel(widgets.VBox):
 
     def render(self) -> None:
         c = self.client
-        state = "live" if c.live else ("rejected" if c.rejected else "connecting")
+        # Not live after a connection has ended: dropped (and reconnecting) or stopped.
+        state = (
+            "live" if c.live else "rejected" if c.rejected else "disconnected" if c.closes else "connecting"
+        )
         missing = sum(last - first + 1 for first, last in c.tracker.missing)
         self._status.value = (
             f"<b>{html.escape(c.name)}</b> &middot; {state} &middot; seq {c.tracker.last or 0}"
@@ -330,7 +333,8 @@ class AudienceView(widgets.HBox):
 
     def render(self) -> None:
         users = self.server.users
-        self._count.value = f"<b>{len(users)}</b> connected: {html.escape(', '.join(users) or 'nobody yet')}"
+        nobody = "nobody now" if self.server.transcript else "nobody yet"  # after a class, not before
+        self._count.value = f"<b>{len(users)}</b> connected: {html.escape(', '.join(users) or nobody)}"
         lines = [render_plain(event) for event in list(self.server.transcript)[-self._lines :]]
         self._body.value = _lines_html(lines, "(no messages yet)")
 
