@@ -5,16 +5,23 @@ Everything reaches the browser through widget state (trait updates), never throu
 cell is executing, and only state updates render live in JupyterLab then. Updates are
 coalesced (at most one render per :data:`RENDER_INTERVAL`), so a burst of a thousand
 messages costs a handful of widget updates, not a thousand.
+
+After every cell, each view that changed sends its state once more, so that a notebook
+executed and saved without a browser (``make notebooks``) stores what the views showed
+at the end, not when they were created: see :class:`_Live`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import html
+import logging
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
+from IPython import get_ipython
 
 from .events import EventLog, LogEvent
 from .protocol import render_plain
@@ -28,15 +35,38 @@ __all__ = ["AudienceView", "ChatBox", "ChatPanel", "MessageLog", "ServerPanel"]
 #: Re-render at most this often.
 RENDER_INTERVAL = 0.05
 
+logger = logging.getLogger("wslab.widgets")
+
 _PRE = "<pre style='margin:0;font-size:12px;line-height:1.3;white-space:pre-wrap'>{}</pre>"
 
 
-class _Coalescer:
-    """Calls ``render`` soon after the first of a burst of changes, once."""
+class _Live:
+    """One view's link to the browser: coalesced renders, and a copy for the saved notebook.
 
-    def __init__(self, render: Callable[[], None]) -> None:
+    ``render`` writes the ``value`` of the HTML widgets in ``parts``. :meth:`poke` renders
+    soon after the first of a burst of changes, once. With ``every``, it also renders every
+    that many seconds while an event loop runs, for figures that change with time.
+
+    Why re-send after each cell: JupyterLab applies every trait update it receives, but
+    nbclient (``jupyter nbconvert --execute``, which saves the lessons' widget state) keeps
+    only the comm messages whose parent header is the cell it is executing
+    (``NotebookClient._async_poll_output_msg``). ipykernel takes the parent from a context
+    variable (``Kernel.get_parent``), so an update sent from a server's connection handler,
+    a client's reader task or a render timer carries the cell that started that task or
+    armed that timer, often long finished: nbclient drops it, and the saved view stays as it
+    was first shown. So after every cell (IPython's ``post_run_cell`` event, which runs in
+    the cell's own context), each view renders what is pending and sends the parts that
+    changed since then again, parented to the cell that just ran. Live updates while no cell
+    runs are untouched; the final cell of a lesson leaves the final state saved.
+    """
+
+    def __init__(self, render: Callable[[], None], parts: list[widgets.HTML], *, every: float = 0.0) -> None:
         self._render = render
+        self._parts = parts
+        self._every = every
         self._scheduled: asyncio.TimerHandle | None = None
+        self._synced: list[str] = []
+        _after_cell.add(self)
 
     def poke(self, *_: object) -> None:
         try:
@@ -45,16 +75,68 @@ class _Coalescer:
             self._render()  # no loop (a plain script, a test): render at once
             return
         if self._scheduled is None:
-            self._scheduled = loop.call_later(RENDER_INTERVAL, self._fire)
+            self._scheduled = loop.call_later(self._every or RENDER_INTERVAL, self._fire)
 
     def _fire(self) -> None:
         self._scheduled = None
         self._render()
+        if self._every:
+            self.poke()
+
+    def show(self) -> None:
+        """The first render, from the cell that creates the view: saved as it is sent."""
+        self._render()
+        self._synced = [part.value for part in self._parts]
+        if self._every:
+            self.poke()
+
+    def sync(self) -> None:
+        """Render what is pending now, then re-send each part that changed since the last sync."""
+        if self._scheduled is not None:
+            self.cancel()
+            self._fire()
+        for index, part in enumerate(self._parts):
+            if index >= len(self._synced) or self._synced[index] != part.value:
+                part.send_state("value")
+        self._synced = [part.value for part in self._parts]
 
     def cancel(self) -> None:
         if self._scheduled is not None:
             self._scheduled.cancel()
             self._scheduled = None
+
+    def close(self) -> None:
+        self.cancel()
+        _after_cell.discard(self)
+
+
+class _AfterCell:
+    """The live views to sync after each cell; hooks into IPython when the first one appears."""
+
+    def __init__(self) -> None:
+        self._views: weakref.WeakSet[_Live] = weakref.WeakSet()
+        self._hooked = False
+
+    def add(self, view: _Live) -> None:
+        self._views.add(view)
+        if not self._hooked:
+            shell = get_ipython()
+            if shell is not None:
+                shell.events.register("post_run_cell", self.sync_all)
+                self._hooked = True
+
+    def discard(self, view: _Live) -> None:
+        self._views.discard(view)
+
+    def sync_all(self, _result: object = None) -> None:
+        for view in list(self._views):
+            try:
+                view.sync()
+            except Exception:  # IPython would print it into the cell's output
+                logger.debug("syncing a view after a cell failed", exc_info=True)
+
+
+_after_cell = _AfterCell()
 
 
 def _lines_html(lines: list[str], empty: str) -> str:
@@ -75,22 +157,22 @@ class MessageLog(widgets.VBox):
         self._header = widgets.HTML()
         self._body = widgets.HTML()
         self._body.add_class("wslab-log-lines")
-        self._coalescer = _Coalescer(self.render)
+        self._live = _Live(self.render, [self._header, self._body])
         super().__init__(
             [self._header, self._body],
             layout=widgets.Layout(border="1px solid #ccc", padding="4px", max_height=height, overflow="auto"),
         )
         self.add_class("wslab-log")
         self._unsubscribe = log.subscribe(self._on_event)
-        self.render()
+        self._live.show()
 
     def show_url(self, url: str) -> None:
         """Show where the logged server listens, in the header."""
         self._url = url
-        self.render()
+        self._live.poke()
 
     def _on_event(self, _event: LogEvent) -> None:
-        self._coalescer.poke()
+        self._live.poke()
 
     def render(self) -> None:
         """Push the current window of the log to the browser."""
@@ -104,7 +186,7 @@ class MessageLog(widgets.VBox):
 
     def close(self) -> None:
         self._unsubscribe()
-        self._coalescer.cancel()
+        self._live.close()
         super().close()
 
     def __repr__(self) -> str:
@@ -123,7 +205,7 @@ class ChatPanel(widgets.VBox):
         self._show_via = show_via
         self._status = widgets.HTML()
         self._body = widgets.HTML()
-        self._coalescer = _Coalescer(self.render)
+        self._live = _Live(self.render, [self._status, self._body])
         super().__init__(
             [self._status, self._body],
             layout=widgets.Layout(border="1px solid #ccc", padding="4px", width=width),
@@ -134,14 +216,17 @@ class ChatPanel(widgets.VBox):
         def changed(c: ChatClient) -> None:
             if previous is not None:
                 previous(c)
-            self._coalescer.poke()
+            self._live.poke()
 
         client.on_change = changed
-        self.render()
+        self._live.show()
 
     def render(self) -> None:
         c = self.client
-        state = "live" if c.live else ("rejected" if c.rejected else "connecting")
+        # Not live after a connection has ended: dropped (and reconnecting) or stopped.
+        state = (
+            "live" if c.live else "rejected" if c.rejected else "disconnected" if c.closes else "connecting"
+        )
         missing = sum(last - first + 1 for first, last in c.tracker.missing)
         self._status.value = (
             f"<b>{html.escape(c.name)}</b> &middot; {state} &middot; seq {c.tracker.last or 0}"
@@ -154,7 +239,7 @@ class ChatPanel(widgets.VBox):
         self._body.value = _lines_html(lines + notices, "(nothing yet)")
 
     def close(self) -> None:
-        self._coalescer.cancel()
+        self._live.close()
         super().close()
 
     def __repr__(self) -> str:
@@ -197,10 +282,9 @@ class ServerPanel(widgets.HTML):
         super().__init__()
         self.server = server
         self._title = title
-        self._interval = interval
-        self._timer: asyncio.TimerHandle | None = None
+        self._live = _Live(self.render, [self], every=interval)
         self.add_class("wslab-server-panel")
-        self.render()
+        self._live.show()
 
     def render(self) -> None:
         s = self.server
@@ -213,18 +297,9 @@ class ServerPanel(widgets.HTML):
             f" &middot; delivered {s.stats.delivered} &middot; dropped {s.stats.dropped}"
             f" &middot; too slow {s.stats.evicted}"
         )
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
-        if self._interval and (
-            self._timer is None or self._timer.cancelled() or self._timer.when() <= loop.time()
-        ):
-            self._timer = loop.call_later(self._interval, self.render)
 
     def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        self._live.close()
         super().close()
 
     def __repr__(self) -> str:
@@ -247,24 +322,25 @@ class AudienceView(widgets.HBox):
         self._count.add_class("wslab-audience-count")
         self._body = widgets.HTML()
         self._body.add_class("wslab-audience-lines")
-        self._coalescer = _Coalescer(self.render)
+        self._live = _Live(self.render, [self._count, self._body])
         super().__init__(
             [join, widgets.VBox([self._count, self._body], layout=widgets.Layout(width="60%"))],
             layout=widgets.Layout(border="1px solid #ccc", padding="4px"),
         )
         self.add_class("wslab-audience")
-        self._unsubscribe = server.on_event(self._coalescer.poke)
-        self.render()
+        self._unsubscribe = server.on_event(self._live.poke)
+        self._live.show()
 
     def render(self) -> None:
         users = self.server.users
-        self._count.value = f"<b>{len(users)}</b> connected: {html.escape(', '.join(users) or 'nobody yet')}"
+        nobody = "nobody now" if self.server.transcript else "nobody yet"  # after a class, not before
+        self._count.value = f"<b>{len(users)}</b> connected: {html.escape(', '.join(users) or nobody)}"
         lines = [render_plain(event) for event in list(self.server.transcript)[-self._lines :]]
         self._body.value = _lines_html(lines, "(no messages yet)")
 
     def close(self) -> None:
         self._unsubscribe()
-        self._coalescer.cancel()
+        self._live.close()
         super().close()
 
     def __repr__(self) -> str:
