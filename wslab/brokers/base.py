@@ -146,6 +146,7 @@ class QueuedSubscription(Subscription):
         self.queue: asyncio.Queue[object] = asyncio.Queue()
 
     def put(self, item: SubscriptionItem) -> None:
+        """Queue ``item`` to be yielded after everything queued before it."""
         self.queue.put_nowait(item)
 
     def end(self) -> None:
