@@ -29,9 +29,11 @@ from helpers import (  # noqa: F401  (stop_servers: autouse fixture)
 
 import wslab
 from wslab import services as services_module
-from wslab.brokers import Broker, BrokerUnavailable, MemoryBroker
+from wslab.brokers import Broker, BrokerReset, BrokerUnavailable, MemoryBroker
+from wslab.brokers.base import broker_address, broker_down_as_unavailable
 from wslab.brokers.nats import NatsBroker
 from wslab.brokers.redis import RedisBroker
+from wslab.errors import WslabError
 from wslab.protocol import EventKind, HistoryTooOld, RoomEvent
 from wslab.services import BrokerServer, Services, ServiceUnavailable, start_services
 
@@ -244,15 +246,70 @@ async def test_core_nats_alone_is_at_most_once_and_numbers_per_process(nats_url:
 async def test_an_unreachable_server_raises_broker_unavailable_at_once(kind_url: tuple[str, str]) -> None:
     kind, _ = kind_url
     port = services_module._free_port()
-    url = f"{kind}://127.0.0.1:{port}"
+    url = f"{kind}://user:s3cret@127.0.0.1:{port}"
     broker = make_broker(kind, url, "t", timeout=1.0)
     loop = asyncio.get_running_loop()
     started = loop.time()
-    for call in (broker.publish(event("hi")), broker.last_seq("lobby"), broker.subscribe("lobby")):
-        with pytest.raises(BrokerUnavailable):
+    for call in (
+        broker.publish(event("hi")),
+        broker.last_seq("lobby"),
+        broker.subscribe("lobby"),
+        broker.ping(),
+    ):
+        with pytest.raises(BrokerUnavailable) as info:
             await call
-    assert loop.time() - started < 3 * 1.0 + 1
+        # Says where, never with the password; a WslabError that sends a chat client away (1013).
+        assert f"127.0.0.1:{port}" in str(info.value) and "s3cret" not in str(info.value)
+        assert isinstance(info.value, WslabError) and isinstance(info.value, ConnectionError)
+        assert (info.value.close_code, info.value.reply_code) == (1013, "broker-unavailable")
+    assert loop.time() - started < 4 * 1.0 + 1
     await broker.close()
+
+
+def test_a_broker_address_is_host_and_port_only() -> None:
+    assert broker_address("redis://:pw@127.0.0.1:6390/0") == "127.0.0.1:6390"
+    assert broker_address("nats://user:pw@[::1]:4222") == "[::1]:4222"
+    assert broker_address("redis://localhost") == "localhost"
+    assert broker_address("nats://u:pw@host:notaport") == "host:notaport"
+
+
+def test_broker_down_as_unavailable_turns_only_the_listed_errors_into_broker_unavailable() -> None:
+    with (
+        pytest.raises(
+            BrokerUnavailable, match=r"^Redis at h:1 is unavailable; nothing sent: OSError\('gone'\)$"
+        ) as info,
+        broker_down_as_unavailable("Redis", "redis://:pw@h:1", (OSError,), outcome="nothing sent"),
+    ):
+        raise OSError("gone")
+    assert isinstance(info.value.__cause__, OSError)
+    with pytest.raises(KeyError), broker_down_as_unavailable("Redis", "redis://h:1", (OSError,)):
+        raise KeyError("bug")  # not a "server is down" error: not hidden
+
+
+@pytest.mark.parametrize("own_server", KINDS, indirect=True)
+async def test_wait_ready_waits_for_a_broker_that_is_down_and_reports_each_retry(
+    own_server: BrokerServer,
+) -> None:
+    """What ``serve chat`` started before its broker needs: wait with backoff, say so, go on."""
+    broker = make_broker(own_server.kind, own_server.url, "ready", timeout=1.0)
+    retries: list[tuple[BrokerUnavailable, float]] = []
+    try:
+        await own_server.kill(keep_data=True)
+        with pytest.raises(BrokerUnavailable):  # gives up after its timeout, having said why
+            await broker.wait_ready(timeout=0.3, delays=fixed_delays(0.05))
+        waiting = asyncio.create_task(
+            broker.wait_ready(
+                on_retry=lambda exc, delay: retries.append((exc, delay)), delays=fixed_delays(0.05)
+            )
+        )
+        await wait_for(lambda: len(retries) >= 2, what="two retries reported")
+        assert not waiting.done()
+        await own_server.start()
+        await asyncio.wait_for(waiting, TIMEOUT)
+        assert all(isinstance(exc, BrokerUnavailable) and delay == 0.05 for exc, delay in retries)
+        assert (await broker.publish(event("up"))).seq == 1
+    finally:
+        await broker.close()
 
 
 @pytest.fixture
@@ -302,6 +359,7 @@ async def test_a_restart_that_keeps_the_data_loses_nothing_the_broker_kept(own_s
             await publisher.publish(event(f"after{i}"))
 
         received = await collect(subscription, 6)
+        assert all(isinstance(e, RoomEvent) for e in received)  # no BrokerReset: nothing was lost
         assert [(e.seq, e.text) for e in received] == [
             (6, "missed0"),
             (7, "missed1"),
@@ -310,8 +368,7 @@ async def test_a_restart_that_keeps_the_data_loses_nothing_the_broker_kept(own_s
             (10, "after1"),
             (11, "after2"),
         ]
-        assert subscription.recovered == 3  # type: ignore[attr-defined]
-        assert subscription.resets == 0  # type: ignore[attr-defined]
+        assert (subscription.recovered, subscription.resets, subscription.lost) == (3, 0, 0)  # type: ignore[attr-defined]
         assert [e.seq for e in await listener.history_after("lobby", 0)] == list(range(1, 12))
     finally:
         await listener.close()
@@ -319,33 +376,43 @@ async def test_a_restart_that_keeps_the_data_loses_nothing_the_broker_kept(own_s
 
 
 @pytest.mark.parametrize("own_server", KINDS, indirect=True)
-async def test_a_restart_that_loses_the_data_is_noticed_and_nothing_stale_is_yielded(
+async def test_a_restart_that_loses_the_data_yields_one_reset_between_old_and_new_events(
     own_server: BrokerServer, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """The old events, one BrokerReset, then the new numbering's events: in one iteration, in order."""
     kind, url = own_server.kind, own_server.url
     publisher = make_broker(kind, url, "crash", reconnect_delays=fixed_delays(0.02))
     listener = make_broker(kind, url, "crash", reconnect_delays=fixed_delays(0.3))
     try:
         subscription = await listener.subscribe("lobby")
-        for i in range(5):
+        for i in range(3):
             await publisher.publish(event(f"old{i}"))
-        assert [e.seq for e in await collect(subscription, 5)] == [1, 2, 3, 4, 5]
+        await wait_for(lambda: subscription.last_seq == 3, what="the old events reached the subscription")  # type: ignore[attr-defined]
 
         with caplog.at_level(logging.WARNING, logger="wslab.brokers"):
-            await own_server.kill(keep_data=False)  # a crash, persistence off
-            await own_server.start()
+            await own_server.restart(keep_data=False)  # a crash, persistence off
             first = await publish_when_back(publisher, "new0")
             assert first.seq == 1  # the room starts over: the broker lost everything
             await wait_for(lambda: subscription.reconnects == 1, what="the subscription is back")  # type: ignore[attr-defined]
-            await publisher.publish(event("new1"))
-            received = await collect(subscription, 2)
+            for i in (1, 2):
+                await publisher.publish(event(f"new{i}"))
+            received = await collect(subscription, 7)
 
-        assert [(e.seq, e.text) for e in received] == [(1, "new0"), (2, "new1")]
-        assert subscription.resets == 1  # type: ignore[attr-defined]
+        seen = [item if isinstance(item, BrokerReset) else (item.seq, item.text) for item in received]
+        assert seen == [
+            (1, "old0"),
+            (2, "old1"),
+            (3, "old2"),
+            BrokerReset("lobby", 0),  # the events that follow are numbered from 1
+            (1, "new0"),
+            (2, "new1"),
+            (3, "new2"),
+        ]
+        assert (subscription.resets, subscription.lost) == (1, 0)  # type: ignore[attr-defined]
         assert any(
             "lost the room's" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING
         )
-        assert await listener.last_seq("lobby") == 2
+        assert await listener.last_seq("lobby") == 3
     finally:
         await listener.close()
         await publisher.close()
@@ -383,6 +450,39 @@ async def test_a_chat_server_keeps_delivering_after_the_broker_restarts(own_serv
         await wslab.stop_all()
         await broker_a.close()
         await broker_b.close()
+
+
+@pytest.mark.parametrize("own_server", KINDS, indirect=True)
+async def test_a_chat_server_goes_on_serving_newcomers_after_its_broker_lost_the_room(
+    own_server: BrokerServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server's subscription yields a BrokerReset; the dispatch loop takes it in its stride.
+
+    (What clients connected through the reset are told is the chat room's business.)
+    """
+    from chat_contract import Clients
+
+    from wslab.servers import ChatServer
+
+    broker = make_broker(own_server.kind, own_server.url, "chat", reconnect_delays=fixed_delays(0.02))
+    clients = Clients()
+    try:
+        server = await ChatServer(broker=broker, server_id="a").serve(name="a")
+        alice = await clients.join(server.url, "alice")
+        await alice.send("before")
+        await wait_for(lambda: alice.texts(author="alice") == ["before"], what="alice has 'before'")
+
+        await own_server.restart(keep_data=False)
+        await publish_when_back(broker, "the room starts over")
+        carol = await clients.join(server.url, "carol")
+        dave = await clients.join(server.url, "dave")
+        await dave.send("hello")
+        await wait_for(lambda: carol.texts(author="dave") == ["hello"], what="carol has dave's 'hello'")
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    finally:
+        await clients.stop_all()
+        await wslab.stop_all()
+        await broker.close()
 
 
 # --- the servers themselves -------------------------------------------------------------------

@@ -1,11 +1,12 @@
 """Pub/sub brokers behind the chat server: in-process now; Redis and NATS in lesson 06."""
 
-from .base import Broker, BrokerUnavailable, Subscription
+from .base import Broker, BrokerReset, BrokerUnavailable, Subscription
 from .memory import MemoryBroker
 
 __all__ = [
     "BROKER_SCHEMES",
     "Broker",
+    "BrokerReset",
     "BrokerUnavailable",
     "MemoryBroker",
     "NatsBroker",

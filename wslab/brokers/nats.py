@@ -40,23 +40,13 @@ until the server stores the message, and it travels in the message's metadata in
 
 **Outages.** Methods raise :class:`~wslab.brokers.BrokerUnavailable` while the server
 cannot be reached (a publish is never queued in the client to go out later). The client
-reconnects by itself, waiting :func:`~wslab.protocol.backoff_delays` (capped at 2 s)
-between attempts. Then each subscription replaces its consumer with one that starts
-right after the last event it yielded: what it missed is replayed from the stream, in
-order, each event once, then it is live again. What that recovers depends on what the
-server kept:
-
-* the server stayed up, or restarted with its store (file storage, the default here):
-  every missed event still in the stream;
-* events that fell out of the stream while away (more than ``history + backlog``):
-  lost; logged, counted in ``lost``, and visible as a jump in ``seq``;
-* the server restarted without its store (memory storage, or a new store directory):
-  the room starts again at seq 1. The subscription notices (the stream is behind what it
-  saw, or holds another message under that number), logs a warning, counts it in
-  ``resets``, yields nothing from before, and follows the new sequence from its start;
-* a publish during the outage raises ``BrokerUnavailable``: not stored, never seen. One
-  whose acknowledgement is lost (the connection drops while waiting) may have been
-  stored: the error says it is in doubt.
+reconnects by itself with backoff; then each subscription resumes
+(:class:`~wslab.brokers.resumable.ResumableSubscription`) with a new consumer that starts
+right after the last event it yielded: what the stream kept is replayed, what fell out of it
+(more than ``history + backlog``) is counted in ``lost``, and a server that came back
+without its store (memory storage, a new store directory) shows as a
+:class:`~wslab.brokers.BrokerReset` followed by the room's new numbering. A publish whose
+acknowledgement is lost may have been stored: the error says it is in doubt.
 
 File storage is written without an fsync per message: it survives the server process
 stopping or being killed, not the machine losing power.
@@ -69,6 +59,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 from collections.abc import Callable, Iterator
@@ -91,10 +82,11 @@ from nats.js.api import (
 )
 
 from ..protocol import HistoryTooOld, RoomEvent
-from .base import Broker, BrokerUnavailable, QueuedSubscription, Subscription
+from .base import Broker, BrokerUnavailable, Subscription, broker_address, broker_down_as_unavailable
 from .base import reconnect_delays as default_reconnect_delays
+from .nats_subscriptions import CoreNatsSubscription, NatsSubscription
 
-__all__ = ["NatsBroker"]
+__all__ = ["CoreNatsSubscription", "NatsBroker", "NatsSubscription"]
 
 logger = logging.getLogger("wslab.brokers.nats")
 
@@ -113,6 +105,8 @@ _DOWN = (
     OSError,
     asyncio.TimeoutError,
 )
+#: What a first connection that fails raises.
+_CANNOT_CONNECT = (*_DOWN, nats.errors.NoServersError, nats.errors.Error)
 #: A stream that does not exist (yet, or any more).
 _NO_STREAM = (nats.js.errors.NotFoundError, nats.js.errors.NoStreamResponseError)
 #: "stream name already in use with a different configuration"
@@ -122,6 +116,15 @@ _STREAM_NAME_IN_USE = 10058
 def _token(room: str) -> str:
     """A subject token and stream-name part for ``room``: readable when it can be, always unique."""
     return f"r-{room}" if _SAFE.fullmatch(room) else f"h-{room.encode().hex()}"
+
+
+def _reason(exc: BaseException) -> str:
+    """Why NATS is unavailable, with the usual fix where there is one."""
+    if isinstance(exc, nats.errors.NoServersError):
+        return "nothing answers there"
+    if isinstance(exc, nats.js.errors.ServiceUnavailableError):
+        return f"it answers, but not its JetStream API: was nats-server started with -js? {exc!r}"
+    return repr(exc)
 
 
 class NatsBroker(Broker):
@@ -168,31 +171,35 @@ class NatsBroker(Broker):
         self.timeout = timeout
         self.reconnect_delays = reconnect_delays
         self.jetstream = jetstream
+        #: ``with self.down(): ...`` turns nats-py's "cannot reach it" into BrokerUnavailable.
+        self.down = functools.partial(broker_down_as_unavailable, "NATS", url, _DOWN, reason=_reason)
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._connecting = asyncio.Lock()
         self._delays: Iterator[float] | None = None
         self._streams: set[str] = set()
-        self._subscriptions: set[_NatsSubscriptionBase] = set()
+        self._subscriptions: set[NatsSubscription | CoreNatsSubscription] = set()
         self._closed = False
         # Core mode only: this process's own numbering, per room.
         self._local_seq: dict[str, int] = {}
 
     def __repr__(self) -> str:
         mode = f"JetStream {self.storage.value}" if self.jetstream else "core NATS only"
-        return f"<NatsBroker {self.url} {mode} prefix={self.prefix!r} history={self.history}>"
+        return f"<NatsBroker {broker_address(self.url)} {mode} prefix={self.prefix!r} history={self.history}>"
 
     # Names
 
     def stream(self, room: str) -> str:
+        """The JetStream stream that keeps ``room``."""
         return f"{self.prefix}-{_token(room)}"
 
     def subject(self, room: str) -> str:
+        """The subject ``room``'s events are published on."""
         return f"{self.prefix}.room.{_token(room)}"
 
     # The connection
 
-    async def _connection(self) -> tuple[Client, JetStreamContext]:
+    async def connection(self) -> tuple[Client, JetStreamContext]:
         """The shared connection, opened on first use; BrokerUnavailable while it is down."""
         if self._closed:
             raise BrokerUnavailable("this broker is closed")
@@ -202,34 +209,34 @@ class NatsBroker(Broker):
                     await self._connect()
         assert self._nc is not None and self._js is not None
         if not self._nc.is_connected:
-            raise BrokerUnavailable(f"NATS at {self.url} is unavailable (reconnecting)")
+            raise BrokerUnavailable(f"NATS at {broker_address(self.url)} is unavailable (reconnecting)")
         return self._nc, self._js
 
     async def _connect(self) -> None:
         nc = Client()
         try:
-            # Told to reconnect forever, nats-py would also try a server that is down forever
-            # the first time: two quick tries first, then "forever" (below).
-            await asyncio.wait_for(
-                nc.connect(
-                    self.url,
-                    name="wslab",
-                    connect_timeout=max(1, round(self.timeout)),
-                    allow_reconnect=True,
-                    max_reconnect_attempts=1,
-                    reconnect_time_wait=0.05,
-                    reconnect_to_server_handler=self._next_attempt,
-                    disconnected_cb=self._on_disconnected,
-                    reconnected_cb=self._on_reconnected,
-                    error_cb=self._on_error,
-                ),
-                self.timeout,
-            )
-        except (*_DOWN, nats.errors.NoServersError, nats.errors.Error) as exc:
+            with broker_down_as_unavailable("NATS", self.url, _CANNOT_CONNECT, reason=_reason):
+                # Told to reconnect forever, nats-py would also try a server that is down
+                # forever the first time: two quick tries first, then "forever" (below).
+                await asyncio.wait_for(
+                    nc.connect(
+                        self.url,
+                        name="wslab",
+                        connect_timeout=max(1, round(self.timeout)),
+                        allow_reconnect=True,
+                        max_reconnect_attempts=1,
+                        reconnect_time_wait=0.05,
+                        reconnect_to_server_handler=self._next_attempt,
+                        disconnected_cb=self._on_disconnected,
+                        reconnected_cb=self._on_reconnected,
+                        error_cb=self._on_error,
+                    ),
+                    self.timeout,
+                )
+        except BaseException:
             with contextlib.suppress(Exception):
                 await nc.close()
-            reason = "nothing answers there" if isinstance(exc, nats.errors.NoServersError) else repr(exc)
-            raise BrokerUnavailable(f"cannot connect to NATS at {self.url}: {reason}") from exc
+            raise
         nc.options["max_reconnect_attempts"] = -1  # read at each reconnection attempt
         self._nc, self._js = nc, nc.jetstream(timeout=self.timeout)
 
@@ -241,35 +248,36 @@ class NatsBroker(Broker):
 
     async def _on_disconnected(self) -> None:
         if not self._closed and self._nc is not None:  # not a first connection failing
-            logger.warning("lost the connection to NATS at %s; reconnecting", self.url)
+            logger.warning("lost the connection to NATS at %s; reconnecting", broker_address(self.url))
 
     async def _on_reconnected(self) -> None:
         self._delays = None
         self._streams.clear()  # a restarted server may have lost them: ensure again
-        logger.info("reconnected to NATS at %s", self.url)
+        logger.info("reconnected to NATS at %s", broker_address(self.url))
         for subscription in list(self._subscriptions):
-            subscription.resume()
+            if isinstance(subscription, NatsSubscription):
+                subscription.resume()
 
     async def _on_error(self, exc: Exception) -> None:
         # Each failed reconnection attempt lands here; the disconnect was logged once already.
         logger.debug("NATS client: %r", exc)
 
-    def _unavailable(self, exc: BaseException) -> BrokerUnavailable:
-        if isinstance(exc, nats.js.errors.ServiceUnavailableError):
-            return BrokerUnavailable(
-                f"NATS at {self.url} answers, but not its JetStream API: was nats-server started "
-                f"with -js? (or JetStream is still starting) {exc!r}"
-            )
-        return BrokerUnavailable(f"NATS at {self.url} is unavailable: {exc!r}")
+    async def ping(self) -> None:
+        nc, js = await self.connection()
+        with self.down():
+            if self.jetstream:
+                await js.account_info()  # JetStream answers, not only the server
+            else:
+                await self.barrier(nc)
 
-    # Streams
+    # Streams and consumers: what this broker and its subscriptions ask JetStream
 
-    async def _ensure_stream(self, room: str) -> str:
+    async def ensure_stream(self, room: str) -> str:
         """Create the room's stream if needed (idempotent); returns its name."""
         name = self.stream(room)
         if name in self._streams:
             return name
-        _, js = await self._connection()
+        _, js = await self.connection()
         config = StreamConfig(
             name=name,
             subjects=[self.subject(room)],
@@ -278,54 +286,51 @@ class NatsBroker(Broker):
             storage=self.storage,
             num_replicas=1,
         )
-        try:
-            await js.add_stream(config)
-        except nats.js.errors.BadRequestError as exc:
-            if exc.err_code != _STREAM_NAME_IN_USE:
-                raise
-            info = await js.stream_info(name)
-            if info.config.max_msgs != self.history + self.backlog:
-                logger.warning(
-                    "stream %s keeps %s messages, not %d: another broker created it",
-                    name,
-                    info.config.max_msgs,
-                    self.history + self.backlog,
-                )
-        except _DOWN as exc:
-            raise self._unavailable(exc) from exc
+        with self.down():
+            try:
+                await js.add_stream(config)
+            except nats.js.errors.BadRequestError as exc:
+                if exc.err_code != _STREAM_NAME_IN_USE:
+                    raise
+                info = await js.stream_info(name)
+                if info.config.max_msgs != self.history + self.backlog:
+                    logger.warning(
+                        "stream %s keeps %s messages, not %d: another broker created it",
+                        name,
+                        info.config.max_msgs,
+                        self.history + self.backlog,
+                    )
         self._streams.add(name)
         return name
 
-    async def _stream_state(self, room: str) -> tuple[int, int, int]:
+    async def stream_state(self, room: str) -> tuple[int, int, int]:
         """``(first seq, last seq, messages)`` of the room's stream; zeros when it has none."""
-        _, js = await self._connection()
-        try:
-            state = (await js.stream_info(self.stream(room))).state
-        except _NO_STREAM:
-            return 0, 0, 0
-        except _DOWN as exc:
-            raise self._unavailable(exc) from exc
+        _, js = await self.connection()
+        with self.down():
+            try:
+                state = (await js.stream_info(self.stream(room))).state
+            except _NO_STREAM:
+                return 0, 0, 0
         return state.first_seq, state.last_seq, state.messages
 
-    async def _stored_payload(self, room: str, seq: int) -> bytes | None:
+    async def stored_payload(self, room: str, seq: int) -> bytes | None:
         """The payload stored under ``seq``, or None if the stream no longer has it."""
-        _, js = await self._connection()
-        try:
-            return (await js.get_msg(self.stream(room), seq)).data
-        except (*_NO_STREAM, nats.js.errors.APIError):
-            return None
-        except _DOWN as exc:
-            raise self._unavailable(exc) from exc
+        _, js = await self.connection()
+        with self.down():
+            try:
+                return (await js.get_msg(self.stream(room), seq)).data
+            except (*_NO_STREAM, nats.js.errors.APIError):
+                return None
 
-    async def _consumer(self, room: str, start: int, callback: Callable[[Msg], Any]) -> tuple[Any, str]:
+    async def consumer(self, room: str, start: int, callback: Callable[[Msg], Any]) -> tuple[Any, str]:
         """A push consumer delivering the room's stream from ``start`` to ``callback``.
 
         Returns ``(inbox subscription, consumer name)``. No acks (the stream is the
         record, not a work queue); a memory-only consumer that the server deletes by
         itself 30 s after nobody listens to its inbox (a process that died, say).
         """
-        nc, js = await self._connection()
-        stream = await self._ensure_stream(room)
+        nc, js = await self.connection()
+        stream = await self.ensure_stream(room)
         inbox = nc.new_inbox()
         handle = await nc.subscribe(inbox, cb=callback)
         config = ConsumerConfig(
@@ -337,19 +342,16 @@ class NatsBroker(Broker):
             num_replicas=1,
             inactive_threshold=30.0,
         )
-        try:
-            info = await js.add_consumer(stream, config)
-        except BaseException as exc:
-            with contextlib.suppress(Exception):
-                await handle.unsubscribe()
-            if isinstance(exc, _DOWN):
-                raise self._unavailable(exc) from exc
-            raise
+        with self.down():
+            try:
+                info = await js.add_consumer(stream, config)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await handle.unsubscribe()
+                raise
         return handle, info.name
 
-    async def _drop_consumer(
-        self, room: str, handle: NatsSubscriptionHandle | None, name: str | None
-    ) -> None:
+    async def drop_consumer(self, room: str, handle: NatsSubscriptionHandle | None, name: str | None) -> None:
         """Stop listening and delete the consumer; best effort (the server expires it anyway)."""
         if handle is not None:
             with contextlib.suppress(Exception):
@@ -365,27 +367,24 @@ class NatsBroker(Broker):
             return await self._publish_core(event)
         payload = event.with_seq(0).to_json().encode()
         for attempt in (1, 2):
-            stream = await self._ensure_stream(event.room)
-            _, js = await self._connection()
-            try:
-                ack = await js.publish(self.subject(event.room), payload, stream=stream)
-            except nats.js.errors.NoStreamResponseError:
-                # The server lost the stream (restarted without its store): create it again.
-                self._streams.discard(stream)
-                if attempt == 2:
-                    raise BrokerUnavailable(f"NATS at {self.url} has no JetStream stream {stream}") from None
-                continue
-            except _DOWN as exc:
-                raise BrokerUnavailable(
-                    f"NATS at {self.url} is unavailable; the event may not have been published: {exc!r}"
-                ) from exc
+            stream = await self.ensure_stream(event.room)
+            _, js = await self.connection()
+            with self.down(outcome="the event may not have been published"):
+                try:
+                    ack = await js.publish(self.subject(event.room), payload, stream=stream)
+                except nats.js.errors.NoStreamResponseError:
+                    # The server lost the stream (restarted without its store): create it again.
+                    self._streams.discard(stream)
+                    if attempt == 2:
+                        raise BrokerUnavailable(
+                            f"NATS at {broker_address(self.url)} has no JetStream stream {stream}"
+                        ) from None
+                    continue
             return event.with_seq(ack.seq)
         raise AssertionError("unreachable")
 
     async def subscribe(self, room: str) -> Subscription:
-        subscription: _NatsSubscriptionBase = (
-            NatsSubscription(self, room) if self.jetstream else CoreNatsSubscription(self, room)
-        )
+        subscription = NatsSubscription(self, room) if self.jetstream else CoreNatsSubscription(self, room)
         await subscription.start()
         self._subscriptions.add(subscription)
         return subscription
@@ -396,7 +395,7 @@ class NatsBroker(Broker):
             if seq < last:
                 raise HistoryTooOld(seq, last + 1)
             return []
-        first, last, messages = await self._stream_state(room)
+        first, last, messages = await self.stream_state(room)
         if messages == 0 or seq >= last:
             return []
         # The stream keeps ``backlog`` more than the history it offers (see the class).
@@ -423,19 +422,21 @@ class NatsBroker(Broker):
             if seq >= end or meta.num_pending == 0:
                 done.set_result(None)
 
-        handle, name = await self._consumer(room, start, collect)
+        handle, name = await self.consumer(room, start, collect)
         try:
             await asyncio.wait_for(done, self.timeout + (end - start) / 5000)
         except TimeoutError as exc:
-            raise BrokerUnavailable(f"NATS at {self.url} stopped answering while reading history") from exc
+            raise BrokerUnavailable(
+                f"NATS at {broker_address(self.url)} stopped answering while reading history"
+            ) from exc
         finally:
-            await self._drop_consumer(room, handle, name)
+            await self.drop_consumer(room, handle, name)
         return events
 
     async def last_seq(self, room: str) -> int:
         if not self.jetstream:
             return self._local_seq.get(room, 0)
-        return (await self._stream_state(room))[1]
+        return (await self.stream_state(room))[1]
 
     async def close(self) -> None:
         subscriptions, self._subscriptions = list(self._subscriptions), set()
@@ -446,12 +447,13 @@ class NatsBroker(Broker):
             with contextlib.suppress(Exception):
                 await nc.close()
 
-    def _forget(self, subscription: _NatsSubscriptionBase) -> None:
+    def forget(self, subscription: NatsSubscription | CoreNatsSubscription) -> None:
+        """A closing subscription leaves: the broker no longer resumes or closes it."""
         self._subscriptions.discard(subscription)
 
     # Core NATS only
 
-    async def _barrier(self, nc: Client) -> None:
+    async def barrier(self, nc: Client) -> None:
         """Return once the server has processed everything this connection sent before.
 
         Not ``nc.flush()``: nats-py 2.16 writes flush's PING straight to the socket, ahead
@@ -465,233 +467,10 @@ class NatsBroker(Broker):
             await nc.request(f"_WSLAB.barrier.{nc.new_inbox()[7:]}", b"", timeout=self.timeout)
 
     async def _publish_core(self, event: RoomEvent) -> RoomEvent:
-        nc, _ = await self._connection()
+        nc, _ = await self.connection()
         seq = self._local_seq[event.room] = self._local_seq.get(event.room, 0) + 1
         numbered = event.with_seq(seq)
-        try:
+        with self.down():
             await nc.publish(self.subject(event.room), numbered.to_json().encode())
-            await self._barrier(nc)
-        except _DOWN as exc:
-            raise self._unavailable(exc) from exc
+            await self.barrier(nc)
         return numbered
-
-
-class _NatsSubscriptionBase(QueuedSubscription):
-    def __init__(self, broker: NatsBroker, room: str) -> None:
-        self.broker = broker
-        self.room = room
-        super().__init__()
-        #: The sequence number of the last event yielded (or of the room when subscribing).
-        self.last_seq = 0
-        self.reconnects = 0
-        self.recovered = 0
-        self.lost = 0
-        self.resets = 0
-        self._closed = False
-
-    async def start(self) -> None:
-        raise NotImplementedError
-
-    def resume(self) -> None:
-        """The connection is back (called by the broker)."""
-
-
-class NatsSubscription(_NatsSubscriptionBase):
-    """One room's events from a JetStream consumer; after an outage, a new consumer resumes.
-
-    Counters for lessons and tests as for :class:`~wslab.brokers.redis.RedisSubscription`:
-    ``reconnects``, ``recovered``, ``lost``, ``resets``.
-    """
-
-    def __init__(self, broker: NatsBroker, room: str) -> None:
-        super().__init__(broker, room)
-        self._handle: NatsSubscriptionHandle | None = None
-        self._consumer_name: str | None = None
-        #: Counts consumers: messages of a replaced one are ignored (they carry the stream's
-        #: subject, not the inbox's, so the generation tells them apart).
-        self._generation = 0
-        #: The payload of the last event yielded: tells a server that lost its store apart.
-        self._last_payload: bytes | None = None
-        #: Stream sequence at the last (re)start: events up to it count as recovered.
-        self._replay_until = 0
-        self._advanced = asyncio.Event()
-        self._resuming: asyncio.Task[None] | None = None
-
-    def __repr__(self) -> str:
-        return f"<NatsSubscription {self.broker.stream(self.room)} last_seq={self.last_seq}>"
-
-    async def start(self) -> None:
-        await self.broker._ensure_stream(self.room)
-        _, last, _ = await self.broker._stream_state(self.room)
-        self.last_seq = last
-        self._last_payload = await self.broker._stored_payload(self.room, last) if last else None
-        await self._attach(last + 1)
-
-    async def _attach(self, start: int) -> None:
-        """Listen to a new consumer starting at ``start``, replacing the current one."""
-        old_handle, old_name = self._handle, self._consumer_name
-        self._handle = self._consumer_name = None
-        self._generation += 1
-        generation = self._generation
-        await self.broker._drop_consumer(self.room, old_handle, old_name)
-
-        async def on_message(msg: Msg) -> None:
-            if generation == self._generation:
-                await self._on_message(msg)
-
-        self._handle, self._consumer_name = await self.broker._consumer(self.room, start, on_message)
-
-    async def _on_message(self, msg: Msg) -> None:
-        if self._closed or not msg.reply:
-            return  # a status message
-        seq = msg.metadata.sequence.stream
-        if seq <= self.last_seq:
-            return
-        if seq > self.last_seq + 1:
-            if self._resuming is not None and not self._resuming.done():
-                return  # a new consumer is on its way; it starts at the right place
-            first, _, _ = await self.broker._stream_state(self.room)
-            if first <= self.last_seq + 1:
-                # Still in the stream, so this client dropped them (too slow): start over there.
-                # In a task of its own: replacing the consumer ends the task running this callback.
-                logger.warning(
-                    "room %s: missed seq %d..%d; reading them again", self.room, self.last_seq + 1, seq - 1
-                )
-                self._resuming = asyncio.get_running_loop().create_task(self._reread(self.last_seq + 1))
-                return
-            self.lost += seq - self.last_seq - 1
-            logger.warning(
-                "room %s: events %d..%d fell out of the stream before they could be delivered",
-                self.room,
-                self.last_seq + 1,
-                seq - 1,
-            )
-        self.last_seq, self._last_payload = seq, msg.data
-        self._advanced.set()
-        try:
-            event = RoomEvent.from_json(msg.data).with_seq(seq)
-        except (ValueError, KeyError, TypeError) as exc:
-            logger.warning("room %s: seq %d is not a room event, skipped: %r", self.room, seq, exc)
-            return
-        if seq <= self._replay_until:
-            self.recovered += 1
-        self.put(event)
-
-    def resume(self) -> None:
-        if self._closed:
-            return
-        if self._resuming is not None and not self._resuming.done():
-            self._resuming.cancel()  # a re-read started before the outage: _resume does it again
-        self._resuming = asyncio.get_running_loop().create_task(self._resume())
-
-    async def _reread(self, start: int) -> None:
-        try:
-            await self._attach(start)
-        except BrokerUnavailable as exc:  # the reconnect's _resume will start over
-            logger.debug("room %s: cannot re-read yet: %s", self.room, exc)
-
-    async def _resume(self) -> None:
-        """After a reconnect: check what the server kept, then replay from the last seq yielded."""
-        for delay in self.broker.reconnect_delays():
-            if self._closed:
-                return
-            try:
-                await self.broker._ensure_stream(self.room)
-                first, last, messages = await self.broker._stream_state(self.room)
-                was = self.last_seq
-                stored = await self.broker._stored_payload(self.room, was) if was and was <= last else None
-                if last < was or (
-                    stored is not None and self._last_payload is not None and stored != self._last_payload
-                ):
-                    self.resets += 1
-                    logger.warning(
-                        "room %s: NATS lost the room's stream (restarted without its store?): it is at "
-                        "seq %d, this subscription had reached %d. Events published before the restart "
-                        "are gone; continuing with the new sequence from its start.",
-                        self.room,
-                        last,
-                        was,
-                    )
-                    self.last_seq, self._last_payload = 0, None
-                elif messages and first > was + 1:
-                    self.lost += first - was - 1
-                    logger.warning(
-                        "room %s: events %d..%d fell out of the stream while disconnected",
-                        self.room,
-                        was + 1,
-                        first - 1,
-                    )
-                self._replay_until = last
-                start = self.last_seq + 1
-                await self._attach(start)
-            except BrokerUnavailable as exc:
-                logger.debug("room %s: cannot resume yet: %s", self.room, exc)
-                await asyncio.sleep(delay)
-                continue
-            except (nats.errors.Error, nats.js.errors.Error) as exc:  # JetStream still starting, say
-                logger.warning("room %s: cannot resume yet: %r", self.room, exc)
-                await asyncio.sleep(delay)
-                continue
-            self.reconnects += 1
-            logger.info("room %s: consuming again from seq %d", self.room, start)
-            return
-
-    async def close(self) -> None:
-        """Stop; events published before this call are still yielded, then iteration ends."""
-        if self._closed:
-            return
-        self.broker._forget(self)
-        with contextlib.suppress(Exception):  # unreachable, or not caught up in time
-            _, last, _ = await self.broker._stream_state(self.room)
-            async with asyncio.timeout(self.broker.timeout):
-                while self.last_seq < last:
-                    self._advanced.clear()
-                    await self._advanced.wait()
-        self._closed = True
-        if self._resuming is not None:
-            self._resuming.cancel()
-        await self.broker._drop_consumer(self.room, self._handle, self._consumer_name)
-        self._handle = self._consumer_name = None
-        self.end()
-
-
-class CoreNatsSubscription(_NatsSubscriptionBase):
-    """Core NATS only (``jetstream=False``): what at-most-once means, for lesson 06.
-
-    Each publishing process numbers its own events, so two servers' events share numbers
-    and their order is whatever the network made of it; nothing is kept, so
-    ``history_after`` can only say that everything is gone; a subscriber that was
-    disconnected never sees what was published meanwhile. Not for a real chat: the
-    contract tests do not pass on it, and that is the lesson.
-    """
-
-    def __init__(self, broker: NatsBroker, room: str) -> None:
-        super().__init__(broker, room)
-        self._handle: NatsSubscriptionHandle | None = None
-
-    async def start(self) -> None:
-        logger.warning(
-            "core NATS only: at most once, numbered per publishing process, no history. "
-            "Use JetStream (the default) for a chat."
-        )
-        nc, _ = await self.broker._connection()
-        self._handle = await nc.subscribe(self.broker.subject(self.room), cb=self._on_message)
-        await self.broker._barrier(nc)
-
-    async def _on_message(self, msg: Msg) -> None:
-        if not self._closed:
-            with contextlib.suppress(ValueError, KeyError, TypeError):
-                self.put(RoomEvent.from_json(msg.data))
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self.broker._forget(self)
-        if self._handle is not None and self.broker._nc is not None and self.broker._nc.is_connected:
-            with contextlib.suppress(Exception):
-                await self.broker._barrier(self.broker._nc)
-        self._closed = True
-        if self._handle is not None:
-            with contextlib.suppress(Exception):
-                await self._handle.unsubscribe()
-        self.end()

@@ -22,35 +22,20 @@ is the first entry's id, and Redis itself refuses an id that is not above the la
 an event can never be numbered twice in the history, even by a buggy publisher.
 
 **Outages.** Every method raises :class:`~wslab.brokers.BrokerUnavailable` at once when
-Redis cannot be reached (the client is built without redis-py's silent retries). A
-subscription whose connection drops reconnects, waiting
-:func:`~wslab.protocol.backoff_delays` (capped at 2 s) between attempts, subscribes again,
-then reads the history after the last event it yielded and yields what it missed, each
-event once and in order, before going live again. What that recovers depends on what
-Redis kept:
-
-* Redis stayed up (a network blip, a ``CLIENT KILL``) or restarted *with* its data
-  (``SHUTDOWN SAVE``, RDB or AOF persistence): every missed event still in the history
-  is recovered. Events that fell out of the history meanwhile (more than ``history``
-  published while away) are lost: the subscription logs it, counts them in ``lost`` and
-  goes on from the oldest kept one, so the gap shows as a jump in ``seq``.
-* Redis restarted *without* its data (persistence off, as :mod:`wslab.services` runs
-  it): everything published before the restart is gone and the room's sequence starts
-  again at 1. The subscription notices (the room's sequence is below the last one it
-  yielded, or the event stored under that number is not the one it yielded), logs a
-  warning, counts it in ``resets``, yields nothing from before the restart, and follows
-  the new sequence from its start. It cannot notice when the new sequence has already
-  passed its own *and* pushed that number out of the history; an epoch (Centrifugo's
-  answer) would tell, and is not needed for the lessons.
-* A publish during the outage raises ``BrokerUnavailable``; it was not numbered, and no
-  one will see it. If the connection drops after Redis ran the script but before its
-  answer arrived, the event *was* published: the error says it is in doubt.
+Redis cannot be reached (no silent retries inside redis-py). A subscription whose connection
+drops resubscribes with backoff and goes on where it stopped
+(:class:`~wslab.brokers.resumable.ResumableSubscription`): what Redis kept is replayed, what
+fell out of the history is counted in ``lost``, and a Redis that restarted without its data
+(persistence off, as :mod:`wslab.services` runs it) shows as a
+:class:`~wslab.brokers.BrokerReset` followed by the room's new numbering. A publish whose
+answer was lost with the connection may have run: the error says it is in doubt.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 from collections.abc import Callable, Iterator
@@ -66,15 +51,18 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..protocol import HistoryTooOld, RoomEvent
-from .base import Broker, BrokerUnavailable, QueuedSubscription, Subscription
+from .base import Broker, BrokerUnavailable, Subscription, broker_address, broker_down_as_unavailable
 from .base import reconnect_delays as default_reconnect_delays
+from .resumable import BrokerState, ResumableSubscription
 
-__all__ = ["RedisBroker"]
+__all__ = ["PUBLISH_SCRIPT", "RedisBroker", "RedisSubscription"]
 
 logger = logging.getLogger("wslab.brokers.redis")
 
 #: What a lost or unreachable server raises, in redis-py and below it.
 _DOWN = (RedisConnectionError, RedisTimeoutError, OSError, asyncio.TimeoutError)
+#: What a publish that failed may or may not have done.
+_IN_DOUBT = "the event was not published (or, if the connection dropped before the answer, it may have been)"
 
 
 # KEYS[1] the seq counter, KEYS[2] the history stream; ARGV[1] the channel, ARGV[2] the
@@ -103,6 +91,11 @@ def _seq_of(entry_id: bytes | str) -> int:
     """``42`` from the stream entry id ``b"42-0"``."""
     text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
     return int(text.split("-", 1)[0])
+
+
+def _entries(entries: list[Any]) -> list[tuple[int, bytes]]:
+    """``[(seq, payload), ...]`` from an XRANGE answer."""
+    return [(_seq_of(entry_id), fields[b"e"]) for entry_id, fields in entries]
 
 
 class RedisBroker(Broker):
@@ -140,6 +133,8 @@ class RedisBroker(Broker):
         self.key_prefix = key_prefix
         self.reconnect_delays = reconnect_delays
         self.timeout = timeout
+        #: ``with self.down(): ...`` turns redis-py's "cannot reach it" into BrokerUnavailable.
+        self.down = functools.partial(broker_down_as_unavailable, "Redis", url, _DOWN)
         # No retries inside redis-py: a command against a server that is down fails at
         # once, and the broker says so (BrokerUnavailable) instead of stalling the chat.
         options: dict[str, Any] = {
@@ -162,7 +157,7 @@ class RedisBroker(Broker):
         self._closed = False
 
     def __repr__(self) -> str:
-        return f"<RedisBroker {self.url} prefix={self.key_prefix!r} history={self.history}>"
+        return f"<RedisBroker {broker_address(self.url)} prefix={self.key_prefix!r} history={self.history}>"
 
     # Names
 
@@ -171,6 +166,7 @@ class RedisBroker(Broker):
         return f"{base}:seq", f"{base}:history"
 
     def channel(self, room: str) -> str:
+        """The PUB/SUB channel of ``room``."""
         return f"{self.key_prefix}:{{{room}}}:events"
 
     # The contract
@@ -180,15 +176,10 @@ class RedisBroker(Broker):
         body = event.to_dict()
         del body["seq"]  # the script puts the number in
         unnumbered = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
-        try:
+        with self.down(outcome=_IN_DOUBT):
             seq = await self._publish_script(
                 keys=[seq_key, history_key], args=[self.channel(event.room), unnumbered, self.history]
             )
-        except _DOWN as exc:
-            raise BrokerUnavailable(
-                f"Redis at {self.url} is unavailable; the event was not published (or, if the "
-                f"connection dropped while waiting for the answer, it may have been): {exc}"
-            ) from exc
         return event.with_seq(int(seq))
 
     async def subscribe(self, room: str) -> Subscription:
@@ -205,11 +196,13 @@ class RedisBroker(Broker):
 
     async def last_seq(self, room: str) -> int:
         seq_key, _ = self._keys(room)
-        try:
+        with self.down():
             value = await self._client.get(seq_key)
-        except _DOWN as exc:
-            raise BrokerUnavailable(f"Redis at {self.url} is unavailable: {exc}") from exc
         return int(value or 0)
+
+    async def ping(self) -> None:
+        with self.down():
+            await self._client.ping()
 
     async def close(self) -> None:
         self._closed = True
@@ -219,43 +212,41 @@ class RedisBroker(Broker):
             with contextlib.suppress(RedisError, OSError):
                 await client.aclose()
 
-    # Reading the stream
+    # Reading the stream, each read atomic (MULTI/EXEC)
 
     async def _read_history(self, room: str, seq: int) -> tuple[list[tuple[int, bytes]], int]:
-        """``([(seq, payload), ...] above seq, oldest kept seq)``, read atomically."""
+        """``([(seq, payload), ...] above seq, oldest kept seq)``."""
         _, history_key = self._keys(room)
-        try:
+        with self.down():
             async with self._client.pipeline(transaction=True) as pipe:
                 pipe.xrange(history_key, "-", "+", count=1)
                 pipe.xrange(history_key, f"{seq + 1}-0", "+")
                 first, entries = await pipe.execute()
-        except _DOWN as exc:
-            raise BrokerUnavailable(f"Redis at {self.url} is unavailable: {exc}") from exc
-        oldest = _seq_of(first[0][0]) if first else 0
-        return [(_seq_of(entry_id), fields[b"e"]) for entry_id, fields in entries], oldest
+        return _entries(entries), _seq_of(first[0][0]) if first else 0
 
-    async def _state(self, room: str) -> tuple[int, list[tuple[int, bytes]]]:
-        """``(last seq, every kept (seq, payload))``, read atomically."""
+    async def _state(self, room: str, seq: int) -> BrokerState:
+        """The room's last and oldest kept seq, and the payload kept under ``seq``."""
         seq_key, history_key = self._keys(room)
-        try:
+        with self.down():
             async with self._client.pipeline(transaction=True) as pipe:
                 pipe.get(seq_key)
-                pipe.xrange(history_key, "-", "+")
-                value, entries = await pipe.execute()
-        except _DOWN as exc:
-            raise BrokerUnavailable(f"Redis at {self.url} is unavailable: {exc}") from exc
-        return int(value or 0), [(_seq_of(entry_id), fields[b"e"]) for entry_id, fields in entries]
+                pipe.xrange(history_key, "-", "+", count=1)
+                pipe.xrange(history_key, f"{seq}-0", f"{seq}-0")
+                value, first, stored = await pipe.execute()
+        return BrokerState(
+            last=int(value or 0),
+            oldest=_seq_of(first[0][0]) if first else 0,
+            stored=stored[0][1][b"e"] if seq and stored else None,
+        )
 
     async def _newest(self, room: str) -> tuple[int, bytes | None]:
-        """``(last seq, its payload or None)``, read atomically."""
+        """``(last seq, its payload or None)``."""
         seq_key, history_key = self._keys(room)
-        try:
+        with self.down():
             async with self._client.pipeline(transaction=True) as pipe:
                 pipe.get(seq_key)
                 pipe.xrevrange(history_key, "+", "-", count=1)
                 value, entries = await pipe.execute()
-        except _DOWN as exc:
-            raise BrokerUnavailable(f"Redis at {self.url} is unavailable: {exc}") from exc
         seq = int(value or 0)
         if entries and _seq_of(entries[0][0]) == seq:
             return seq, entries[0][1][b"e"]
@@ -265,37 +256,26 @@ class RedisBroker(Broker):
         self._subscriptions.discard(subscription)
 
 
-class RedisSubscription(QueuedSubscription):
-    """One room's events from one Redis PUB/SUB connection, reconnecting after an outage.
+class RedisSubscription(ResumableSubscription):
+    """One room's events from one Redis PUB/SUB connection, resuming after an outage.
 
-    Counters for lessons and tests: ``reconnects`` (connections re-established),
-    ``recovered`` (missed events yielded from the history after a reconnect), ``lost``
-    (events that fell out of the history while away) and ``resets`` (times Redis was
-    found to have lost the room's data, restarting its sequence).
+    Counters as for every :class:`~wslab.brokers.resumable.ResumableSubscription`:
+    ``reconnects``, ``recovered``, ``lost``, ``resets``.
     """
 
+    broker_name = "Redis"
+    retry_on = (BrokerUnavailable, RedisError)
+
     def __init__(self, broker: RedisBroker, room: str) -> None:
+        super().__init__(room, delays=broker.reconnect_delays)
         self.broker = broker
-        self.room = room
         self.channel = broker.channel(room)
-        super().__init__()
-        self.reconnects = 0
-        self.recovered = 0
-        self.lost = 0
-        self.resets = 0
-        #: The sequence number of the last event yielded (or of the room when subscribing).
-        self.last_seq = 0
-        #: That event's payload as Redis holds it: tells a restarted, emptied Redis apart.
-        self._last_payload: bytes | None = None
         self._pubsub: PubSub | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._closing = False
         self._closed = False
 
     def __repr__(self) -> str:
         return f"<RedisSubscription {self.channel} last_seq={self.last_seq} reconnects={self.reconnects}>"
-
-    # Connecting
 
     async def start(self) -> None:
         """Subscribe: on return, every event published from now on will be yielded."""
@@ -309,78 +289,34 @@ class RedisSubscription(QueuedSubscription):
         """A PUB/SUB connection subscribed to the room's channel, confirmed by Redis."""
         pubsub = self.broker._pubsub_client.pubsub()
         try:
-            await pubsub.subscribe(self.channel)
-            async with asyncio.timeout(self.broker.timeout):
-                while True:  # the confirmation is the first reply; nothing can precede it
-                    reply = await pubsub.get_message(timeout=self.broker.timeout)
-                    if reply is not None and reply["type"] == "subscribe":
-                        return pubsub
-        except BaseException as exc:
+            with self.broker.down(outcome=f"cannot subscribe to room {self.room!r}"):
+                await pubsub.subscribe(self.channel)
+                async with asyncio.timeout(self.broker.timeout):
+                    while True:  # the confirmation is the first reply; nothing can precede it
+                        reply = await pubsub.get_message(timeout=self.broker.timeout)
+                        if reply is not None and reply["type"] == "subscribe":
+                            return pubsub
+        except BaseException:
             with contextlib.suppress(Exception):
                 await pubsub.aclose()
-            if isinstance(exc, _DOWN):
-                raise BrokerUnavailable(f"cannot subscribe at {self.broker.url}: {exc}") from exc
             raise
 
-    async def _reconnect(self) -> None:
-        """Subscribe again, with backoff, then yield what was missed; returns when live again."""
-        for delay in self.broker.reconnect_delays():
-            if self._closing:
-                return
-            await asyncio.sleep(delay)
-            try:
-                pubsub = await self._connect()
-            except BrokerUnavailable as exc:
-                logger.debug("room %s: still cannot reconnect: %s", self.room, exc)
-                continue
-            self._pubsub = pubsub
-            try:
-                await self._recover()
-            except (BrokerUnavailable, RedisError) as exc:
-                logger.debug("room %s: lost Redis again while recovering: %s", self.room, exc)
-                await self._drop_connection()
-                continue
-            self.reconnects += 1
-            logger.info("room %s: resubscribed to Redis, live again from seq %d", self.room, self.last_seq)
-            return
+    # What the resubscribe loop needs
 
-    async def _recover(self) -> None:
-        """After resubscribing: yield the kept events after ``last_seq``, or notice a reset."""
-        current, kept = await self.broker._state(self.room)
-        stored = dict(kept)
-        was = self.last_seq
-        reset = current < was or (
-            self._last_payload is not None and was in stored and stored[was] != self._last_payload
-        )
-        if reset:
-            self.resets += 1
-            logger.warning(
-                "room %s: Redis lost the room's data (restarted without persistence?): its sequence "
-                "is at %d, this subscription had reached %d. Events published before the restart "
-                "are gone; continuing with the new sequence from its start.",
-                self.room,
-                current,
-                was,
-            )
-            self.last_seq, self._last_payload = 0, None
-            missed = kept
-        else:
-            missed = [(seq, payload) for seq, payload in kept if seq > was]
-            if missed and missed[0][0] > was + 1:
-                gone = missed[0][0] - was - 1
-                self.lost += gone
-                logger.warning(
-                    "room %s: events %d..%d fell out of Redis's history while disconnected; "
-                    "they cannot be recovered",
-                    self.room,
-                    was + 1,
-                    missed[0][0] - 1,
-                )
-        for _, payload in missed:
-            if self._accept(payload):
+    async def _reattach(self) -> None:
+        self._pubsub = await self._connect()
+
+    async def _read_state(self) -> BrokerState:
+        return await self.broker._state(self.room, self.last_seq)
+
+    async def _catch_up(self, after: int, last: int) -> None:
+        kept, _ = await self.broker._read_history(self.room, after)
+        for _, payload in kept:
+            event = _decode(payload)
+            if event is not None and self._offer(event, payload):
                 self.recovered += 1
 
-    async def _drop_connection(self) -> None:
+    async def _detach(self) -> None:
         pubsub, self._pubsub = self._pubsub, None
         if pubsub is not None:
             with contextlib.suppress(Exception):
@@ -388,58 +324,57 @@ class RedisSubscription(QueuedSubscription):
 
     # Reading
 
-    def _accept(self, payload: bytes) -> bool:
+    def _offer(self, event: RoomEvent, payload: bytes) -> bool:
         """Queue the event unless it was already yielded (seq not above the last)."""
-        event = _decode(payload)
-        if event is None or event.seq <= self.last_seq:
+        if event.seq <= self.last_seq:
             return False
         self.last_seq, self._last_payload = event.seq, payload
         self.put(event)
         return True
 
-    async def _fill_gap(self, payload: bytes) -> None:
+    async def _fill_gap(self, seq: int) -> None:
         """Before a live event numbered past ``last_seq + 1``, yield the ones between from history.
 
         Only events published while :meth:`start` was subscribing can be missing so (a
-        dropped connection is recovered by :meth:`_reconnect`), but then they are, and the
+        dropped connection is resumed by the resubscribe loop), but then they are, and the
         subscription yields every event after the room's sequence at its start.
         """
-        event = _decode(payload)
-        if event is None or event.seq <= self.last_seq + 1:
-            return
-        seq = event.seq
         try:
             kept, _ = await self.broker._read_history(self.room, self.last_seq)
         except BrokerUnavailable:
-            return  # the connection will fail too, and _recover will fill it
+            return  # the connection will fail too, and the resubscribe loop will fill it
         for kept_seq, kept_payload in kept:
-            if kept_seq < seq:
-                self._accept(kept_payload)
+            event = _decode(kept_payload) if kept_seq < seq else None
+            if event is not None:
+                self._offer(event, kept_payload)
 
     async def _read(self) -> None:
         try:
             while True:
-                if self._pubsub is None:
-                    await self._reconnect()
-                    if self._pubsub is None:  # closing
-                        return
+                if self._pubsub is None and not await self._resubscribe():
+                    return  # closing
+                assert self._pubsub is not None
                 try:
                     reply = await self._pubsub.get_message(timeout=None)
                 except (*_DOWN, RedisError) as exc:
                     if self._closing:
                         return
                     logger.warning("room %s: lost the Redis connection (%s); reconnecting", self.room, exc)
-                    await self._drop_connection()
+                    await self._detach()
                     continue
                 if reply is None:
                     continue
                 if reply["type"] == "message":
-                    await self._fill_gap(reply["data"])
-                    self._accept(reply["data"])
+                    payload = reply["data"]
+                    event = _decode(payload)
+                    if event is not None:
+                        if event.seq > self.last_seq + 1:
+                            await self._fill_gap(event.seq)
+                        self._offer(event, payload)
                 elif reply["type"] == "unsubscribe":
                     return  # close() asked; everything published before it has been read
         finally:
-            await self._drop_connection()
+            await self._detach()
             self.end()
 
     async def close(self) -> None:
