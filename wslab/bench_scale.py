@@ -201,7 +201,7 @@ class _Clocks:
 
 
 async def _spawn_load(*args: str) -> asyncio.subprocess.Process:
-    from .services import _die_with_parent
+    from .services.process import DIE_WITH_PARENT
 
     return await asyncio.create_subprocess_exec(
         sys.executable,
@@ -213,7 +213,7 @@ async def _spawn_load(*args: str) -> asyncio.subprocess.Process:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         # If this process dies without stopping it (SIGKILL), the load process goes too (Linux).
-        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+        preexec_fn=DIE_WITH_PARENT,
     )
 
 
