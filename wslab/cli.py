@@ -23,7 +23,8 @@ from collections.abc import Sequence
 from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI, WebSocketException
 
 from . import runtime
-from .bench import add_bench_parser, positive_int
+from .argtypes import positive_int
+from .bench import add_bench_parser
 from .brokers import BROKER_SCHEMES, Broker, BrokerUnavailable, broker_from_url
 from .clients import exchange
 from .events import Direction, EventLog, LogEvent
