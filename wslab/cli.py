@@ -19,17 +19,20 @@ import logging
 import secrets
 import sys
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI, WebSocketException
 
-from . import runtime
+from . import net, runtime
 from .argtypes import positive_int
 from .bench import add_bench_parser
 from .brokers import BROKER_SCHEMES, Broker, BrokerUnavailable, broker_from_url
 from .clients import exchange
 from .events import Direction, EventLog, LogEvent
+from .protocol import backoff_delays
 from .servers import echo
 from .servers.chat import ChatServer, OverflowPolicy
+from .signals import cancel_on_signal
 from .terminal import run_client
 
 log = logging.getLogger("wslab.cli")
@@ -86,10 +89,36 @@ async def _services(args: argparse.Namespace) -> int:
         return 1
 
 
+async def _wait_for_broker(broker: Broker, room: str, url: str) -> None:
+    """Until the broker answers: a server started before its broker (or during an outage)
+    waits, saying so once per attempt, instead of exiting. A signal stops the wait."""
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    where = f"{broker.kind} at {net.host_port(host, parts.port) if parts.port else host}"
+    # One server, not a crowd of clients: no jitter needed, so the announced delay is the real one.
+    delays = backoff_delays(first=0.2, cap=5.0, jitter=lambda: 1.0)
+    while True:
+        try:
+            await broker.last_seq(room)
+            return
+        except BrokerUnavailable:
+            delay = next(delays)
+            log.warning("%s unavailable; retrying in %.1f s", where, delay)
+            await asyncio.sleep(delay)
+
+
 async def _start_chat(args: argparse.Namespace, events: EventLog) -> runtime.ServerHandle:
     broker = _chat_broker(args)
     chat = ChatServer(broker=broker, server_id=args.id, overflow=args.overflow, max_backlog=args.max_backlog)
-    handle = await chat.serve(name="chat", host=args.host, port=args.port, log=events, max_size=args.max_size)
+    try:
+        if args.broker:
+            await _wait_for_broker(broker, chat.room, args.broker)
+        handle = await chat.serve(
+            name="chat", host=args.host, port=args.port, log=events, max_size=args.max_size
+        )
+    except BaseException:
+        await broker.close()
+        raise
     handle.on_stop(broker.close)
     log.info(
         "chat: %s broker keeping %d events; above %d bytes of backlog a client is %s",
@@ -143,7 +172,12 @@ SERVERS = {"echo": _start_echo, "chat": _start_chat, "web": _start_web}
 async def _serve(args: argparse.Namespace) -> int:
     events = EventLog(maxlen=100)
     events.subscribe(_log_listener(args.verbose))
-    handle = await SERVERS[args.server](args, events)
+    # Stoppable while it starts: serve chat may wait for its broker.
+    handle, sig = await cancel_on_signal(SERVERS[args.server](args, events))
+    if handle is None:
+        assert sig is not None
+        log.info("stopped by %s before serving", sig.name)
+        return 0
 
     def announce() -> None:
         print(f"{args.server} server listening on {handle.url} (Ctrl-C to stop)", flush=True)

@@ -2,7 +2,7 @@
 
 Every long-running command (``serve``, ``services``, ``client``, ``bench scale``) stops on
 either signal by running its own clean-up (close connections with 1001, stop child
-processes) instead of dying mid-sentence; these are the two ways it listens.
+processes) instead of dying mid-sentence.
 """
 
 from __future__ import annotations
@@ -10,9 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
-__all__ = ["STOP_SIGNALS", "handle_signals", "until_signalled"]
+__all__ = ["STOP_SIGNALS", "cancel_on_signal", "handle_signals", "until_signalled"]
+
+T = TypeVar("T")
 
 #: What a user sends to stop a program: Ctrl-C in its terminal, or ``kill``.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -55,5 +58,32 @@ async def until_signalled(
         if on_ready is not None:
             on_ready()
         return await received
+    finally:
+        undo()
+
+
+async def cancel_on_signal(
+    work: Coroutine[Any, Any, T], signals: tuple[signal.Signals, ...] = STOP_SIGNALS
+) -> tuple[T | None, signal.Signals | None]:
+    """Run ``work`` until it ends or one of ``signals`` cancels it: ``(its result, None)``, or
+    ``(None, the signal)`` once its clean-up (``finally`` clauses) has run.
+
+    For a command that must stay stoppable while it starts up (waiting for a broker) or
+    while it runs a long job (a benchmark), and stop through its own clean-up.
+    """
+    task = asyncio.ensure_future(work)
+    received: list[signal.Signals] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        received.append(sig)
+        task.cancel()
+
+    undo = handle_signals(on_signal, signals)
+    try:
+        return await task, None
+    except asyncio.CancelledError:
+        if not received:
+            raise  # cancelled from outside (Ctrl-C under asyncio.run, when SIGINT is not ours)
+        return None, received[0]
     finally:
         undo()

@@ -53,7 +53,7 @@ from typing import Any
 
 from ..argtypes import comma_list, non_negative_float, positive_float, positive_int
 from ..services import ChatProcess, ServiceUnavailable, start_services
-from ..signals import handle_signals
+from ..signals import cancel_on_signal
 from . import harness
 from .harness import Child, Progress, emit
 from .load import SYNC, Load, client_options, connect_and_warm_up, drop, percentile_ms, report_progress, text
@@ -305,25 +305,14 @@ async def _scale(args: argparse.Namespace) -> int:
     harness.raise_open_files_limit()
     progress = Progress()
     # SIGTERM ends the run as Ctrl-C does: through the finally clauses, stopping every child.
-    main = asyncio.current_task()
-    terminated = False
-
-    def terminate(sig: signal.Signals) -> None:
-        nonlocal terminated
-        terminated = True
-        if main is not None:
-            main.cancel()
-
-    restore_signals = handle_signals(terminate, (signal.SIGTERM,))
-    try:
-        return await _measure_all(args, args.brokers.split(","), progress)
-    except asyncio.CancelledError:
-        if not terminated:
-            raise  # Ctrl-C: asyncio.run turns it into KeyboardInterrupt, the CLI exits with 130
-        progress.finish("wslab bench scale: stopped by SIGTERM")
-        return 128 + signal.SIGTERM
-    finally:
-        restore_signals()
+    status, sig = await cancel_on_signal(
+        _measure_all(args, args.brokers.split(","), progress), (signal.SIGTERM,)
+    )
+    if sig is None:
+        assert status is not None
+        return status
+    progress.finish("wslab bench scale: stopped by SIGTERM")
+    return 128 + sig
 
 
 # Options
