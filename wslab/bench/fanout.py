@@ -45,10 +45,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from websockets.exceptions import ConnectionClosed
@@ -63,7 +62,8 @@ __all__ = ["SERVERS", "add_fanout_parser", "child_main"]
 HOST = "127.0.0.1"
 SERVERS = ("chat", "baseline")
 
-Started = tuple[Any, str, Callable[[], dict[str, Any]]]
+#: How to stop a server, and its URL.
+Started = tuple[Callable[[], Awaitable[None]], str]
 
 
 # Servers (``python -m wslab.bench fanout _serve chat|baseline``)
@@ -95,7 +95,7 @@ async def _start_baseline(compression: str | None) -> Started:
         server.close()
         await server.wait_closed()
 
-    return stop, f"ws://{HOST}:{port}/", dict
+    return stop, f"ws://{HOST}:{port}/"
 
 
 async def _start_chat(compression: str | None) -> Started:
@@ -104,33 +104,17 @@ async def _start_chat(compression: str | None) -> Started:
 
     chat = ChatServer(broker=MemoryBroker())
     handle = await chat.serve(name="bench-chat", host=HOST, port=0, compression=compression)
-
-    def stats() -> dict[str, Any]:
-        s = chat.stats
-        return {
-            "published": s.published,
-            "delivered": s.delivered,
-            "evicted": s.evicted,
-            "dropped": s.dropped,
-        }
-
-    return handle.stop, handle.url, stats
+    return handle.stop, handle.url
 
 
 async def _serve_main(kind: str, compression: str | None) -> int:
-    """Serve until stdin closes; ``mark`` starts the CPU clock, ``report`` reads it."""
+    """Serve until stdin closes (the orchestrator reads this process's CPU clock from outside)."""
     harness.raise_open_files_limit()
     start = _start_chat if kind == "chat" else _start_baseline
-    stop, url, stats = await start(compression)
+    stop, url = await start(compression)
     emit(url=url, pid=os.getpid())
-    cpu0 = time.process_time()
     try:
-        while line := await harness.read_command():
-            if line == "mark":
-                cpu0 = time.process_time()
-                emit(marked=True)
-            elif line == "report":
-                emit(cpu_s=round(time.process_time() - cpu0, 3), **stats())
+        await harness.read_command()
     finally:
         await stop()
     return 0
@@ -194,18 +178,16 @@ async def _load_main(args: argparse.Namespace) -> int:
 
 async def _measure(server: str, dialect: str, args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     """One server, one dialect: the load's result, the server's CPU time, and everyone else's."""
-    wait = args.timeout + 60
-    label = f"{server} {dialect}"
     server_child = Child(
         f"{server} server", await harness.spawn("fanout", "_serve", server, *_compression(args))
     )
     load_child: Child | None = None
     try:
-        url = (await server_child.read(30))["url"]
+        started = await server_child.read(30)
         load_child = Child(
             "load",
             await harness.spawn(
-                "fanout", "_load", url, "--dialect", dialect,
+                "fanout", "_load", started["url"], "--dialect", dialect,
                 *("--clients", str(args.clients), "--messages", str(args.messages)),
                 *("--size", str(args.size), "--text", args.text, "--rate", str(args.rate)),
                 *_compression(args),
@@ -213,35 +195,15 @@ async def _measure(server: str, dialect: str, args: argparse.Namespace, progress
                 "--coordinated",
             ),
         )  # fmt: skip
-        busy0, own0 = None, 0.0
-        while True:
-            record = await load_child.read(wait)
-            if record.get("phase") == "connect":
-                progress.update(f"{label}: connecting", record["done"], record["total"])
-            elif record.get("phase") == "ready":
-                server_child.write("mark")
-                await server_child.read(wait)
-                busy0, own0 = harness.busy_cpu_s(), time.process_time()
-                load_child.write("go")
-            elif record.get("phase") == "deliver":
-                progress.update(f"{label}: delivering", record["done"], record["total"])
-            elif "result" in record:
-                result = record["result"]
-                busy1, own1 = harness.busy_cpu_s(), time.process_time()
-                break
-        progress.update(f"{label}: delivering", result["deliveries"], result["expected"], force=True)
-        server_child.write("report")
-        report = await server_child.read(wait)
+        clocks = harness.Clocks({"server": started["pid"]})
+        label = f"{server} {dialect}"
+        return await harness.follow(
+            load_child, label, progress, clocks, wait=args.timeout + 60, mark_on="ready"
+        )
     finally:
         if load_child is not None:
             await load_child.close()
         await server_child.close()
-    # What other programs ran meanwhile: on a shared machine, the figures mean little if much.
-    other = None
-    if busy0 is not None and busy1 is not None:
-        ours = (own1 - own0) + result["load_cpu_s"] + report.get("cpu_s", 0.0)
-        other = round(max(0.0, busy1 - busy0 - ours), 2)
-    return {**result, "server_cpu_s": report.get("cpu_s"), "other_cpu_s": other}
 
 
 def _compression(args: argparse.Namespace) -> tuple[str, str]:
@@ -307,13 +269,8 @@ async def _fanout(args: argparse.Namespace) -> int:
                     progress.finish(f"wslab bench: {server} {dialect} (run {run}) failed: {exc}")
                     return 1
                 record = {"server": server, "dialect": dialect, "run": run, **_settings(args), **measured}
-                records.append(record)
-                progress.finish(
-                    f"{server} {dialect} (run {run}): {record['deliveries_per_s']:,.0f} deliveries/s, "
-                    f"p50 {record['p50_ms']} ms, p99 {record['p99_ms']} ms, lost {record['lost']:,}"
-                )
-                if args.json:
-                    print(json.dumps(record), flush=True)
+                label = f"{server} {dialect} (run {run})"
+                harness.record_result(records, record, label, progress, as_json=args.json)
     if not args.json:
         print(_summary(records, args), flush=True)
     return 0 if all(r["lost"] == 0 for r in records) else 2
@@ -353,20 +310,15 @@ def _load_options(parser: argparse.ArgumentParser) -> None:
 
 def add_fanout_parser(kinds: Any) -> argparse.ArgumentParser:
     """Add ``fanout`` to the ``python -m wslab bench`` benchmarks."""
-    fanout = kinds.add_parser(
+    fanout = harness.add_benchmark(
+        kinds,
         "fanout",
+        doc=__doc__,
         help="one publisher, many receivers: the chat server against a bare broadcast()",
-        description=__doc__.split("\n")[0],
-    )
-    _load_options(fanout)
-    fanout.add_argument(
-        "--runs", type=positive_int, default=1, help="runs per server, alternating (default: 1)"
-    )
-    fanout.add_argument(
-        "--servers",
-        type=comma_list(SERVERS),
-        default=",".join(SERVERS),
-        help="comma-separated: chat,baseline (default)",
+        options=_load_options,
+        picks=("--servers", SERVERS, "comma-separated: chat,baseline (default)"),
+        each="server, dialect and run",
+        run=_fanout,
     )
     fanout.add_argument(
         "--dialects",
@@ -374,10 +326,6 @@ def add_fanout_parser(kinds: Any) -> argparse.ArgumentParser:
         default=",".join(DIALECTS),
         help="the clients' dialects, comma-separated: json,plain (default: both)",
     )
-    fanout.add_argument(
-        "--json", action="store_true", help="one JSON object per line per server, dialect and run"
-    )
-    fanout.set_defaults(run=_fanout)
     return fanout
 
 

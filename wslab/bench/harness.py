@@ -16,27 +16,32 @@ import os
 import resource
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..argtypes import comma_list, positive_int
 from ..protocol import MAX_TEXT_LENGTH
 from ..services.process import DIE_WITH_PARENT
 
 __all__ = [
     "DISTURBED",
     "Child",
+    "Clocks",
     "Progress",
+    "add_benchmark",
     "busy_cpu_s",
     "cell",
     "disturbed",
     "disturbed_note",
     "emit",
+    "follow",
     "format_table",
     "median",
     "message_options",
     "process_cpu_s",
     "raise_open_files_limit",
     "read_command",
+    "record_result",
     "results_table",
     "spawn",
 ]
@@ -195,6 +200,58 @@ def process_cpu_s(pid: int | None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class Clocks:
+    """CPU clocks of the processes taking part, read at the start and the end of a measurement."""
+
+    def __init__(self, pids: dict[str, int | None]) -> None:
+        self.pids = pids
+        self.start: dict[str, float | None] = {}
+        self.busy0: float | None = None
+        self.own0 = 0.0
+
+    def mark(self) -> None:
+        self.start = {name: process_cpu_s(pid) for name, pid in self.pids.items()}
+        self.busy0, self.own0 = busy_cpu_s(), time.process_time()
+
+    def read(self, load_cpu: float) -> dict[str, float | None]:
+        """``<name>_cpu_s`` for each process, and ``other_cpu_s``: what the rest of the machine used."""
+        busy1, own1 = busy_cpu_s(), time.process_time()
+        used: dict[str, float | None] = {}
+        for name, pid in self.pids.items():
+            before, after = self.start.get(name), process_cpu_s(pid)
+            used[name] = round(after - before, 2) if before is not None and after is not None else None
+        # What other programs ran meanwhile: on a shared machine, the figures mean little if much.
+        other = None
+        if self.busy0 is not None and busy1 is not None:
+            ours = (own1 - self.own0) + load_cpu + sum(v for v in used.values() if v is not None)
+            other = round(max(0.0, busy1 - self.busy0 - ours), 2)
+        return {**{f"{name}_cpu_s": value for name, value in used.items()}, "other_cpu_s": other}
+
+
+async def follow(
+    load: Child, label: str, progress: Progress, clocks: Clocks, *, wait: float, mark_on: str
+) -> dict[str, Any]:
+    """Drive a load process through its phases; its result, with the CPU clocks read.
+
+    The load process says ``connect`` and ``deliver`` (progress), ``ready`` (answered with
+    ``go``), ``measure`` if it warms up after ``go``, then its ``result``. The clocks start
+    at phase ``mark_on``.
+    """
+    while True:
+        record = await load.read(wait)
+        phase = record.get("phase")
+        if phase == mark_on:
+            clocks.mark()
+        if phase in ("connect", "deliver"):
+            progress.update(f"{label}: {phase}ing", record["done"], record["total"])
+        elif phase == "ready":
+            load.write("go")
+        elif "result" in record:
+            result = record["result"]
+            progress.update(f"{label}: delivering", result["deliveries"], result["expected"], force=True)
+            return {**result, **clocks.read(result["load_cpu_s"])}
+
+
 def disturbed(record: dict[str, Any]) -> bool:
     """Did other programs use more than :data:`DISTURBED` of a CPU during this run?"""
     other = record.get("other_cpu_s")
@@ -215,6 +272,19 @@ def disturbed_note(records: Sequence[dict[str, Any]]) -> list[str]:
 
 
 # Results
+
+
+def record_result(
+    records: list[dict[str, Any]], record: dict[str, Any], label: str, progress: Progress, *, as_json: bool
+) -> None:
+    """Keep ``record``, say in one line how the run went, and print it at once with ``--json``."""
+    records.append(record)
+    progress.finish(
+        f"{label}: {record['deliveries_per_s']:,.0f} deliveries/s, "
+        f"p50 {record['p50_ms']} ms, p99 {record['p99_ms']} ms, lost {record['lost']:,}"
+    )
+    if as_json:
+        print(json.dumps(record), flush=True)
 
 
 def median(values: Sequence[float]) -> float:
@@ -287,3 +357,27 @@ def message_options(parser: argparse.ArgumentParser) -> None:
         help="what fills each message after its header: random common words, which compress like chat "
         "text (default), or 'xxxx...', which compresses to almost nothing",
     )
+
+
+def add_benchmark(
+    kinds: Any,
+    name: str,
+    *,
+    doc: str,
+    help: str,
+    options: Callable[[argparse.ArgumentParser], None],
+    picks: tuple[str, Sequence[str], str],
+    each: str,
+    run: Callable[[argparse.Namespace], Any],
+) -> argparse.ArgumentParser:
+    """Add one benchmark to ``python -m wslab bench``: its load ``options``, a comma-separated
+    pick of what to measure (``picks``: flag, choices, help; all by default), ``--runs``,
+    and ``--json`` (one object per line per ``each``)."""
+    parser = kinds.add_parser(name, help=help, description=doc.split("\n")[0])
+    options(parser)
+    flag, choices, pick_help = picks
+    parser.add_argument(flag, type=comma_list(choices), default=",".join(choices), help=pick_help)
+    parser.add_argument("--runs", type=positive_int, default=1, help="runs of each, alternating (default: 1)")
+    parser.add_argument("--json", action="store_true", help=f"one JSON object per line per {each}")
+    parser.set_defaults(run=run)
+    return parser

@@ -44,14 +44,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import json
 import signal
 import sys
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from ..argtypes import comma_list, non_negative_float, positive_float, positive_int
+from ..argtypes import non_negative_float, positive_float, positive_int
 from ..services import ChatProcess, ServiceUnavailable, start_services
 from ..signals import cancel_on_signal
 from . import harness
@@ -146,58 +145,11 @@ async def _load_main(args: argparse.Namespace) -> int:
 # The orchestrating process (``python -m wslab bench scale``)
 
 
-class _Clocks:
-    """CPU clocks of the processes taking part, read at the start and the end of a measurement."""
-
-    def __init__(self, pids: dict[str, int | None]) -> None:
-        self.pids = pids
-        self.start: dict[str, float | None] = {}
-        self.busy0: float | None = None
-        self.own0 = 0.0
-
-    def mark(self) -> None:
-        self.start = {name: harness.process_cpu_s(pid) for name, pid in self.pids.items()}
-        self.busy0, self.own0 = harness.busy_cpu_s(), time.process_time()
-
-    def read(self, load_cpu: float) -> dict[str, float | None]:
-        busy1, own1 = harness.busy_cpu_s(), time.process_time()
-        used: dict[str, float | None] = {}
-        for name, pid in self.pids.items():
-            before, after = self.start.get(name), harness.process_cpu_s(pid)
-            used[name] = round(after - before, 2) if before is not None and after is not None else None
-        # What other programs ran meanwhile: on a shared machine, the figures mean little if much.
-        other = None
-        if self.busy0 is not None and busy1 is not None:
-            ours = (own1 - self.own0) + load_cpu + sum(v for v in used.values() if v is not None)
-            other = round(max(0.0, busy1 - self.busy0 - ours), 2)
-        return {**{f"{name}_cpu_s": value for name, value in used.items()}, "other_cpu_s": other}
-
-
 def _load_arguments(args: argparse.Namespace, publish_url: str, receive_url: str) -> list[str]:
     options = {"--publish-url": publish_url, "--receive-url": receive_url}
     for name in ("clients", "rate", "seconds", "size", "text", "warmup", "compression", "timeout", "stall"):
         options[f"--{name}"] = getattr(args, name)
     return [str(x) for item in options.items() for x in item]
-
-
-async def _follow(
-    kind: str, load_child: Child, clocks: _Clocks, wait: float, progress: Progress
-) -> dict[str, Any]:
-    """Drive the load process through its phases; its result, with the CPU clocks read."""
-    while True:
-        record = await load_child.read(wait)
-        if record.get("phase") == "connect":
-            progress.update(f"{kind}: connecting", record["done"], record["total"])
-        elif record.get("phase") == "ready":
-            load_child.write("go")
-            progress.update(f"{kind}: warming up", 0, 1, force=True)
-        elif record.get("phase") == "measure":
-            clocks.mark()
-        elif record.get("phase") == "deliver":
-            progress.update(f"{kind}: delivering", record["done"], record["total"])
-        elif "result" in record:
-            result = record["result"]
-            return {**result, **clocks.read(result["load_cpu_s"])}
 
 
 async def _run_one(
@@ -218,10 +170,10 @@ async def _run_one(
         )
         load_child = Child("load", spawned)
         pids = {"server_a": publish_to.pid, "server_b": deliver_from.pid if len(chats) > 1 else None}
-        clocks = _Clocks({**pids, "broker": broker_pid})
-        result = await _follow(kind, load_child, clocks, args.timeout + args.stall + 60, progress)
+        clocks = harness.Clocks({**pids, "broker": broker_pid})
+        wait = args.timeout + args.stall + 60
+        result = await harness.follow(load_child, kind, progress, clocks, wait=wait, mark_on="measure")
         finished = True
-        progress.update(f"{kind}: delivering", result["deliveries"], result["expected"], force=True)
     finally:
         if load_child is not None:
             # Let a finished load process exit; end an interrupted one (it may be mid-measurement).
@@ -287,13 +239,7 @@ async def _measure_all(args: argparse.Namespace, brokers: list[str], progress: P
                     progress.finish(f"wslab bench scale: {kind} (run {run}) failed: {exc}")
                     return 1
                 record = {"run": run, **_settings(args), **measured}
-                records.append(record)
-                progress.finish(
-                    f"{kind} (run {run}): {record['deliveries_per_s']:,.0f} deliveries/s, "
-                    f"p50 {record['p50_ms']} ms, p99 {record['p99_ms']} ms, lost {record['lost']:,}"
-                )
-                if args.json:
-                    print(json.dumps(record), flush=True)
+                harness.record_result(records, record, f"{kind} (run {run})", progress, as_json=args.json)
         if not args.json:
             print(_summary(records, args, services.notes), flush=True)
         return 0 if all(r["lost"] == 0 for r in records) else 2
@@ -349,24 +295,20 @@ def _load_options(parser: argparse.ArgumentParser) -> None:
 
 def add_scale_parser(kinds: Any) -> argparse.ArgumentParser:
     """Add ``scale`` to the ``python -m wslab bench`` benchmarks."""
-    scale = kinds.add_parser(
+    return harness.add_benchmark(
+        kinds,
         "scale",
+        doc=__doc__,
         help="cross-server latency: one chat server in-process, then two over Redis, then over NATS",
-        description=__doc__.split("\n")[0],
+        options=_load_options,
+        picks=(
+            "--brokers",
+            BROKERS,
+            "comma-separated: memory,redis,nats (default: all three, in that order)",
+        ),
+        each="configuration and run",
+        run=_scale,
     )
-    _load_options(scale)
-    scale.add_argument(
-        "--brokers",
-        type=comma_list(BROKERS),
-        default=",".join(BROKERS),
-        help="comma-separated: memory,redis,nats (default: all three, in that order)",
-    )
-    scale.add_argument("--runs", type=positive_int, default=1, help="runs of each configuration (default: 1)")
-    scale.add_argument(
-        "--json", action="store_true", help="one JSON object per line per configuration and run"
-    )
-    scale.set_defaults(run=_scale)
-    return scale
 
 
 def child_main(argv: Sequence[str]) -> int:
