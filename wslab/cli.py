@@ -19,6 +19,7 @@ import logging
 import secrets
 import sys
 from collections.abc import Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI, WebSocketException
@@ -200,33 +201,31 @@ async def _send(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m wslab", description=__doc__.split("\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+def _server_options(*, host: str | None = "127.0.0.1", max_size: int = 2**20) -> argparse.ArgumentParser:
+    """--host, --port, --max-size and -v, which every server takes."""
+    # A fresh parent per server: argparse shares a parent's actions between its children,
+    # so one server's set_defaults() would change every other server's defaults too.
+    options = argparse.ArgumentParser(add_help=False)
+    where = "this machine only" if host else "this machine only; every interface with --public"
+    options.add_argument("--host", default=host, help=f"interface to bind (default: {where})")
+    options.add_argument("--port", type=int, default=9001, help="0 picks a free port (default: 9001)")
+    options.add_argument(
+        "--max-size",
+        type=int,
+        default=max_size,
+        help=f"largest message accepted, in bytes (default: {max_size})",
+    )
+    options.add_argument(
+        "-v", "--verbose", action="store_true", help="log every message, not only connections"
+    )
+    return options
 
-    serve = commands.add_parser("serve", help="run one of the lessons' servers until Ctrl-C / SIGTERM")
-    servers = serve.add_subparsers(dest="server", required=True)
 
-    def common(*, host: str | None = "127.0.0.1", max_size: int = 2**20) -> argparse.ArgumentParser:
-        # A fresh parent per server: argparse shares a parent's actions between its children,
-        # so one server's set_defaults() would change every other server's defaults too.
-        options = argparse.ArgumentParser(add_help=False)
-        where = "this machine only" if host else "this machine only; every interface with --public"
-        options.add_argument("--host", default=host, help=f"interface to bind (default: {where})")
-        options.add_argument("--port", type=int, default=9001, help="0 picks a free port (default: 9001)")
-        options.add_argument(
-            "--max-size",
-            type=int,
-            default=max_size,
-            help=f"largest message accepted, in bytes (default: {max_size})",
-        )
-        options.add_argument(
-            "-v", "--verbose", action="store_true", help="log every message, not only connections"
-        )
-        return options
-
-    servers.add_parser("echo", parents=[common()], help="lesson 01: answers each message with 'Echo: ...'")
-    chat = servers.add_parser("chat", parents=[common()], help="lessons 02-06: one chat room, WebSocket at /")
+def _add_chat_parser(servers: Any) -> None:
+    """``serve chat``: lessons 02-06's chat room, in-process or over a broker."""
+    chat = servers.add_parser(
+        "chat", parents=[_server_options()], help="lessons 02-06: one chat room, WebSocket at /"
+    )
     chat.add_argument(
         "--max-backlog",
         type=positive_int,
@@ -260,9 +259,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="redis://host:port or nats://host:port to share the room with other servers "
         "(default: in-process; 'python -m wslab services' starts both)",
     )
+
+
+def _add_web_parser(servers: Any) -> None:
+    """``serve web``: lesson 04's page and WebSocket on one port, and the live-audience mode."""
     web = servers.add_parser(
         "web",
-        parents=[common(host=None, max_size=4096)],
+        parents=[_server_options(host=None, max_size=4096)],
         help="lesson 04: HTTP + WebSocket on one port, the browser chat page at /",
     )
     web.add_argument(
@@ -283,6 +286,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ORIGIN",
         help="another site allowed to use the API and WebSocket, e.g. https://course.example (repeatable)",
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m wslab", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run one of the lessons' servers until Ctrl-C / SIGTERM")
+    servers = serve.add_subparsers(dest="server", required=True)
+
+    servers.add_parser(
+        "echo", parents=[_server_options()], help="lesson 01: answers each message with 'Echo: ...'"
+    )
+    _add_chat_parser(servers)
+    _add_web_parser(servers)
     serve.set_defaults(run=_serve)
 
     send = commands.add_parser("send", help="send messages to a server and print one reply to each")
