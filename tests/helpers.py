@@ -16,6 +16,7 @@ from websockets.asyncio.client import ClientConnection
 
 import wslab
 from wslab.services import BrokerServer, ServiceUnavailable, start_services
+from wslab.waiting import poll, run_async
 
 #: Upper bound for any single wait in the suite; a healthy run needs a fraction of it.
 TIMEOUT = 5.0
@@ -23,12 +24,9 @@ TIMEOUT = 5.0
 
 async def wait_for(predicate: Callable[[], object], timeout: float = TIMEOUT, what: str = "") -> None:
     """Poll ``predicate`` every 10 ms until it is true; fail the test after ``timeout`` s."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() >= deadline:
-            raise AssertionError(f"condition {what or predicate!r} still false after {timeout:g} s")
-        await asyncio.sleep(0.01)
+    clock = asyncio.get_running_loop().time
+    if not await run_async(poll(predicate, timeout=timeout, clock=clock)):
+        raise AssertionError(f"condition {what or predicate!r} still false after {timeout:g} s")
 
 
 async def close_code(connection: ClientConnection, timeout: float = TIMEOUT) -> int | None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from helpers import unavailable
 
-from wslab.bench_scale import UNAVAILABLE
+from wslab.bench.scale import UNAVAILABLE
 from wslab.cli import build_parser
 
 pytestmark = pytest.mark.broker  # real Redis/NATS processes: not in `make unit`

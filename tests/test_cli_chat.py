@@ -11,7 +11,6 @@ import itertools
 import json
 import re
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -26,6 +25,7 @@ import wslab
 from wslab.brokers import MemoryBroker
 from wslab.cli import _chat_broker, build_parser
 from wslab.clients import ChatClient
+from wslab.net import free_port
 from wslab.servers.chat import ChatServer, OverflowPolicy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -145,12 +145,6 @@ async def plain_user(url: str, name: str) -> ClientConnection:
 async def read_until(connection: ClientConnection, line: str) -> None:
     while await asyncio.wait_for(connection.recv(), TIMEOUT) != line:
         pass
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # --- serve chat ---------------------------------------------------------------------------

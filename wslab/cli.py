@@ -19,16 +19,21 @@ import logging
 import secrets
 import sys
 from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
 
 from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI, WebSocketException
 
-from . import runtime
-from .bench import add_bench_parser, positive_int
+from . import net, runtime
+from .argtypes import positive_int
+from .bench import add_bench_parser
 from .brokers import BROKER_SCHEMES, Broker, BrokerUnavailable, broker_from_url
 from .clients import exchange
 from .events import Direction, EventLog, LogEvent
+from .protocol import backoff_delays
 from .servers import echo
 from .servers.chat import ChatServer, OverflowPolicy
+from .signals import cancel_on_signal
 from .terminal import run_client
 
 log = logging.getLogger("wslab.cli")
@@ -85,10 +90,36 @@ async def _services(args: argparse.Namespace) -> int:
         return 1
 
 
+async def _wait_for_broker(broker: Broker, room: str, url: str) -> None:
+    """Until the broker answers: a server started before its broker (or during an outage)
+    waits, saying so once per attempt, instead of exiting. A signal stops the wait."""
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    where = f"{broker.kind} at {net.host_port(host, parts.port) if parts.port else host}"
+    # One server, not a crowd of clients: no jitter needed, so the announced delay is the real one.
+    delays = backoff_delays(first=0.2, cap=5.0, jitter=lambda: 1.0)
+    while True:
+        try:
+            await broker.last_seq(room)
+            return
+        except BrokerUnavailable:
+            delay = next(delays)
+            log.warning("%s unavailable; retrying in %.1f s", where, delay)
+            await asyncio.sleep(delay)
+
+
 async def _start_chat(args: argparse.Namespace, events: EventLog) -> runtime.ServerHandle:
     broker = _chat_broker(args)
     chat = ChatServer(broker=broker, server_id=args.id, overflow=args.overflow, max_backlog=args.max_backlog)
-    handle = await chat.serve(name="chat", host=args.host, port=args.port, log=events, max_size=args.max_size)
+    try:
+        if args.broker:
+            await _wait_for_broker(broker, chat.room, args.broker)
+        handle = await chat.serve(
+            name="chat", host=args.host, port=args.port, log=events, max_size=args.max_size
+        )
+    except BaseException:
+        await broker.close()
+        raise
     handle.on_stop(broker.close)
     log.info(
         "chat: %s broker keeping %d events; above %d bytes of backlog a client is %s",
@@ -142,7 +173,12 @@ SERVERS = {"echo": _start_echo, "chat": _start_chat, "web": _start_web}
 async def _serve(args: argparse.Namespace) -> int:
     events = EventLog(maxlen=100)
     events.subscribe(_log_listener(args.verbose))
-    handle = await SERVERS[args.server](args, events)
+    # Stoppable while it starts: serve chat may wait for its broker.
+    handle, sig = await cancel_on_signal(SERVERS[args.server](args, events))
+    if handle is None:
+        assert sig is not None
+        log.info("stopped by %s before serving", sig.name)
+        return 0
 
     def announce() -> None:
         print(f"{args.server} server listening on {handle.url} (Ctrl-C to stop)", flush=True)
@@ -165,33 +201,31 @@ async def _send(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m wslab", description=__doc__.split("\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+def _server_options(*, host: str | None = "127.0.0.1", max_size: int = 2**20) -> argparse.ArgumentParser:
+    """--host, --port, --max-size and -v, which every server takes."""
+    # A fresh parent per server: argparse shares a parent's actions between its children,
+    # so one server's set_defaults() would change every other server's defaults too.
+    options = argparse.ArgumentParser(add_help=False)
+    where = "this machine only" if host else "this machine only; every interface with --public"
+    options.add_argument("--host", default=host, help=f"interface to bind (default: {where})")
+    options.add_argument("--port", type=int, default=9001, help="0 picks a free port (default: 9001)")
+    options.add_argument(
+        "--max-size",
+        type=int,
+        default=max_size,
+        help=f"largest message accepted, in bytes (default: {max_size})",
+    )
+    options.add_argument(
+        "-v", "--verbose", action="store_true", help="log every message, not only connections"
+    )
+    return options
 
-    serve = commands.add_parser("serve", help="run one of the lessons' servers until Ctrl-C / SIGTERM")
-    servers = serve.add_subparsers(dest="server", required=True)
 
-    def common(*, host: str | None = "127.0.0.1", max_size: int = 2**20) -> argparse.ArgumentParser:
-        # A fresh parent per server: argparse shares a parent's actions between its children,
-        # so one server's set_defaults() would change every other server's defaults too.
-        options = argparse.ArgumentParser(add_help=False)
-        where = "this machine only" if host else "this machine only; every interface with --public"
-        options.add_argument("--host", default=host, help=f"interface to bind (default: {where})")
-        options.add_argument("--port", type=int, default=9001, help="0 picks a free port (default: 9001)")
-        options.add_argument(
-            "--max-size",
-            type=int,
-            default=max_size,
-            help=f"largest message accepted, in bytes (default: {max_size})",
-        )
-        options.add_argument(
-            "-v", "--verbose", action="store_true", help="log every message, not only connections"
-        )
-        return options
-
-    servers.add_parser("echo", parents=[common()], help="lesson 01: answers each message with 'Echo: ...'")
-    chat = servers.add_parser("chat", parents=[common()], help="lessons 02-06: one chat room, WebSocket at /")
+def _add_chat_parser(servers: Any) -> None:
+    """``serve chat``: lessons 02-06's chat room, in-process or over a broker."""
+    chat = servers.add_parser(
+        "chat", parents=[_server_options()], help="lessons 02-06: one chat room, WebSocket at /"
+    )
     chat.add_argument(
         "--max-backlog",
         type=positive_int,
@@ -225,9 +259,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="redis://host:port or nats://host:port to share the room with other servers "
         "(default: in-process; 'python -m wslab services' starts both)",
     )
+
+
+def _add_web_parser(servers: Any) -> None:
+    """``serve web``: lesson 04's page and WebSocket on one port, and the live-audience mode."""
     web = servers.add_parser(
         "web",
-        parents=[common(host=None, max_size=4096)],
+        parents=[_server_options(host=None, max_size=4096)],
         help="lesson 04: HTTP + WebSocket on one port, the browser chat page at /",
     )
     web.add_argument(
@@ -248,6 +286,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ORIGIN",
         help="another site allowed to use the API and WebSocket, e.g. https://course.example (repeatable)",
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m wslab", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run one of the lessons' servers until Ctrl-C / SIGTERM")
+    servers = serve.add_subparsers(dest="server", required=True)
+
+    servers.add_parser(
+        "echo", parents=[_server_options()], help="lesson 01: answers each message with 'Echo: ...'"
+    )
+    _add_chat_parser(servers)
+    _add_web_parser(servers)
     serve.set_defaults(run=_serve)
 
     send = commands.add_parser("send", help="send messages to a server and print one reply to each")

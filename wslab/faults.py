@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import Any
 
+from . import net
 from .events import Direction as LogDirection
 from .events import EventLog
 from .runtime import ServerHandle, register, release
@@ -329,7 +330,7 @@ class _Link:
             side.transport.abort()
         elif side is self.client:
             host, port = (side.transport.get_extra_info("peername") or ("unknown", 0))[:2]
-            self.peer = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            self.peer = net.host_port(host, port)
             if not self.proxy._accepted(self):
                 return
             self.up.start()
@@ -345,7 +346,7 @@ class _Link:
             await self.proxy._loop.create_connection(lambda: self.server, host, port)
         except OSError as exc:
             # Like a load balancer with no backend: the client's connection is reset.
-            self.proxy._note(f"cannot reach {host}:{port} for {self.peer}: {exc}")
+            self.proxy._note(f"cannot reach {net.host_port(host, port)} for {self.peer}: {exc}")
             self.teardown(_reset, how="upstream unreachable")
 
     def side_lost(self, side: _Side, exc: Exception | None) -> None:
@@ -482,8 +483,7 @@ class FaultProxy(ServerHandle):
 
     def url_for(self, path: str = "/", *, scheme: str = "ws") -> str:
         """The URL a client uses to reach the target through the proxy."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{scheme}://{host}:{self.port}/{path.lstrip('/')}"
+        return net.url(scheme, self.host, self.port, "/" + path.lstrip("/"))
 
     @property
     def connections(self) -> int:
@@ -605,7 +605,7 @@ class FaultProxy(ServerHandle):
             logger.warning("%s: %d socket(s) still open after stop", self.name, len(self._open_sides))
 
     def __repr__(self) -> str:
-        route = f"{self.host}:{self.port} -> {self.target[0]}:{self.target[1]}"
+        route = f"{net.host_port(self.host, self.port)} -> {net.host_port(*self.target)}"
         return f"<{self.name} proxy {self.mode} {route}, {self.connections} connection(s)>"
 
     # --- internals --------------------------------------------------------------------------
@@ -649,4 +649,4 @@ class FaultProxy(ServerHandle):
     def _note(self, text: str) -> None:
         logger.debug("%s: %s", self.name, text)
         if self.log is not None:
-            self.log.record(LogDirection.NOTE, f"{self.host}:{self.port}", text=text)
+            self.log.record(LogDirection.NOTE, net.host_port(self.host, self.port), text=text)

@@ -12,7 +12,6 @@ adds the Ctrl-C / SIGTERM handling a command-line server needs.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import socket
@@ -25,7 +24,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.protocol import State
 
+from . import net, waiting
 from .events import Direction, EventLog
+from .signals import STOP_SIGNALS, until_signalled
 
 __all__ = [
     "Handler",
@@ -41,6 +42,7 @@ __all__ = [
     "serve_until_signalled",
     "stop",
     "stop_all",
+    "unregister",
     "wait_until",
 ]
 
@@ -59,8 +61,7 @@ def peer_name(connection: Any) -> str:
     address = connection.remote_address
     if not address:
         return "unknown"
-    host, port = address[0], address[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return net.host_port(address[0], address[1])
 
 
 def close_details(connection: Any, *, us: str = "server", them: str = "client") -> tuple[int, str, str]:
@@ -170,8 +171,7 @@ class ServerHandle:
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{self.scheme}://{host}:{self.port}{self.path}"
+        return net.url(self.scheme, self.host, self.port, self.path)
 
     @property
     def connections(self) -> int:
@@ -185,14 +185,17 @@ class ServerHandle:
     async def _close(self, code: int, reason: str) -> None:
         raise NotImplementedError
 
+    async def crash(self) -> None:
+        """Stop as a crashed process would: every connection dropped without a close frame (1006)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot play a crash")
+
     async def stop(self, *, code: int = CloseCode.GOING_AWAY, reason: str = "server shutting down") -> None:
         """Close every connection with ``code`` (1001 by default), then free the port."""
         await self._close(code, reason)
         callbacks, self._on_stop = self._on_stop, []
         for callback in callbacks:
             await callback()
-        if _running.get(self.name) is self:
-            del _running[self.name]
+        unregister(self)
 
     def on_stop(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Run ``callback`` after the server has closed: release what it used (a subscription, say)."""
@@ -221,6 +224,11 @@ class WebSocketServerHandle(ServerHandle):
     async def _close(self, code: int, reason: str) -> None:
         self.server.close(code=code, reason=reason)
         await self.server.wait_closed()
+
+    async def crash(self) -> None:
+        for connection in list(self.server.connections):
+            connection.transport.abort()
+        await self.stop()
 
 
 async def serve(
@@ -265,6 +273,12 @@ def register(handle: ServerHandle) -> ServerHandle:
     return handle
 
 
+def unregister(handle: ServerHandle) -> None:
+    """Take a stopped server out of the registry, if it is the one registered under its name."""
+    if _running.get(handle.name) is handle:
+        del _running[handle.name]
+
+
 async def release(name: str, host: str, port: int) -> None:
     """Stop this process's own servers that would clash with a new one."""
     for handle in list(_running.values()):
@@ -300,7 +314,7 @@ async def stop_all() -> int:
 async def serve_until_signalled(
     handle: ServerHandle,
     *,
-    signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM),
+    signals: tuple[signal.Signals, ...] = STOP_SIGNALS,
     on_ready: Callable[[], None] | None = None,
 ) -> signal.Signals:
     """Keep a script's server running until Ctrl-C or SIGTERM, then stop it with 1001.
@@ -308,18 +322,9 @@ async def serve_until_signalled(
     ``on_ready`` runs once the signal handlers are in place: announce the server there,
     so that whoever reads the announcement can already stop it cleanly.
     """
-    loop = asyncio.get_running_loop()
-    received: asyncio.Future[signal.Signals] = loop.create_future()
-    for sig in signals:
-        loop.add_signal_handler(sig, lambda s=sig: received.done() or received.set_result(s))
-    if on_ready is not None:
-        on_ready()
     try:
-        return await received
+        return await until_signalled(signals, on_ready=on_ready)
     finally:
-        for sig in signals:
-            with contextlib.suppress(Exception):
-                loop.remove_signal_handler(sig)
         await handle.stop()
 
 
@@ -332,9 +337,6 @@ async def wait_until(predicate: Callable[[], bool], *, timeout: float = 5.0, int
     Raises:
         TimeoutError: if the condition still does not hold after ``timeout`` seconds.
     """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() >= deadline:
-            raise TimeoutError(f"condition not met within {timeout:g} s")
-        await asyncio.sleep(interval)
+    clock = asyncio.get_running_loop().time
+    if not await waiting.run_async(waiting.poll(predicate, timeout=timeout, interval=interval, clock=clock)):
+        raise TimeoutError(f"condition not met within {timeout:g} s")

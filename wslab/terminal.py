@@ -28,6 +28,7 @@ from typing import TextIO
 from .clients import ChatClient
 from .protocol import EventKind, render_plain
 from .runtime import wait_until
+from .signals import handle_signals
 
 __all__ = ["StdinLines", "TranscriptPrinter", "run_client"]
 
@@ -133,7 +134,6 @@ async def run_client(url: str, name: str, *, linger: float = LINGER) -> int:
     """
     with contextlib.suppress(AttributeError, ValueError):
         sys.stdout.reconfigure(errors="replace")  # type: ignore[union-attr]
-    loop = asyncio.get_running_loop()
     printer = TranscriptPrinter(url)
     client = ChatClient(url, name, on_change=printer)
     lines = StdinLines()
@@ -143,11 +143,7 @@ async def run_client(url: str, name: str, *, linger: float = LINGER) -> int:
         received.append(sig)
         lines.end()
 
-    handled = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows; not the main thread
-            loop.add_signal_handler(sig, on_signal, sig)
-            handled.append(sig)
+    restore_signals = handle_signals(on_signal)
     client.start()
     ended = asyncio.ensure_future(client.wait())
     try:
@@ -174,8 +170,7 @@ async def run_client(url: str, name: str, *, linger: float = LINGER) -> int:
             ended.cancel()
         elif not ended.cancelled():
             ended.exception()  # retrieved, so asyncio logs no "exception was never retrieved"
-        for sig in handled:
-            loop.remove_signal_handler(sig)
+        restore_signals()
 
 
 async def _deliver_typed(

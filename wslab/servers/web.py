@@ -39,6 +39,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from .. import net
 from ..auth import Tokens
 from ..events import Direction, EventLog
 from ..protocol import UsernameError, validate_username
@@ -103,7 +104,7 @@ class AsgiPeer(Peer):
     def __init__(self, websocket: WebSocket) -> None:
         self.websocket = websocket
         client = websocket.client
-        self.remote = f"{client.host}:{client.port}" if client else "unknown"
+        self.remote = net.host_port(client.host, client.port) if client else "unknown"
         self._outbox: deque[tuple[str, int]] = deque()
         self._queued = 0
         self._wake = asyncio.Event()

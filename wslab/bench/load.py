@@ -1,0 +1,300 @@
+"""The load client's pieces, shared by every benchmark: receivers, a publisher, their messages.
+
+A load process opens many receiving connections and one publisher over 127.0.0.1. Every
+message's text starts with its index and its send time (:func:`time.time`, same machine),
+so each receiver computes publish-to-delivery latency as it reads it; the only work per
+message is parsing it and noting the time. Clients speak one of the chat's two dialects
+(:class:`Speaker`): json, or the original tutorial's plain text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from websockets.exceptions import ConnectionClosed
+
+from ..protocol import encode
+from .harness import emit
+
+__all__ = [
+    "DIALECTS",
+    "PUBLISHER",
+    "SYNC",
+    "Load",
+    "Speaker",
+    "client_options",
+    "connect_and_warm_up",
+    "drop",
+    "percentile_ms",
+    "report_progress",
+    "text",
+]
+
+#: Receivers connect this many at a time, so the server's accept queue never overflows.
+CONNECT_BATCH = 100
+PUBLISHER = "publisher"
+#: The index of untimed messages (warm-up), which every receiver must read before the measurement.
+SYNC = -1
+
+
+class Speaker:
+    """How a load client speaks the json dialect: ``{"type": "hello", ...}`` first, JSON both ways."""
+
+    dialect = "json"
+
+    def hello(self, name: str) -> str:
+        return encode("hello", name=name)
+
+    def chat(self, text: str, ref: str) -> str:
+        return encode("chat", text=text, ref=ref)
+
+    def read(self, message: str) -> tuple[str, str]:
+        """``(kind, text)``: ``chat`` with a message's text, ``live`` once the client is in the
+        room, ``error`` with the reason it was refused, or ``other`` (joins, welcome)."""
+        data = json.loads(message)
+        kind = data.get("type")
+        if kind == "chat":
+            return "chat", data["text"]
+        if kind in ("live", "error"):
+            return kind, str(data.get("text", ""))
+        return "other", ""
+
+
+class PlainSpeaker(Speaker):
+    """The original tutorial's dialect: the name as the first message, then bare lines of text;
+    the server sends ``Welcome, <name>!`` and every chat message as ``[<name>] <text>``."""
+
+    dialect = "plain"
+
+    def hello(self, name: str) -> str:
+        return name
+
+    def chat(self, text: str, ref: str) -> str:
+        return text
+
+    def read(self, message: str) -> tuple[str, str]:
+        if message.startswith("["):
+            return "chat", message.partition("] ")[2]
+        if message.startswith("Welcome, "):
+            return "live", ""
+        if message.startswith("error: "):
+            return "error", message[len("error: ") :]
+        return "other", ""  # >>> joins and leaves
+
+
+#: Every dialect a benchmark can speak, by name.
+DIALECTS: dict[str, Speaker] = {"json": Speaker(), "plain": PlainSpeaker()}
+
+
+@dataclass
+class Load:
+    """What the receivers of one load process have seen so far."""
+
+    clients: int
+    messages: int
+    expected: int
+    speaker: Speaker = field(default_factory=Speaker)
+    delivered: int = 0
+    duplicates: int = 0
+    warmup: int = 1
+    synced: int = 0
+    last_delivery: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    all_synced: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def settle(self, *, timeout: float, stall: float) -> None:
+        """Wait for every delivery; generous, but not blind: give up after ``timeout`` in
+        all, or ``stall`` seconds without a delivery."""
+        deadline = time.monotonic() + timeout
+        seen, quiet_since = -1, time.monotonic()
+        while not self.done.is_set() and time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.done.wait(), 0.5)
+            if self.delivered != seen:
+                seen, quiet_since = self.delivered, time.monotonic()
+            elif time.monotonic() - quiet_since > stall:
+                break
+
+    def result(self, first_send: float) -> dict[str, Any]:
+        """What every benchmark reports of the deliveries since ``first_send``."""
+        latencies = sorted(self.latencies)
+        duration = (self.last_delivery - first_send) if self.delivered else 0.0
+        return {
+            "deliveries": self.delivered,
+            "expected": self.expected,
+            "lost": self.expected - self.delivered,
+            "duplicates": self.duplicates,
+            "deliveries_per_s": round(self.delivered / duration, 1) if duration > 0 else 0.0,
+            "p50_ms": percentile_ms(latencies, 0.50),
+            "p99_ms": percentile_ms(latencies, 0.99),
+            "max_ms": percentile_ms(latencies, 1.0),
+            "duration_s": round(duration, 4),
+        }
+
+
+def percentile_ms(ordered: Sequence[float], q: float) -> float | None:
+    """The ``q`` quantile of sorted seconds, in ms (nearest rank); None when empty."""
+    if not ordered:
+        return None
+    return round(1000 * ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))], 3)
+
+
+def client_options(compression: str) -> dict[str, Any]:
+    """How every load connection connects: nothing but the measured traffic on the wire."""
+    return {
+        "open_timeout": 60,
+        "ping_interval": None,  # no keepalive traffic in the measurement
+        "compression": None if compression == "none" else "deflate",
+        "max_size": None,
+    }
+
+
+def drop(connections: Sequence[Any], tasks: set[asyncio.Task[None]]) -> None:
+    """End the load at once. No closing handshakes: the chat room would only announce
+    every leave."""
+    for connection in connections:
+        connection.transport.abort()
+    for task in tasks:
+        task.cancel()
+
+
+#: What the words filler draws from: short common words, as chat text is made of.
+_VOCABULARY = (
+    "the of and to in is you that it he was for on are as with his they at be this have from or one had "
+    "by word but not what all were we when your can said there use an each which she do how their if will "
+    "up other about out many then them these so some her would make like him into time has look two more "
+    "write go see number no way could people my than first water been call who oil its now find long down "
+    "day did get come made may part ok yes thanks lol see you soon"
+)
+_WORDS = _VOCABULARY.split()
+
+
+def _filler(index: int, length: int, kind: str) -> str:
+    """``length`` characters of text: ``repeat`` is ``xxxx...``; ``words`` is words drawn
+    at random, the same for a given ``index`` in every run and for every server."""
+    if kind == "repeat" or length <= 0:
+        return "x" * max(0, length)
+    rng = random.Random(index)
+    words: list[str] = []
+    total = -1
+    while total < length:
+        words.append(rng.choice(_WORDS))
+        total += len(words[-1]) + 1
+    filled = " ".join(words)[:length]
+    return filled[:-1] + "s" if filled.endswith(" ") else filled  # the chat server strips trailing spaces
+
+
+def text(index: int, size: int, filler: str = "repeat") -> str:
+    """``size`` characters (at least the header): ``<index> <send time> <filler>``."""
+    header = f"{index} {time.time():.6f} "
+    return header + _filler(index, size - len(header), filler) if size > len(header) else header.rstrip()
+
+
+async def _receive(connection: Any, load: Load, live: asyncio.Future[None]) -> None:
+    """Read as fast as possible; the only work per message is parsing it and noting the time."""
+    read, now = load.speaker.read, time.time
+    seen = bytearray(load.messages)
+    latencies = load.latencies
+    try:
+        async for message in connection:
+            received = now()
+            kind, said = read(message)
+            if kind != "chat":
+                if not live.done():
+                    if kind == "live":
+                        live.set_result(None)
+                    elif kind == "error":
+                        live.set_exception(RuntimeError(f"the server refused a client: {said}"))
+                continue  # welcome, joins and leaves of other clients
+            index, sent = said.split(" ", 2)[:2]
+            i = int(index)
+            if i == SYNC:
+                load.synced += 1
+                if load.synced == load.clients * load.warmup:
+                    load.all_synced.set()
+                continue
+            if seen[i]:
+                load.duplicates += 1
+                continue
+            seen[i] = 1
+            latencies.append(received - float(sent))
+            load.last_delivery = received
+            load.delivered += 1
+            if load.delivered == load.expected:
+                load.done.set()
+    except ConnectionClosed:
+        pass  # counted as lost, if it was early
+    if not live.done():
+        live.set_exception(ConnectionError(f"closed before it went live: {connection.close_reason}"))
+
+
+async def _join(url: str, name: str, load: Load, options: dict[str, Any], tasks: set[Any]) -> Any:
+    from websockets.asyncio.client import connect
+
+    connection = await connect(url, **options)
+    live: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    await connection.send(load.speaker.hello(name))
+    task = asyncio.create_task(_receive(connection, load, live))
+    tasks.add(task)
+    await asyncio.wait_for(asyncio.shield(live), options["open_timeout"])
+    return connection
+
+
+async def report_progress(load: Load, interval: float = 0.2) -> None:
+    """Tell the orchestrator how many deliveries arrived, every ``interval`` s, until cancelled."""
+    while True:
+        await asyncio.sleep(interval)
+        emit(phase="deliver", done=load.delivered, total=load.expected)
+
+
+async def connect_and_warm_up(
+    args: argparse.Namespace,
+    load: Load,
+    options: dict[str, Any],
+    tasks: set[asyncio.Task[None]],
+    *,
+    receive_url: str,
+    publish_url: str,
+) -> tuple[list[Any], Any] | None:
+    """Connect the receivers (in batches) and the publisher, then send the warm-up messages.
+
+    Returns ``(receivers, publisher)`` once every receiver has read every warm-up message: whatever came
+    before (welcomes, a chat room's join announcements) is then out of the way of the
+    measurement, and every connection has carried traffic (on a fresh one, the first
+    messages cost more). Returns None, having said why, when that fails.
+    """
+    n = load.clients
+    receivers: list[Any] = []
+    try:
+        for first in range(0, n, CONNECT_BATCH):
+            batch = range(first, min(n, first + CONNECT_BATCH))
+            joined = await asyncio.gather(
+                *(_join(receive_url, f"r{i:05d}", load, options, tasks) for i in batch),
+                return_exceptions=True,
+            )
+            for outcome in joined:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+            receivers += joined
+            emit(phase="connect", done=len(receivers), total=n)
+        publisher = await _join(publish_url, PUBLISHER, load, options, tasks)
+    except Exception as exc:  # refused, reset, timed out: say so instead of a traceback
+        emit(error=f"connecting clients failed after {len(receivers)}: {type(exc).__name__}: {exc}")
+        return None
+    for _ in range(load.warmup):
+        await publisher.send(load.speaker.chat(text(SYNC, args.size, args.text), "sync"))
+    try:
+        await asyncio.wait_for(load.all_synced.wait(), args.timeout)
+    except TimeoutError:
+        emit(error=f"only {load.synced} of {n * load.warmup} warm-up deliveries arrived")
+        return None
+    return receivers, publisher

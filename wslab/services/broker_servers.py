@@ -1,0 +1,237 @@
+"""Real Redis (or Valkey) and NATS servers for lesson 06 and the tests: found or started here.
+
+Where a broker comes from, in order: a URL in the environment (``REDIS_URL`` /
+``NATS_URL``: a server someone else runs); else a program found by
+:mod:`wslab.services.discovery`, started here as a child process on a free port of
+127.0.0.1: Redis with persistence off (``--save "" --appendonly no``), NATS with
+JetStream (``-js``) storing into the server's temporary directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import runtime
+from . import discovery, probes
+from .process import STOP_TIMEOUT, ServerProcess, ServiceUnavailable
+
+__all__ = [
+    "BrokerServer",
+    "NatsServer",
+    "RedisServer",
+    "Services",
+    "running_nats",
+    "running_redis",
+    "start_services",
+    "start_services_blocking",
+]
+
+
+class BrokerServer(ServerProcess):
+    """A broker server (Redis or NATS) running as a child process; restart it for an outage."""
+
+    kind = "broker"
+
+
+class RedisServer(BrokerServer):
+    """``redis-server`` or ``valkey-server``, persistence off, on 127.0.0.1 only."""
+
+    kind = "redis"
+    scheme = "redis"
+
+    def command(self) -> list[str]:
+        options = {
+            "--port": str(self.port),
+            "--bind": self.host,
+            "--save": "",
+            "--appendonly": "no",
+            "--dir": str(self.workdir),
+            "--dbfilename": "dump.rdb",
+            "--daemonize": "no",
+            "--loglevel": "warning",
+        }
+        return [str(self.binary), *(word for option in options.items() for word in option)]
+
+    def is_ready(self, sock: socket.socket) -> bool:
+        return probes.redis_ready(sock)
+
+    def before_stop(self, keep_data: bool) -> None:
+        if keep_data:
+            # Persistence is off: save once, by hand, for this restart only. SHUTDOWN SAVE
+            # saves and exits in one step, so nothing published after the save is lost
+            # (a SAVE followed by SIGTERM would drop whatever came in between).
+            with socket.create_connection((self.host, self.port), timeout=STOP_TIMEOUT) as sock:
+                sock.settimeout(STOP_TIMEOUT)
+                reply = probes.redis_command(sock, "SHUTDOWN", "SAVE")
+                if reply.startswith(b"-"):
+                    raise ServiceUnavailable(f"SHUTDOWN SAVE failed: {reply!r}")
+
+    def clear_data(self) -> None:
+        (self.workdir / "dump.rdb").unlink(missing_ok=True)
+
+
+class NatsServer(BrokerServer):
+    """``nats-server`` with JetStream, storing into its temporary directory."""
+
+    kind = "nats"
+    scheme = "nats"
+
+    @property
+    def store(self) -> Path:
+        return self.workdir / "store"
+
+    def command(self) -> list[str]:
+        return [str(self.binary), "-a", self.host, "-p", str(self.port), "-js", "-sd", str(self.store)]
+
+    def is_ready(self, sock: socket.socket) -> bool:
+        return probes.nats_jetstream_ready(sock)
+
+    def clear_data(self) -> None:
+        shutil.rmtree(self.store, ignore_errors=True)
+
+
+@dataclass
+class Services:
+    """The brokers a lesson can use: URLs (None when unavailable), and the processes started here."""
+
+    redis_url: str | None = None
+    nats_url: str | None = None
+    redis: RedisServer | None = None
+    nats: NatsServer | None = None
+    #: Why a URL is None, or where it came from: for the lesson to show.
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def servers(self) -> list[BrokerServer]:
+        return [s for s in (self.redis, self.nats) if s is not None]
+
+    async def stop(self) -> None:
+        for server in self.servers:
+            await server.stop()
+
+    def stop_blocking(self) -> None:
+        for server in self.servers:
+            server.stop_blocking()
+
+    def describe(self) -> str:
+        return "\n".join(self.notes)
+
+    def adopt(self, server: BrokerServer) -> None:
+        """Take in a server started for these services: its URL, and a note on where it came from."""
+        extra = "JetStream on" if isinstance(server, NatsServer) else "persistence off"
+        if isinstance(server, RedisServer):
+            self.redis, self.redis_url = server, server.url
+        elif isinstance(server, NatsServer):
+            self.nats, self.nats_url = server, server.url
+        where = f"{server.binary.name} from {server.origin}, pid {server.pid}"
+        self.notes.append(f"{server.kind}: {server.url} ({where}, {extra})")
+
+
+_KINDS: dict[str, tuple[str, type[BrokerServer]]] = {
+    "redis": ("REDIS_URL", RedisServer),
+    "nats": ("NATS_URL", NatsServer),
+}
+
+
+def _plan(
+    *, redis: bool, nats: bool, required: bool, ports: dict[str, int]
+) -> tuple[Services, list[BrokerServer]]:
+    """The services with their external URLs and notes filled in, and the servers to start."""
+    services = Services()
+    finders = {"redis": discovery.find_redis_server, "nats": discovery.find_nats_server}
+    to_start: list[BrokerServer] = []
+    missing = []
+    for kind in [k for k, wanted in (("redis", redis), ("nats", nats)) if wanted]:
+        env, cls = _KINDS[kind]
+        url = os.environ.get(env)
+        if url:
+            setattr(services, f"{kind}_url", url)
+            services.notes.append(f"{kind}: {url} (from {env})")
+            continue
+        binary, origin = finders[kind]()
+        if binary is None:
+            services.notes.append(f"{kind}: unavailable: {origin}")
+            missing.append(f"{kind}: {origin}")
+        else:
+            server = cls(binary, port=ports[kind])
+            server.origin = origin
+            to_start.append(server)
+    if missing and required:
+        raise ServiceUnavailable("; ".join(missing))
+    return services, to_start
+
+
+async def start_services(
+    *,
+    redis: bool = True,
+    nats: bool = True,
+    required: bool = False,
+    register: bool = True,
+    redis_port: int = 0,
+    nats_port: int = 0,
+) -> Services:
+    """Find or start a Redis and a NATS server; see the module's docstring for the order.
+
+    Args:
+        required: raise :class:`ServiceUnavailable` instead of leaving a URL None.
+        register: add started servers to the runtime registry (``wslab.stop_all()``
+            stops them); a test session that outlives each test's ``stop_all`` says False.
+        redis_port, nats_port: 0 picks a free port.
+    """
+    ports = {"redis": redis_port, "nats": nats_port}
+    services, servers = _plan(redis=redis, nats=nats, required=required, ports=ports)
+    try:
+        for server in servers:
+            if register:
+                await runtime.release(server.name, server.host, server.port)
+            services.adopt(await server.start())
+            if register:
+                runtime.register(server)
+    except BaseException:
+        for server in servers:
+            await server.stop()
+        raise
+    return services
+
+
+def start_services_blocking(
+    *, redis: bool = True, nats: bool = True, required: bool = False, redis_port: int = 0, nats_port: int = 0
+) -> Services:
+    """:func:`start_services` for code with no event loop (a pytest session fixture); not registered."""
+    ports = {"redis": redis_port, "nats": nats_port}
+    services, servers = _plan(redis=redis, nats=nats, required=required, ports=ports)
+    try:
+        for server in servers:
+            services.adopt(server.start_blocking())
+    except BaseException:
+        for server in servers:
+            server.stop_blocking()
+        raise
+    return services
+
+
+@contextlib.asynccontextmanager
+async def _running(kind: str) -> AsyncIterator[str]:
+    services = await start_services(redis=kind == "redis", nats=kind == "nats", required=True, register=False)
+    try:
+        url = getattr(services, f"{kind}_url")
+        assert url is not None
+        yield url
+    finally:
+        await services.stop()
+
+
+def running_redis() -> contextlib.AbstractAsyncContextManager[str]:
+    """``async with running_redis() as url:`` a Redis (or Valkey) for the block; raises if none."""
+    return _running("redis")
+
+
+def running_nats() -> contextlib.AbstractAsyncContextManager[str]:
+    """``async with running_nats() as url:`` a NATS server with JetStream for the block; raises if none."""
+    return _running("nats")
