@@ -22,13 +22,14 @@ __all__ = [
     "check_backoff",
     "check_collect",
     "check_find_gaps",
-    "check_health_route",
     "check_heartbeat",
     "check_numbered_echo",
+    "check_origin_guard",
     "check_origin_rule",
     "check_polite_quit",
     "check_reverse",
     "check_username_rules",
+    "check_websocket_counter",
 ]
 
 #: How long a check waits for one reply before calling it missing.
@@ -324,36 +325,130 @@ def check_origin_rule(allowed: Callable[[str | None, str, set[str]], bool]) -> C
     return report
 
 
-async def check_health_route(process_request: Callable[..., Any]) -> CheckReport:
-    """Exercise: a :mod:`websockets` ``process_request`` answering ``GET /healthz`` with 200 ``OK``."""
-    from websockets.asyncio.client import connect as ws_connect
+async def check_origin_guard(process_request: Callable[..., Any]) -> CheckReport:
+    """Exercise: a :mod:`websockets` ``process_request`` refusing cross-site pages with HTTP 403.
 
-    report = CheckReport("health route")
+    Real handshakes, each with another ``Origin``, reach an echo server that runs the hook.
+    """
+    from websockets.exceptions import InvalidStatus
+
+    report = CheckReport("origin guard")
 
     async def echo_once(connection: Any) -> None:
         async for message in connection:
             await connection.send(message)
 
-    handle = await serve(echo_once, name="check:health", process_request=process_request)
+    handle = await serve(echo_once, name="check:origin-guard", process_request=process_request)
+    own = f"http://{handle.host}:{handle.port}"
+    cases = [
+        (None, True, "no Origin header (not a browser)"),
+        (own, True, "the page's own origin"),
+        ("https://evil.example", False, "another site"),
+        (f"http://{handle.host}:1", False, "same host, other port (a different origin)"),
+        (f"http://{handle.host}.evil.example", False, "a look-alike of this host"),
+    ]
     try:
-        reader, writer = await asyncio.open_connection(handle.host, handle.port)
-        writer.write(f"GET /healthz HTTP/1.1\r\nHost: {handle.host}:{handle.port}\r\n\r\n".encode())
-        head = await asyncio.wait_for(reader.read(4096), REPLY_TIMEOUT)
-        writer.close()
-        status_line = head.split(b"\r\n", 1)[0].decode(errors="replace")
-        report.add(status_line.startswith("HTTP/1.1 200"), f"GET /healthz: expected 200, got {status_line!r}")
-        report.add(head.rstrip().endswith(b"OK"), "GET /healthz: the body says OK")
-        async with ws_connect(handle.url) as ws:
-            await ws.send("still a WebSocket server?")
-            got = await asyncio.wait_for(ws.recv(), REPLY_TIMEOUT)
-            report.add(got == "still a WebSocket server?", "a WebSocket handshake on / still works")
+        for origin, want, why in cases:
+            try:
+                async with connect(handle.url, origin=origin, open_timeout=REPLY_TIMEOUT) as ws:
+                    await ws.send("hello")
+                    got = f"the WebSocket (echo: {await asyncio.wait_for(ws.recv(), REPLY_TIMEOUT)!r})"
+                    ok = want
+            except InvalidStatus as exc:
+                status = exc.response.status_code
+                got = f"HTTP {status} before the upgrade"
+                ok = (not want) and status == 403
+            expected = "the WebSocket" if want else "HTTP 403 before the upgrade"
+            line = f"{why} ({origin!r}): expected {expected}"
+            report.add(ok, line if ok else f"{line}, got {got}")
     except Exception as exc:
         report.add(False, f"the server failed: {type(exc).__name__}: {exc}")
     finally:
         await handle.stop()
-    report.hint(
-        "return connection.respond(HTTPStatus.OK, 'OK\\n') for /healthz, and None for everything else"
-    )
+    if any("HTTP 500" in line for line in report.failures):
+        report.hint("HTTP 500 means your function raised (a KeyError for a header that was not sent?)")
+    report.hint("the page's origin is in the Origin header, the server's own host:port in the Host header")
+    report.hint("refuse with connection.respond(...) and HTTPStatus.FORBIDDEN; return None to go on")
+    return report
+
+
+async def check_websocket_counter(middleware: Callable[[Any], Any]) -> CheckReport:
+    """Exercise: pure ASGI middleware whose ``open`` is the number of WebSockets open right now.
+
+    ``middleware(app)`` wraps a real Starlette app (an HTTP route and a WebSocket echo that
+    closes on ``"bye"``) served by uvicorn; real HTTP requests and WebSockets go through it.
+    """
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Mount, Route, WebSocketRoute
+    from websockets.exceptions import InvalidStatus
+
+    from .servers.web import serve_web
+
+    async def page(request: Any) -> PlainTextResponse:
+        return PlainTextResponse("a page\n")
+
+    async def echo(websocket: Any) -> None:
+        await websocket.accept()
+        async for text in websocket.iter_text():
+            if text == "bye":
+                await websocket.close(1000, "bye")
+                return
+            await websocket.send_text(text)
+
+    report = CheckReport("WebSocket counter")
+    inner = Starlette(routes=[Route("/", page), WebSocketRoute("/ws", echo)])
+    try:
+        counter = middleware(inner)
+    except Exception as exc:
+        report.add(False, f"middleware(app) raised {type(exc).__name__}: {exc}")
+        return report
+
+    def count() -> object:
+        return getattr(counter, "open", "no attribute 'open'")
+
+    async def expect(want: int, what: str) -> None:
+        # After a first miss the verdict is NOT YET anyway: wait less for the rest.
+        timeout = REPLY_TIMEOUT if not report.failures else REPLY_TIMEOUT / 4
+        try:
+            await wait_until(lambda: count() == want, timeout=timeout)
+        except TimeoutError:
+            report.add(False, f"{what}: expected open == {want}, got {count()!r}")
+        else:
+            report.add(True, f"{what}: open == {want}")
+
+    handle = await serve_web(Starlette(routes=[Mount("/", app=counter)]), name="check:counter")
+    ws_url = handle.url.replace("http", "ws", 1)
+    try:
+        report.add(count() == 0, f"before any request: expected open == 0, got {count()!r}")
+        async with httpx.AsyncClient() as http:
+            status = (await http.get(handle.url)).status_code
+        report.add(status == 200, f"GET / still works: expected HTTP 200, got {status}")
+        await expect(0, "after GET / (HTTP is not a WebSocket)")
+        async with connect(ws_url + "ws") as first, connect(ws_url + "ws") as second:
+            for ws in (first, second):
+                await ws.send("hi")
+                await asyncio.wait_for(ws.recv(), REPLY_TIMEOUT)
+            await expect(2, "two WebSockets open")
+            await first.close()
+            await expect(1, "after the client closed one")
+            try:
+                async with connect(ws_url + "nowhere"):
+                    pass
+            except InvalidStatus:
+                pass
+            await expect(1, "after a refused handshake (no route at /nowhere)")
+            await second.send("bye")
+            await second.wait_closed()
+            await expect(0, "after the server closed the other")
+    except Exception as exc:
+        report.add(False, f"the app failed: {type(exc).__name__}: {exc}")
+    finally:
+        await handle.stop()
+    if "two WebSockets open: expected open == 2, got 0" in report.failures:
+        report.hint("BaseHTTPMiddleware never sees a WebSocket: write __call__(self, scope, receive, send)")
+    report.hint("count up when the app sends 'websocket.accept' (wrap send); count down once the app returns")
     return report
 
 

@@ -5,14 +5,45 @@ from __future__ import annotations
 from http import HTTPStatus
 from urllib.parse import urlsplit
 
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
 
 def origin_allowed(origin: str | None, host: str, extra: set[str]) -> bool:
+    """Exercise 1: no Origin (not a browser), the page's own origin, or one listed exactly."""
     if origin is None:
         return True  # not a browser: it carries no victim's cookies
     return origin in extra or urlsplit(origin).netloc == host
 
 
-def health(connection, request):  # type: ignore[no-untyped-def]
-    if request.path == "/healthz":
-        return connection.respond(HTTPStatus.OK, "OK\n")
-    return None
+class CountWebSockets:
+    """Exercise 2: pure ASGI middleware; ``open`` is the number of WebSockets open now."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.open = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await self.app(scope, receive, send)
+            return
+        accepted = False
+
+        async def send_and_count(message: Message) -> None:
+            nonlocal accepted
+            if message["type"] == "websocket.accept":
+                accepted = True
+                self.open += 1
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_count)
+        finally:
+            if accepted:  # a refused handshake was never counted
+                self.open -= 1
+
+
+def origin_guard(connection, request):  # type: ignore[no-untyped-def]
+    """Exercise 3: the Origin rule of exercise 1 as a ``websockets`` ``process_request``."""
+    if origin_allowed(request.headers.get("Origin"), request.headers.get("Host", ""), set()):
+        return None  # go on with the WebSocket handshake
+    return connection.respond(HTTPStatus.FORBIDDEN, "origin not allowed\n")
