@@ -754,10 +754,7 @@ class InProcessChat:
         """Drop every connection without a close frame and stop listening, like a dead process."""
         if self.handle is None:
             return
-        for name in list(self.chat.users):
-            client = self.chat._clients.get(name)
-            if client is not None:
-                client.peer.abort()
+        self.chat.abort_connections()
         await self.handle.stop()
 
     async def stop(self) -> None:

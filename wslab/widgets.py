@@ -129,14 +129,7 @@ class ChatPanel(widgets.VBox):
             layout=widgets.Layout(border="1px solid #ccc", padding="4px", width=width),
         )
         self.add_class("wslab-chat-panel")
-        previous = client.on_change
-
-        def changed(c: ChatClient) -> None:
-            if previous is not None:
-                previous(c)
-            self._coalescer.poke()
-
-        client.on_change = changed
+        self._unsubscribe = client.subscribe(lambda _client: self._coalescer.poke())
         self.render()
 
     def render(self) -> None:
@@ -154,6 +147,7 @@ class ChatPanel(widgets.VBox):
         self._body.value = _lines_html(lines + notices, "(nothing yet)")
 
     def close(self) -> None:
+        self._unsubscribe()
         self._coalescer.cancel()
         super().close()
 
@@ -253,7 +247,7 @@ class AudienceView(widgets.HBox):
             layout=widgets.Layout(border="1px solid #ccc", padding="4px"),
         )
         self.add_class("wslab-audience")
-        self._unsubscribe = server.on_event(self._coalescer.poke)
+        self._unsubscribe = server.subscribe(self._coalescer.poke)
         self.render()
 
     def render(self) -> None:
