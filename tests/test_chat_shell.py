@@ -117,15 +117,20 @@ class ForgetfulBroker(Broker):
             subscription.put(BrokerReset(room, 0))  # type: ignore[arg-type]
 
 
+async def two_talking(started: list[ChatClient], broker: Broker, said: int) -> tuple[ChatClient, ChatClient]:
+    """ana and bob in one room on ``broker``, once bob has heard ``said`` messages from ana."""
+    server = await ChatServer(broker=broker).serve(name="chat")
+    ana, bob = await join(started, server.url, "ana"), await join(started, server.url, "bob")
+    for i in range(said):
+        await ana.send(f"before {i}")
+    await wait_for(lambda: len(bob.texts()) == said)
+    return ana, bob
+
+
 async def test_a_broker_reset_reaches_connected_clients_who_keep_receiving(started: list[ChatClient]) -> None:
     """The room side of a reset, with an in-process broker standing in for an emptied Redis."""
     broker = ForgetfulBroker()
-    chat = ChatServer(broker=broker)
-    server = await chat.serve(name="chat")
-    ana, bob = await join(started, server.url, "ana"), await join(started, server.url, "bob")
-    for i in range(5):
-        await ana.send(f"before {i}")
-    await wait_for(lambda: len(bob.texts()) == 5)
+    ana, bob = await two_talking(started, broker, 5)
     broker.forget("lobby")  # numbering restarts, and the subscription says so
     await wait_for(lambda: any("reset" in n for n in bob.notices), what="bob heard the reset")
     after = [f"after {i}" for i in range(5)]
@@ -140,12 +145,7 @@ async def test_redis_restarted_without_its_data_leaves_no_client_deaf(started: l
     async with own_broker_server("redis") as redis:
         broker = RedisBroker(redis.url)
         try:
-            chat = ChatServer(broker=broker)
-            server = await chat.serve(name="chat")
-            ana, bob = await join(started, server.url, "ana"), await join(started, server.url, "bob")
-            for i in range(3):
-                await ana.send(f"before {i}")
-            await wait_for(lambda: len(bob.texts()) == 3)
+            ana, bob = await two_talking(started, broker, 3)
             await redis.restart(keep_data=False)
             await wait_for(lambda: any("reset" in n for n in bob.notices), timeout=15, what="bob heard it")
             after = [f"after {i}" for i in range(5)]

@@ -15,6 +15,7 @@ CORE = [
     "wslab.auth",
     "wslab.limits",
     "wslab.room",
+    "wslab.decisions",
     "wslab.session",
     "wslab.errors",
     "wslab.history",
