@@ -353,9 +353,9 @@ async def _connect_and_warm_up(
     except Exception as exc:  # refused, reset, timed out: say so instead of a traceback
         _emit(error=f"connecting clients failed after {len(receivers)}: {type(exc).__name__}: {exc}")
         return None
-    for _ in range(load.warmup):
+    for w in range(load.warmup):  # a ref per message: a reused one is acknowledged, not republished
         await publisher.send(
-            json.dumps({"type": "chat", "text": _text(SYNC, args.size, args.text), "ref": "sync"})
+            json.dumps({"type": "chat", "text": _text(SYNC, args.size, args.text), "ref": f"sync-{w}"})
         )
     try:
         await asyncio.wait_for(load.all_synced.wait(), args.timeout)

@@ -128,7 +128,7 @@ async def _load_main(args: argparse.Namespace) -> int:
         if delay > 0:
             await asyncio.sleep(delay)
         if i < 0:
-            await send(dumps({"type": "chat", "text": _text(SYNC, args.size, args.text), "ref": "warmup"}))
+            await send(dumps({"type": "chat", "text": _text(SYNC, args.size, args.text), "ref": f"w{i}"}))
             continue
         if i == 0:
             _emit(phase="measure")  # the orchestrator reads the CPU clocks now
