@@ -6,12 +6,12 @@ import time
 
 import pytest
 
-from wslab.events import PREVIEW_CHARS, Direction, EventLog, LogEvent, close_label
+from wslab.events import PREVIEW_CHARS, EventLog, LogEvent, LogKind, close_label
 
 PEER = "127.0.0.1:50000"
 
 
-def message(text: str, direction: Direction = Direction.RECEIVED) -> LogEvent:
+def message(text: str, direction: LogKind = LogKind.RECEIVED) -> LogEvent:
     return LogEvent(direction, PEER, text=text)
 
 
@@ -33,8 +33,8 @@ def test_window_keeps_the_last_maxlen_events_in_order() -> None:
 def test_totals_keep_counting_beyond_the_window() -> None:
     log = EventLog(maxlen=2)
     for port in range(5):
-        log.record(Direction.CONNECT, f"127.0.0.1:{port}")
-    log.record(Direction.DISCONNECT, "127.0.0.1:0", code=1000)
+        log.record(LogKind.CONNECT, f"127.0.0.1:{port}")
+    log.record(LogKind.DISCONNECT, "127.0.0.1:0", code=1000)
     for i in range(10):
         log.append(message(f"m{i}"))
 
@@ -45,7 +45,7 @@ def test_totals_keep_counting_beyond_the_window() -> None:
 
 def test_clear_empties_the_window_but_not_the_totals() -> None:
     log = EventLog(maxlen=10)
-    log.record(Direction.CONNECT, PEER)
+    log.record(LogKind.CONNECT, PEER)
     log.append(message("hi"))
     log.clear()
 
@@ -57,7 +57,7 @@ def test_clear_empties_the_window_but_not_the_totals() -> None:
 
 def test_open_connections_never_goes_negative() -> None:
     log = EventLog()
-    log.record(Direction.DISCONNECT, PEER, code=1000)
+    log.record(LogKind.DISCONNECT, PEER, code=1000)
     assert log.open_connections == 0
 
 
@@ -76,9 +76,9 @@ def test_iterating_is_a_snapshot() -> None:
 
 def test_record_builds_appends_and_returns_the_event() -> None:
     log = EventLog()
-    event = log.record(Direction.SENT, PEER, text="hi")
+    event = log.record(LogKind.SENT, PEER, text="hi")
 
-    assert event.direction is Direction.SENT
+    assert event.direction is LogKind.SENT
     assert event.peer == PEER
     assert event.text == "hi"
     assert list(log) == [event]
@@ -119,16 +119,16 @@ def test_a_listener_may_unsubscribe_itself_while_being_called() -> None:
 
 def test_texts_lists_text_messages_only_optionally_by_direction() -> None:
     log = EventLog()
-    log.record(Direction.CONNECT, PEER, text="/chat")
-    log.record(Direction.RECEIVED, PEER, text="hello")
-    log.record(Direction.RECEIVED, PEER, size=3)
-    log.record(Direction.SENT, PEER, text="Echo: hello")
-    log.record(Direction.NOTE, PEER, text="handler failed: boom")
-    log.record(Direction.DISCONNECT, PEER, code=1000, text="by peer")
+    log.record(LogKind.CONNECT, PEER, text="/chat")
+    log.record(LogKind.RECEIVED, PEER, text="hello")
+    log.record(LogKind.RECEIVED, PEER, size=3)
+    log.record(LogKind.SENT, PEER, text="Echo: hello")
+    log.record(LogKind.NOTE, PEER, text="handler failed: boom")
+    log.record(LogKind.DISCONNECT, PEER, code=1000, text="by peer")
 
     assert log.texts() == ["hello", "Echo: hello"]
-    assert log.texts(Direction.RECEIVED) == ["hello"]
-    assert log.texts(Direction.SENT) == ["Echo: hello"]
+    assert log.texts(LogKind.RECEIVED) == ["hello"]
+    assert log.texts(LogKind.SENT) == ["Echo: hello"]
 
 
 # --- LogEvent lines -------------------------------------------------------------------
@@ -150,22 +150,22 @@ def test_close_label(code: int | None, label: str) -> None:
 
 
 def test_disconnect_names_who_closed_the_code_and_the_reason() -> None:
-    event = LogEvent(Direction.DISCONNECT, PEER, code=1009, reason="frame too big", text="by us")
+    event = LogEvent(LogKind.DISCONNECT, PEER, code=1009, reason="frame too big", text="by us")
     assert event.describe() == "disconnected by us, 1009 (message too big) 'frame too big'"
 
 
 def test_disconnect_without_details() -> None:
-    assert LogEvent(Direction.DISCONNECT, PEER).describe() == "disconnected, no close code"
+    assert LogEvent(LogKind.DISCONNECT, PEER).describe() == "disconnected, no close code"
 
 
 def test_connect_shows_a_path_when_there_is_one() -> None:
-    assert LogEvent(Direction.CONNECT, PEER).describe() == "connected"
-    assert LogEvent(Direction.CONNECT, PEER, text="/chat").describe() == "connected: /chat"
+    assert LogEvent(LogKind.CONNECT, PEER).describe() == "connected"
+    assert LogEvent(LogKind.CONNECT, PEER, text="/chat").describe() == "connected: /chat"
 
 
 def test_short_text_is_shown_whole() -> None:
     assert message("hi").describe() == "recv text 'hi'"
-    assert message("hi", Direction.SENT).describe() == "send text 'hi'"
+    assert message("hi", LogKind.SENT).describe() == "send text 'hi'"
 
 
 def test_long_text_is_truncated_with_its_length() -> None:
@@ -191,18 +191,18 @@ def test_exactly_preview_length_is_not_truncated() -> None:
 
 
 def test_binary_shows_its_size_only() -> None:
-    event = LogEvent(Direction.SENT, PEER, size=1024)
+    event = LogEvent(LogKind.SENT, PEER, size=1024)
     assert event.describe() == "send binary 1024 bytes"
 
 
 def test_control_frames_without_payload_show_their_kind() -> None:
-    assert LogEvent(Direction.PING, PEER).describe() == "ping"
-    assert LogEvent(Direction.PONG, PEER).describe() == "pong"
+    assert LogEvent(LogKind.PING, PEER).describe() == "ping"
+    assert LogEvent(LogKind.PONG, PEER).describe() == "pong"
 
 
 def test_format_is_time_peer_marker_description() -> None:
     at = time.mktime((2024, 1, 2, 3, 4, 5, 0, 0, -1)) + 0.25
-    received = LogEvent(Direction.RECEIVED, PEER, text="hi", at=at)
+    received = LogEvent(LogKind.RECEIVED, PEER, text="hi", at=at)
     assert received.format() == f"03:04:05.250  {PEER:<21} < recv text 'hi'"
-    closed = LogEvent(Direction.DISCONNECT, PEER, code=1001, text="by us", at=at)
+    closed = LogEvent(LogKind.DISCONNECT, PEER, code=1001, text="by us", at=at)
     assert closed.format() == f"03:04:05.250  {PEER:<21} x disconnected by us, 1001 (going away)"

@@ -28,7 +28,7 @@ from websockets.protocol import State
 
 import wslab
 from wslab import EventLog
-from wslab.events import Direction as LogDirection
+from wslab.events import LogKind
 from wslab.faults import DEFAULT_BUFFER_LIMIT, FaultProxy, Flow, Mode
 from wslab.servers import echo
 
@@ -478,7 +478,7 @@ async def test_cut_closes_websockets_with_1006_on_both_sides() -> None:
 
     await wait_for(lambda: log.open_connections == 0, what="server saw the end")
     last = list(log)[-1]
-    assert (last.direction, last.code, last.text) == (LogDirection.DISCONNECT, 1006, "without a close frame")
+    assert (last.direction, last.code, last.text) == (LogKind.DISCONNECT, 1006, "without a close frame")
 
 
 # --- stop and the registry ------------------------------------------------------------
@@ -561,6 +561,6 @@ async def test_settings_modes_and_the_event_log(tcp_echo: TcpServer) -> None:
     client.writer.close()
     await wait_for(lambda: log.open_connections == 0, what="disconnect logged")
     kinds = [e.direction for e in log]
-    assert kinds.count(LogDirection.NOTE) == 6
-    assert kinds[-2:] == [LogDirection.CONNECT, LogDirection.DISCONNECT]
+    assert kinds.count(LogKind.NOTE) == 6
+    assert kinds[-2:] == [LogKind.CONNECT, LogKind.DISCONNECT]
     assert [e.text for e in log][:2] == ["stalled client->server", "stalled server->client"]

@@ -144,7 +144,7 @@ async def test_capture_handshake_against_a_real_server() -> None:
     assert "\r" not in transcript
     # The hand-made close frame was valid: the server saw a clean close by the client.
     await wait_for(lambda: log.open_connections == 0, what="server recorded the disconnect")
-    closed = [e for e in log if e.direction is wslab.Direction.DISCONNECT]
+    closed = [e for e in log if e.direction is wslab.LogKind.DISCONNECT]
     assert [(e.code, e.text) for e in closed] == [(1000, "by client")]
 
 

@@ -25,9 +25,10 @@ from websockets.protocol import State
 
 import wslab
 from wslab import EventLog
-from wslab.events import Direction as LogDirection
+from wslab.events import LogKind
 from wslab.faults import FaultProxy
-from wslab.heartbeat import HeartbeatPolicy, Verdict, keep_alive
+from wslab.heartbeat import HeartbeatPolicy, Verdict
+from wslab.keepalive import keep_alive
 from wslab.runtime import ServerHandle
 from wslab.servers import ChatServer, echo
 
@@ -166,7 +167,7 @@ async def test_hand_rolled_keep_alive_drops_a_stalled_client_within_the_bound() 
     # Aborted, not closed: no close frame, no wait for a close handshake the dead peer cannot answer.
     await wait_for(lambda: log.open_connections == 0, what="disconnect logged")
     last = list(log)[-1]
-    assert (last.direction, last.code, last.text) == (LogDirection.DISCONNECT, 1006, "without a close frame")
+    assert (last.direction, last.code, last.text) == (LogKind.DISCONNECT, 1006, "without a close frame")
 
 
 async def test_builtin_keepalive_drops_a_stalled_client_within_the_bound_with_1011() -> None:
@@ -182,7 +183,7 @@ async def test_builtin_keepalive_drops_a_stalled_client_within_the_bound_with_10
     # The handler ends once the server stops waiting for the TCP close (close_timeout).
     await wait_for(lambda: log.open_connections == 0, what="disconnect logged")
     last = list(log)[-1]
-    assert last.direction is LogDirection.DISCONNECT
+    assert last.direction is LogKind.DISCONNECT
     assert (last.code, last.reason, last.text) == (1011, "keepalive ping timeout", "by server")
 
 
@@ -274,7 +275,7 @@ async def test_a_slow_link_below_the_timeout_is_kept(mechanism: str) -> None:
 
     assert server.connections == 1
     assert silences == []
-    assert not [e for e in log if e.direction is LogDirection.DISCONNECT]
+    assert not [e for e in log if e.direction is LogKind.DISCONNECT]
     # The server did ping meanwhile (a ping frame is at least 2 bytes): it was answered, late.
     assert proxy.stats.server_to_client.forwarded - pings_before >= len("Echo: slow") + 2 * 2
     assert await echoes(ws, "still here") >= 2 * SLOW

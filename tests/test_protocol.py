@@ -10,21 +10,31 @@ import pytest
 from wslab.protocol import (
     MAX_NAME_LENGTH,
     MAX_TEXT_LENGTH,
+    Ack,
     AppCloseCode,
     Dialect,
+    Error,
     EventKind,
     Hello,
     History,
+    HistoryLost,
     HistoryTooOld,
+    Live,
+    Ping,
+    Pong,
     ProtocolViolation,
+    Reset,
     RoomEvent,
+    Say,
     SequenceTracker,
     Tracked,
     UsernameError,
+    Welcome,
     backoff_delays,
     encode,
     parse_client_message,
     parse_hello,
+    parse_server_message,
     render_plain,
     validate_username,
 )
@@ -176,18 +186,18 @@ def test_a_binary_first_message_is_a_protocol_violation() -> None:
 
 
 def test_plain_messages_are_stripped_text_without_ref() -> None:
-    assert parse_client_message("hi", Dialect.PLAIN) == ("hi", "")
-    assert parse_client_message("  hi there \n", Dialect.PLAIN) == ("hi there", "")
+    assert parse_client_message("hi", Dialect.PLAIN) == Say("hi", "")
+    assert parse_client_message("  hi there \n", Dialect.PLAIN) == Say("hi there", "")
     # In the plain dialect JSON is just text.
-    assert parse_client_message('{"type":"chat"}', Dialect.PLAIN) == ('{"type":"chat"}', "")
+    assert parse_client_message('{"type":"chat"}', Dialect.PLAIN) == Say('{"type":"chat"}', "")
 
 
 def test_json_messages_carry_an_optional_ref() -> None:
-    assert parse_client_message('{"type":"chat","text":" hi ","ref":"a-1"}', Dialect.JSON) == ("hi", "a-1")
-    assert parse_client_message('{"type":"chat","text":"hi"}', Dialect.JSON) == ("hi", "")
-    assert parse_client_message('{"type":"chat","text":"hi","ref":7}', Dialect.JSON) == ("hi", "7")
+    assert parse_client_message('{"type":"chat","text":" hi ","ref":"a-1"}', Dialect.JSON) == Say("hi", "a-1")
+    assert parse_client_message('{"type":"chat","text":"hi"}', Dialect.JSON) == Say("hi", "")
+    assert parse_client_message('{"type":"chat","text":"hi","ref":7}', Dialect.JSON) == Say("hi", "7")
     long_ref = json.dumps({"type": "chat", "text": "hi", "ref": "r" * 100})
-    assert parse_client_message(long_ref, Dialect.JSON) == ("hi", "r" * 64)
+    assert parse_client_message(long_ref, Dialect.JSON) == Say("hi", "r" * 64)
 
 
 @pytest.mark.parametrize(
@@ -209,7 +219,7 @@ def test_the_text_length_limit(dialect: Dialect) -> None:
     def wrap(text: str) -> str:
         return json.dumps({"type": "chat", "text": text}) if dialect is Dialect.JSON else text
 
-    assert parse_client_message(wrap("x" * MAX_TEXT_LENGTH), dialect) == ("x" * MAX_TEXT_LENGTH, "")
+    assert parse_client_message(wrap("x" * MAX_TEXT_LENGTH), dialect) == Say("x" * MAX_TEXT_LENGTH, "")
     assert parse_client_message(wrap(" x" + "x" * (MAX_TEXT_LENGTH - 1) + " "), dialect) is not None
     with pytest.raises(ProtocolViolation, match=f"at most {MAX_TEXT_LENGTH}"):
         parse_client_message(wrap("x" * (MAX_TEXT_LENGTH + 1)), dialect)
@@ -300,8 +310,55 @@ def test_render_plain_lines() -> None:
 
 
 def test_encode_makes_compact_json_control_messages() -> None:
-    assert encode("ack", seq=3, ref="a-1") == '{"type":"ack","seq":3,"ref":"a-1"}'
-    assert encode("error", text="ünïcode") == '{"type":"error","text":"ünïcode"}'
+    assert encode(Ack(3, "a-1")) == '{"type":"ack","seq":3,"ref":"a-1"}'
+    assert encode(Error("bad-message", "ünïcode")) == '{"type":"error","code":"bad-message","text":"ünïcode"}'
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        Welcome("ana", 7, ["ana", "ben"], "s1"),
+        Welcome("ana", 0, [], "s1", heartbeat=(0.5, 1.5), rate=(5.0, 10.0)),
+        RoomEvent(EventKind.CHAT, "ben", "hi", seq=8, via="s2", at=0.0, room="lobby"),
+        Ack(9, "ana-1"),
+        Ack(0, "ana-2"),
+        Live(9),
+        HistoryLost(3, 5, "gone"),
+        Reset(0, "reset"),
+        Error("name-taken", "taken", "ana-3"),
+        Ping(12.5),
+    ],
+)
+def test_every_server_message_round_trips(message: object) -> None:
+    parsed = parse_server_message(encode(message))  # type: ignore[arg-type]
+    if isinstance(message, RoomEvent):  # the wire form leaves room, at and ref behind
+        assert (parsed.kind, parsed.seq, parsed.name, parsed.text, parsed.via) == (  # type: ignore[union-attr]
+            message.kind,
+            message.seq,
+            message.name,
+            message.text,
+            message.via,
+        )
+    else:
+        assert parsed == message
+
+
+def test_client_messages_encode_to_what_the_server_parses() -> None:
+    assert parse_hello(encode(Hello("ana", Dialect.JSON, 4, "tok"))) == Hello("ana", Dialect.JSON, 4, "tok")
+    assert parse_client_message(encode(Say(" hi ", "r1")), Dialect.JSON) == Say("hi", "r1")
+    assert parse_client_message(encode(Pong(1.5)), Dialect.JSON) == Pong(1.5)
+
+
+def test_the_plain_dialect_has_lines_only_for_welcomes_events_and_errors() -> None:
+    assert render_plain(Welcome("ana", 3, [])) == "Welcome, ana!"
+    assert render_plain(Error("x", "no")) == "error: no"
+    assert [render_plain(m) for m in (Ack(1, "r"), Live(1), Ping(1.0), Reset(0))] == [None] * 4
+
+
+@pytest.mark.parametrize("raw", ["[]", '{"type": "nonsense"}', '{"type": "ack"}', "not json", b"\xff"])
+def test_unknown_or_malformed_server_messages_are_protocol_violations(raw: str | bytes) -> None:
+    with pytest.raises(ProtocolViolation):
+        parse_server_message(raw)
 
 
 def test_application_close_codes_are_in_the_private_range() -> None:

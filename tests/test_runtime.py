@@ -17,7 +17,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection
 
 import wslab
-from wslab import Direction, EventLog
+from wslab import EventLog, LogKind
 from wslab.runtime import RecordedConnection
 from wslab.servers import echo
 
@@ -183,10 +183,10 @@ async def test_a_failing_handler_closes_that_connection_with_1011() -> None:
         assert await recv(bystander) == "ok: fine?"
 
     victim_peer = f"127.0.0.1:{victim.local_address[1]}"
-    notes = [(e.peer, e.text) for e in log if e.direction is Direction.NOTE]
+    notes = [(e.peer, e.text) for e in log if e.direction is LogKind.NOTE]
     assert notes == [(victim_peer, "handler failed: RuntimeError: boom")]
     await wait_for(lambda: log.open_connections == 0, what="both disconnects recorded")
-    closes = {e.peer: (e.code, e.text) for e in log if e.direction is Direction.DISCONNECT}
+    closes = {e.peer: (e.code, e.text) for e in log if e.direction is LogKind.DISCONNECT}
     assert closes[victim_peer] == (1011, "by server")
 
 
@@ -218,16 +218,16 @@ async def test_the_event_log_records_a_whole_conversation() -> None:
     events = list(log)
     assert {e.peer for e in events} == {peer}
     assert [e.direction for e in events] == [
-        Direction.CONNECT,
-        Direction.RECEIVED,
-        Direction.SENT,
-        Direction.RECEIVED,
-        Direction.SENT,
-        Direction.DISCONNECT,
+        LogKind.CONNECT,
+        LogKind.RECEIVED,
+        LogKind.SENT,
+        LogKind.RECEIVED,
+        LogKind.SENT,
+        LogKind.DISCONNECT,
     ]
     assert events[0].text == "/chat"
-    assert log.texts(Direction.RECEIVED) == ["hi"]
-    assert log.texts(Direction.SENT) == ["Echo: hi"]
+    assert log.texts(LogKind.RECEIVED) == ["hi"]
+    assert log.texts(LogKind.SENT) == ["Echo: hi"]
     assert [(e.size, e.text) for e in events[3:5]] == [(7, None), (7, None)]
     assert (events[-1].code, events[-1].text) == (1000, "by client")
     assert events[-1].describe() == "disconnected by client, 1000 (normal closure)"
@@ -243,7 +243,7 @@ async def test_the_event_log_records_a_server_side_close() -> None:
         await handle.stop()
         assert await close_code(ws) == 1001
     last = list(log)[-1]
-    assert last.direction is Direction.DISCONNECT
+    assert last.direction is LogKind.DISCONNECT
     assert (last.code, last.reason, last.text) == (1001, "server shutting down", "by server")
 
 

@@ -3,16 +3,39 @@
 Lessons import what they need from here so that each notebook shows only the idea it
 teaches: servers that live in the kernel (:mod:`wslab.runtime`), an I/O-free event log
 (:mod:`wslab.events`), live widgets (:mod:`wslab.widgets`) and exercise checks.
+
+The names below load their modules on first use: ``import wslab.protocol`` (the I/O-free
+core) must not start importing asyncio servers.
 """
 
-from .events import CloseCode, Direction, EventLog, LogEvent
-from .runtime import ServerHandle, running, serve, stop, stop_all, wait_until
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .events import CloseCode, EventLog, LogEvent, LogKind
+    from .runtime import ServerHandle, running, serve, stop, stop_all, wait_until
+
+#: Each public name, and the module that defines it.
+_EXPORTS = {
+    "CloseCode": "events",
+    "EventLog": "events",
+    "LogEvent": "events",
+    "LogKind": "events",
+    "ServerHandle": "runtime",
+    "running": "runtime",
+    "serve": "runtime",
+    "stop": "runtime",
+    "stop_all": "runtime",
+    "wait_until": "runtime",
+}
 
 __all__ = [
     "CloseCode",
-    "Direction",
     "EventLog",
     "LogEvent",
+    "LogKind",
     "ServerHandle",
     "running",
     "serve",
@@ -21,3 +44,12 @@ __all__ = [
     "wait_until",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # the next access is a plain attribute
+    return value

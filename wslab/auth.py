@@ -20,11 +20,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .errors import WslabError
+
 __all__ = ["TokenError", "Tokens"]
 
 
-class TokenError(ValueError):
-    """A token the server refuses; the message says why."""
+class TokenError(WslabError, ValueError):
+    """A token the server refuses; the message says why. The connection closes with 1008."""
+
+    close_code = 1008
+    reply_code = "bad-token"
 
 
 def _b64(data: bytes) -> str:

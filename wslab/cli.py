@@ -29,7 +29,7 @@ from .argtypes import positive_int
 from .bench import add_bench_parser
 from .brokers import BROKER_SCHEMES, Broker, BrokerUnavailable, broker_from_url
 from .clients import exchange
-from .events import Direction, EventLog, LogEvent
+from .events import EventLog, LogEvent, LogKind
 from .protocol import backoff_delays
 from .servers import echo
 from .servers.chat import ChatServer, OverflowPolicy
@@ -40,7 +40,7 @@ log = logging.getLogger("wslab.cli")
 
 
 def _log_listener(verbose: bool):  # type: ignore[no-untyped-def]
-    lifecycle = (Direction.CONNECT, Direction.DISCONNECT, Direction.NOTE)
+    lifecycle = (LogKind.CONNECT, LogKind.DISCONNECT, LogKind.NOTE)
 
     def listener(event: LogEvent) -> None:
         if event.direction in lifecycle:

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
-import json
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,10 +15,11 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.frames import CloseCode
 from websockets.uri import parse_uri
 
+from .backoff import backoff_delays
 from .handshake import RFC_SAMPLE_KEY, Response, close_frame, upgrade_request
 from .heartbeat import HeartbeatPolicy, Verdict
-from .protocol import EventKind, RoomEvent, SequenceTracker, Tracked, backoff_delays, encode, render_plain
 from .runtime import close_details
+from .session import Answer, ChatSession, ResendOutbox, WatchServer
 
 __all__ = ["ChatClient", "Handshake", "capture_handshake", "exchange"]
 
@@ -88,7 +87,8 @@ class ChatClient:
     order, its own messages included (matched to their acks by ``ref``). When the
     connection drops it reconnects with backoff and sends ``resume`` with the last
     sequence number it saw; messages it sent that the server never acknowledged are sent
-    again once the server says replay is over (``live``).
+    again once the server says replay is over (``live``). The rules live in
+    :class:`wslab.session.ChatSession` (:attr:`session`); this class moves the bytes.
 
     Args:
         url: the chat server, or a list of servers sharing one broker to fail over between.
@@ -98,9 +98,10 @@ class ChatClient:
         read_delay: seconds to pause after each message, to play a slow client.
         receive_buffer: if set, the kernel receive buffer (SO_RCVBUF) in bytes: a small
             one plays a slow network, so the server sees the backlog sooner.
-        on_change: called after every message handled, for live views.
         get_token: called before each hello for a fresh token (lesson 04's servers).
         options: passed to :func:`websockets.asyncio.client.connect`.
+
+    Views follow it with :meth:`subscribe`.
     """
 
     def __init__(
@@ -112,48 +113,65 @@ class ChatClient:
         delays: Callable[[], Iterator[float]] | None = None,
         read_delay: float = 0.0,
         receive_buffer: int | None = None,
-        on_change: Callable[[ChatClient], None] | None = None,
         get_token: Callable[[], Awaitable[str]] | None = None,
         **options: Any,
     ) -> None:
+        self.session = ChatSession(name)
         self.get_token = get_token
         self._last_heard = time.monotonic()
         self._watchdog: asyncio.Task[None] | None = None
         #: Seconds of silence after which the server was declared dead, per occurrence.
         self.dead_after: list[float] = []
-        self._retry_later = False
         self.receive_buffer = receive_buffer
         self.urls = [url] if isinstance(url, str) else list(url)
         self._url_index = 0
         self.name = name
         self.reconnect = reconnect
         self.read_delay = read_delay
-        self.on_change = on_change
+        self._listeners: list[Callable[[ChatClient], None]] = []
         self._delays = delays or (lambda: backoff_delays(first=0.1, cap=2.0))
         self._refused_delays = self._delays()
         self._options = options
-        self.events: list[RoomEvent] = []
-        self.tracker = SequenceTracker()
-        self.notices: list[str] = []
         #: ``(code, reason)`` of every connection that ended, in order.
         self.closes: list[tuple[int, str]] = []
-        self.connects = 0
         #: ``(status, reason)`` of every opening handshake that succeeded, e.g.
         #: ``(101, "Switching Protocols")``, in order.
         self.responses: list[tuple[int, str]] = []
-        #: The ``resume`` sent in the latest hello: the last seq seen before that connection.
-        self.resumed_after: int | None = None
-        self.live = False
-        self.rejected: str | None = None
-        self.users: list[str] = []
-        #: The ``server_id`` of the server this client is connected to (from its welcome).
-        self.server = ""
-        self._unacked: dict[str, str] = {}
         self._resending = False
-        self._refs = itertools.count(1)
+        self._background: set[asyncio.Task[None]] = set()
         self._connection: ClientConnection | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+
+    # The session's state, under the names lessons and tests use
+
+    events = property(lambda self: self.session.events, doc="The transcript: each event once, in order.")
+    tracker = property(lambda self: self.session.tracker)
+    notices = property(lambda self: self.session.notices)
+    users = property(lambda self: self.session.users)
+    server = property(lambda self: self.session.server, doc="The server_id of the current server.")
+    connects = property(lambda self: self.session.connects)
+    resumed_after = property(lambda self: self.session.resumed_after)
+    live = property(lambda self: self.session.live)
+    rejected = property(lambda self: self.session.rejected)
+    unacknowledged = property(lambda self: self.session.unacknowledged)
+
+    def lines(self) -> list[str]:
+        """The transcript as the original tutorial prints it: ``[alice] hi``, ``>>> bob joined``."""
+        return self.session.lines()
+
+    def texts(self, *, author: str | None = None) -> list[str]:
+        """Chat texts in order, optionally only one author's."""
+        return self.session.texts(author=author)
+
+    def subscribe(self, listener: Callable[[ChatClient], None]) -> Callable[[], None]:
+        """Call ``listener(client)`` after every change; returns a function that unsubscribes."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def _changed(self) -> None:
+        for listener in tuple(self._listeners):
+            listener(self)
 
     # Running
 
@@ -191,45 +209,67 @@ class ChatClient:
         async for connection in connect(
             url, reconnect_delays=self._delays, process_exception=self._retry_or_raise, **self._options
         ):
-            self._connection = connection
-            if connection.response is not None:
-                self.responses.append((connection.response.status_code, connection.response.reason_phrase))
-            if self.receive_buffer:
-                sock = connection.transport.get_extra_info("socket")
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.receive_buffer)
-            self._changed()
+            self._connected(connection)
             try:
-                hello: dict[str, Any] = {"name": self.name}
-                self.resumed_after = self.tracker.last
-                if self.tracker.last is not None:
-                    hello["resume"] = self.tracker.last
-                if self.get_token is not None:
-                    hello["token"] = await self.get_token()
-                await connection.send(encode("hello", **hello))
+                token = await self.get_token() if self.get_token is not None else None
+                await connection.send(self.session.hello(token))
                 async for message in connection:
                     self._last_heard = time.monotonic()
-                    self._handle(message)
+                    self._react(connection, self.session.receive(message))
+                    self._changed()
                     if self.read_delay:
                         await asyncio.sleep(self.read_delay)  # plays a slow reader; not synchronisation
             except ConnectionClosed:
                 pass
             finally:
-                self.live = False
-                self._connection = None
-                if self._watchdog is not None:
-                    self._watchdog.cancel()
-                    self._watchdog = None
+                self._disconnected()
             code, reason, _ = close_details(connection, us="client", them="server")
             self.closes.append((code, reason))
             if code == CloseCode.TRY_AGAIN_LATER:
-                self._retry_later = True  # e.g. the server's message broker is down
+                self.session.retry_later = True  # e.g. the server's message broker is down
             self._changed()
             if self._stopping or self.rejected or not self.reconnect:
                 return
-            if self._retry_later:
+            if self.session.retry_later:
                 # websockets saw a successful connect and would retry at once: back off here.
-                self._retry_later = False
+                self.session.retry_later = False
                 await asyncio.sleep(next(self._refused_delays))
+
+    def _connected(self, connection: ClientConnection) -> None:
+        self._connection = connection
+        if connection.response is not None:
+            self.responses.append((connection.response.status_code, connection.response.reason_phrase))
+        if self.receive_buffer:
+            sock = connection.transport.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.receive_buffer)
+        self._changed()
+
+    def _disconnected(self) -> None:
+        self.session.disconnected()
+        self._connection = None
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+
+    def _react(self, connection: ClientConnection, reactions: list[Any]) -> None:
+        """Carry out what the session asks for, without holding up the reading loop."""
+        loop = asyncio.get_running_loop()
+        for reaction in reactions:
+            match reaction:
+                case Answer(text):  # at once: this is the server's proof that we live
+                    self._in_background(self._quietly(connection.send(text)))
+                case WatchServer(policy) if self._watchdog is None:
+                    self._watchdog = loop.create_task(self._watch(connection, policy))
+                case ResendOutbox():
+                    self._refused_delays = self._delays()
+                    if self.unacknowledged:
+                        self._resending = True
+                        self._in_background(self._resend(connection))
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _retry_or_raise(self, exc: Exception) -> Exception | None:
         """Before the first success a failure is final (a typo should not retry forever);
@@ -262,74 +302,10 @@ class ChatClient:
 
     async def send(self, text: str) -> None:
         """Send a chat message; while reconnecting it waits in the outbox and goes out once live."""
-        ref = f"{self.name}-{next(self._refs)}"
-        self._unacked[ref] = text.strip()  # the server publishes it stripped; so does our transcript
+        _, wire = self.session.say(text)
         if self.live and self._connection is not None and not self._resending:
             with contextlib.suppress(ConnectionClosed):  # it stays unacked and is resent later
-                await self._connection.send(encode("chat", text=text, ref=ref))
-
-    @property
-    def unacknowledged(self) -> list[str]:
-        return list(self._unacked.values())
-
-    # Receiving
-
-    def _handle(self, message: str | bytes) -> None:
-        data = json.loads(message)
-        kind = data.get("type")
-        if kind == "ping":
-            if self._connection is not None:  # answer at once: this is the server's proof we live
-                connection = self._connection
-                asyncio.get_running_loop().create_task(
-                    self._quietly(connection.send(encode("pong", t=data.get("t"))))
-                )
-            return
-        if kind == "welcome":
-            self.connects += 1
-            self.server = str(data.get("server", ""))
-            beat = data.get("heartbeat")
-            if beat and self._connection is not None and self._watchdog is None:
-                policy = HeartbeatPolicy(beat["interval"], beat["timeout"])
-                self._watchdog = asyncio.get_running_loop().create_task(self._watch(self._connection, policy))
-            self.users = list(data.get("users", []))
-            self.notices.append(
-                f"welcome as {data['name']} (server {data.get('server', '?')}, seq {data['seq']})"
-            )
-            if self.tracker.last is None:
-                self.tracker.last = data["seq"]
-            elif data["seq"] < self.tracker.last:
-                # The room's numbering went backwards: the server restarted and its broker
-                # (an in-memory one, say) began again from 0. The old numbers mean nothing
-                # there, so start a new epoch instead of counting every event as a duplicate.
-                self.notices.append("the server's history restarted; earlier messages cannot be replayed")
-                self.tracker.last = data["seq"]
-        elif kind in ("chat", "join", "leave"):
-            self._record(RoomEvent.from_dict(data))
-        elif kind == "ack":
-            text = self._unacked.pop(data.get("ref", ""), "")
-            self._record(RoomEvent(EventKind.CHAT, self.name, text, seq=data["seq"], ref=data.get("ref", "")))
-        elif kind == "live":
-            self.live = True
-            self._refused_delays = self._delays()
-            if self._unacked and self._connection is not None:
-                self._resending = True
-                asyncio.get_running_loop().create_task(self._resend(self._connection))
-        elif kind == "history-lost":
-            self.notices.append(
-                f"history lost: seq {data['first']}..{data['last']} can no longer be replayed"
-            )
-            self.tracker.missing.append((data["first"], data["last"]))
-            self.tracker.last = data["last"]
-        elif kind == "error":
-            self.notices.append(f"error: {data.get('text')}")
-            code = str(data.get("code", ""))
-            if (code == "name-taken" and self.connects > 0) or code == "room-full":
-                # Our own old connection still holds the name (the server has not noticed it
-                # died), or the room is full: both pass, so try again later.
-                self._retry_later = True
-            elif code.startswith("name-") or code.endswith("token") or code == "token-required":
-                self.rejected = data.get("text")
-        self._changed()
+                await self._connection.send(wire)
 
     async def _quietly(self, sending: Awaitable[None]) -> None:
         with contextlib.suppress(ConnectionClosed):
@@ -347,7 +323,7 @@ class ChatClient:
             if policy.verdict(last_heard=self._last_heard, now=now) is Verdict.DEAD:
                 self.dead_after.append(now - self._last_heard)
                 self.notices.append(f"server silent for {now - self._last_heard:.1f} s: reconnecting")
-                self.live = False  # at once: sends from now on wait in the outbox for the next live
+                self.session.disconnected()  # at once: sends from now on wait for the next live
                 connection.transport.abort()
                 return
 
@@ -356,40 +332,9 @@ class ChatClient:
         sent: set[str] = set()
         try:
             with contextlib.suppress(ConnectionClosed):
-                while pending := [(r, t) for r, t in self._unacked.items() if r not in sent]:
-                    for ref, text in pending:
-                        await connection.send(encode("chat", text=text, ref=ref))
+                while pending := self.session.resend(sent):
+                    for ref, wire in pending:
+                        await connection.send(wire)
                         sent.add(ref)
         finally:
             self._resending = False
-
-    def _record(self, event: RoomEvent) -> None:
-        previous = self.tracker.last
-        outcome = self.tracker.observe(event.seq)
-        if outcome is Tracked.DUPLICATE:
-            return
-        if outcome is Tracked.GAP:
-            self.notices.append(
-                f"gap: seq {previous + 1 if previous is not None else '?'}..{event.seq - 1} missing"
-            )
-        if event.kind is EventKind.JOIN and event.name not in self.users:
-            self.users.append(event.name)
-        elif event.kind is EventKind.LEAVE and event.name in self.users:
-            self.users.remove(event.name)
-        self.events.append(event)
-
-    def _changed(self) -> None:
-        if self.on_change is not None:
-            self.on_change(self)
-
-    # Reading the transcript
-
-    def lines(self) -> list[str]:
-        """The transcript as the original tutorial prints it: ``[alice] hi``, ``>>> bob joined``."""
-        return [render_plain(event) for event in self.events]
-
-    def texts(self, *, author: str | None = None) -> list[str]:
-        """Chat texts in order, optionally only one author's."""
-        return [
-            e.text for e in self.events if e.kind is EventKind.CHAT and (author is None or e.name == author)
-        ]

@@ -13,16 +13,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from websockets.frames import CloseCode
+from .close_codes import CloseCode
 
-__all__ = ["CloseCode", "Direction", "EventLog", "LogEvent", "close_label"]
+__all__ = ["CloseCode", "EventLog", "LogEvent", "LogKind", "close_label"]
 
 #: Longest text shown for one message; a log line is a glance, not a transcript.
 PREVIEW_CHARS = 80
 
 
-class Direction(StrEnum):
-    """What a log line records, from the point of view of whoever owns the log."""
+class LogKind(StrEnum):
+    """What a log line records, from the point of view of whoever owns the log: a connection
+    opening or ending, a message received or sent, a ping or pong, or a note."""
 
     CONNECT = "connect"
     DISCONNECT = "disconnect"
@@ -34,13 +35,13 @@ class Direction(StrEnum):
 
 
 _ARROWS = {
-    Direction.CONNECT: "+",
-    Direction.DISCONNECT: "x",
-    Direction.RECEIVED: "<",
-    Direction.SENT: ">",
-    Direction.PING: "?",
-    Direction.PONG: "!",
-    Direction.NOTE: "#",
+    LogKind.CONNECT: "+",
+    LogKind.DISCONNECT: "x",
+    LogKind.RECEIVED: "<",
+    LogKind.SENT: ">",
+    LogKind.PING: "?",
+    LogKind.PONG: "!",
+    LogKind.NOTE: "#",
 }
 
 
@@ -71,7 +72,7 @@ class LogEvent:
     payloads are never rendered. A disconnect carries the close ``code`` and ``reason``.
     """
 
-    direction: Direction
+    direction: LogKind
     peer: str
     text: str | None = None
     size: int | None = None
@@ -82,9 +83,9 @@ class LogEvent:
     def describe(self) -> str:
         """The event without its time and peer: what happened."""
         match self.direction:
-            case Direction.CONNECT:
+            case LogKind.CONNECT:
                 return "connected" + (f": {self.text}" if self.text else "")
-            case Direction.DISCONNECT:
+            case LogKind.DISCONNECT:
                 reason = f" {self.reason!r}" if self.reason else ""
                 by = f" {self.text}" if self.text else ""
                 return f"disconnected{by}, {close_label(self.code)}{reason}"
@@ -133,14 +134,14 @@ class EventLog:
     def append(self, event: LogEvent) -> None:
         self._events.append(event)
         self.total += 1
-        if event.direction is Direction.CONNECT:
+        if event.direction is LogKind.CONNECT:
             self.open_connections += 1
-        elif event.direction is Direction.DISCONNECT:
+        elif event.direction is LogKind.DISCONNECT:
             self.open_connections = max(0, self.open_connections - 1)
         for listener in tuple(self._listeners):
             listener(event)
 
-    def record(self, direction: Direction, peer: str, **details: object) -> LogEvent:
+    def record(self, direction: LogKind, peer: str, **details: object) -> LogEvent:
         """Build a :class:`LogEvent` and append it; returns the event."""
         event = LogEvent(direction, peer, **details)  # type: ignore[arg-type]
         self.append(event)
@@ -159,13 +160,13 @@ class EventLog:
     def lines(self) -> list[str]:
         return [event.format() for event in self._events]
 
-    def texts(self, direction: Direction | None = None) -> list[str]:
+    def texts(self, direction: LogKind | None = None) -> list[str]:
         """The text of each text message in the window, optionally of one direction."""
         return [
             e.text
             for e in self._events
             if e.text is not None
-            and e.direction in (Direction.RECEIVED, Direction.SENT)
+            and e.direction in (LogKind.RECEIVED, LogKind.SENT)
             and (direction is None or e.direction is direction)
         ]
 

@@ -32,8 +32,7 @@ from enum import Enum, StrEnum
 from typing import Any
 
 from . import net
-from .events import Direction as LogDirection
-from .events import EventLog
+from .events import EventLog, LogKind
 from .runtime import ServerHandle, register, release
 
 __all__ = ["DEFAULT_BUFFER_LIMIT", "FaultProxy", "Flow", "FlowStats", "Mode", "ProxyStats"]
@@ -52,7 +51,7 @@ _LINGER_RESET = struct.pack("ii", 1, 0)
 class Flow(StrEnum):
     """Which way the bytes a fault applies to travel.
 
-    Not :class:`wslab.events.Direction`, which says what an event log line records:
+    Not :class:`wslab.events.LogKind`, which says what an event log line records:
     import this one as ``faults.Flow`` where both are in use.
     """
 
@@ -623,7 +622,7 @@ class FaultProxy(ServerHandle):
         self._links.add(link)
         self._accepted_total += 1
         if self.log is not None:
-            self.log.record(LogDirection.CONNECT, link.peer)
+            self.log.record(LogKind.CONNECT, link.peer)
         return True
 
     def _sockets_opened(self, side: _Side) -> None:
@@ -639,7 +638,7 @@ class FaultProxy(ServerHandle):
         if link in self._links:
             self._links.discard(link)
             if self.log is not None:
-                self.log.record(LogDirection.DISCONNECT, link.peer, text=link.how)
+                self.log.record(LogKind.DISCONNECT, link.peer, text=link.how)
 
     def _poke_all(self) -> None:
         for link in self._links:
@@ -649,4 +648,4 @@ class FaultProxy(ServerHandle):
     def _note(self, text: str) -> None:
         logger.debug("%s: %s", self.name, text)
         if self.log is not None:
-            self.log.record(LogDirection.NOTE, net.host_port(self.host, self.port), text=text)
+            self.log.record(LogKind.NOTE, net.host_port(self.host, self.port), text=text)

@@ -8,27 +8,22 @@ answered by a pong, or any message at all) and to give up on a connection that h
 silent for too long.
 
 :class:`HeartbeatPolicy` is that rule, with no I/O, so it is testable with a fake clock;
-:func:`keep_alive` applies it to a :mod:`websockets` connection with protocol pings
-(what the tutorial's Rust code does by hand). Browsers cannot send protocol pings from
-JavaScript, so the chat also has an application-level heartbeat (JSON ``ping``/``pong``)
-driven by the same policy (see :class:`wslab.servers.chat.ChatServer`).
+:func:`wslab.keepalive.keep_alive` applies it to a :mod:`websockets` connection, and the
+chat room (:mod:`wslab.room`) to its application-level ``ping``/``pong``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import math
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
-__all__ = ["HeartbeatPolicy", "Verdict", "keep_alive"]
+__all__ = ["HeartbeatPolicy", "Verdict"]
 
 
 class Verdict(StrEnum):
+    """What a :class:`HeartbeatPolicy` says of a connection, given when it was last heard."""
+
     ALIVE = "alive"
     DEAD = "dead"
 
@@ -57,39 +52,3 @@ class HeartbeatPolicy:
 
     def verdict(self, *, last_heard: float, now: float) -> Verdict:
         return Verdict.DEAD if now - last_heard > self.timeout else Verdict.ALIVE
-
-
-async def keep_alive(
-    connection: Any,
-    policy: HeartbeatPolicy,
-    *,
-    on_dead: Callable[[float], None] | None = None,
-    clock: Callable[[], float] = time.monotonic,
-) -> None:
-    """Ping ``connection`` every ``policy.interval``; abort it once ``policy`` says it is dead.
-
-    Any pong counts as hearing from the peer. Aborting (not closing) is deliberate: a
-    close handshake needs the peer to answer, and a dead peer never will. ``on_dead``
-    gets the seconds of silence when the connection is declared dead. Returns when the
-    connection ends, for whatever reason.
-    """
-    last_heard = clock()
-
-    def heard(pong: asyncio.Future[float]) -> None:
-        nonlocal last_heard
-        if not pong.cancelled() and pong.exception() is None:  # a real pong, not a closing connection
-            last_heard = clock()
-
-    while True:
-        await asyncio.sleep(policy.interval)
-        if connection.protocol.close_rcvd is not None or connection.transport.is_closing():
-            return
-        now = clock()
-        if policy.verdict(last_heard=last_heard, now=now) is Verdict.DEAD:
-            if on_dead is not None:
-                on_dead(now - last_heard)
-            connection.transport.abort()
-            return
-        with contextlib.suppress(Exception):  # a connection closing under us: the next turn returns
-            waiter = await connection.ping()
-            waiter.add_done_callback(heard)

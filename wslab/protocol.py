@@ -1,72 +1,84 @@
-"""The chat protocol, without sockets: message formats, names, sequence numbers, history.
+"""The chat's wire protocol in one place: every message a client or a server sends, typed.
 
-Two dialects share one server:
+Two dialects share one server. **plain** is the original tutorial's: the first text message
+is the username and every event arrives as a line of text. **json** is this course's fix:
+the client opens with a :class:`Hello`, and every room event carries the room's sequence
+number ``seq``, so a client can see what it missed and resume after a reconnect.
 
-* **plain**, the original tutorial's: the first text message is the username, and every
-  event arrives as a line of text (``[alice] hi``, ``>>> bob joined the chat``). Nothing
-  numbers the lines, so a client cannot tell what it missed.
-* **json**, this course's fix: the client opens with ``{"type": "hello", "name": ...}``
-  (optionally ``"resume": <last seq seen>``), and every room event carries a per-room
-  sequence number ``seq``. A client that sees ``seq`` jump knows it missed something;
-  one that reconnects asks for everything after the last ``seq`` it saw. On the wire an
-  event is ``{"type", "seq", "name", "text", "via"}`` (:meth:`RoomEvent.to_wire`); the
-  brokers carry the whole :class:`RoomEvent`.
+Each message is a dataclass. :func:`encode` gives the json dialect's text of any message,
+:func:`render_plain` the plain dialect's line (or None when that dialect has no such
+message); :func:`parse_hello`, :func:`parse_client_message` and :func:`parse_server_message`
+read them back. The browser page (``static/README.md``) speaks the same messages.
 
-Sequence numbers are assigned once, by the broker, so they mean the same on every server
-of a scaled-out deployment.
+No I/O here: the server, :class:`~wslab.clients.ChatClient`, the benchmarks and the tests
+all build and read messages through this module.
 """
 
 from __future__ import annotations
 
 import json
-import random
 import time
 import unicodedata
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from enum import IntEnum, StrEnum
+from enum import StrEnum
 from typing import Any
+
+from .backoff import backoff_delays
+from .close_codes import AppCloseCode, CloseCode
+from .errors import WslabError
+from .history import History, HistoryTooOld, SequenceTracker, Tracked
 
 __all__ = [
     "MAX_NAME_LENGTH",
+    "MAX_REF_LENGTH",
     "MAX_TEXT_LENGTH",
-    "PONG",
+    "Ack",
     "AppCloseCode",
+    "BadHello",
+    "ClientMessage",
     "Dialect",
+    "Error",
     "EventKind",
     "Hello",
     "History",
+    "HistoryLost",
     "HistoryTooOld",
+    "Live",
+    "Ping",
+    "Pong",
     "ProtocolViolation",
+    "Reset",
     "RoomEvent",
+    "Say",
     "SequenceTracker",
+    "ServerMessage",
     "Tracked",
     "UsernameError",
+    "Welcome",
     "backoff_delays",
+    "clean_text",
+    "dialect_of",
     "encode",
     "parse_client_message",
     "parse_hello",
+    "parse_server_message",
+    "ref_of",
     "render_plain",
     "validate_username",
 ]
 
 MAX_NAME_LENGTH = 32
 MAX_TEXT_LENGTH = 4000
+#: A client's ``ref`` is cut to this many characters: it is an id, not a message.
+MAX_REF_LENGTH = 64
 #: Names a person may not take, because the server speaks under them.
 RESERVED_NAMES = frozenset({"system", "server"})
 
 
-class AppCloseCode(IntEnum):
-    """Close codes this application defines (RFC 6455 leaves 4000-4999 to applications)."""
-
-    #: The client fell too far behind; it should reconnect and resume from its last seq.
-    TOO_SLOW = 4001
-    #: A newer connection of the same user (a reconnect) replaced this one.
-    REPLACED = 4002
-
-
 class Dialect(StrEnum):
+    """How a connection speaks: the tutorial's lines of text, or this course's json messages."""
+
     PLAIN = "plain"
     JSON = "json"
 
@@ -79,16 +91,32 @@ class EventKind(StrEnum):
     LEAVE = "leave"
 
 
-class UsernameError(ValueError):
+class ProtocolViolation(WslabError, ValueError):
+    """A message that does not follow the protocol; answered with an error reply."""
+
+    reply_code = "bad-message"
+
+
+class BadHello(ProtocolViolation):
+    """A first message that is not a username nor a json hello; the connection is refused."""
+
+    reply_code = "bad-hello"
+    close_code = CloseCode.POLICY_VIOLATION
+
+
+class UsernameError(WslabError, ValueError):
     """A username the server refuses; the message says why, for the person who chose it."""
+
+    close_code = CloseCode.POLICY_VIOLATION
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
-        self.code = code
+        self.reply_code = code
 
-
-class ProtocolViolation(ValueError):
-    """A message that does not follow the protocol; answered with an error reply."""
+    @property
+    def code(self) -> str:
+        """The reply code (``name-taken``, ...), under the name lessons print."""
+        return self.reply_code
 
 
 def validate_username(raw: str, *, taken: Iterable[str] = ()) -> str:
@@ -107,9 +135,25 @@ def validate_username(raw: str, *, taken: Iterable[str] = ()) -> str:
     return name
 
 
+def clean_text(text: str) -> str:
+    """A chat text as the room publishes it: surrounding whitespace stripped.
+
+    The client applies the same rule to what it keeps in its outbox, so its own transcript
+    shows what everyone else sees.
+    """
+    return text.strip()
+
+
+def _json(message_type: str, **fields: Any) -> str:
+    return json.dumps({"type": message_type, **fields}, separators=(",", ":"), ensure_ascii=False)
+
+
+# --- room events: what the broker carries, and what clients receive ----------------------
+
+
 @dataclass(frozen=True, slots=True)
 class RoomEvent:
-    """One event of a room, as the broker carries it and history keeps it.
+    """One event of a room, as the broker carries it, history keeps it and clients get it.
 
     ``seq`` is 0 until the broker assigns it. ``via`` names the server the author is
     connected to; ``at`` is the publishing time (for latency measurements).
@@ -152,75 +196,233 @@ class RoomEvent:
         """The event as a json-dialect client receives it: only what a client uses.
 
         ``room`` (a server serves one), ``at`` and ``ref`` (the author alone needs it, and
-        gets it in its ack) stay behind. Each byte left out is left out a thousand times
-        over in a room of a thousand, and with permessage-deflate each one is also
-        compressed once per connection; ``seq`` and ``at``, new in every event, compress
-        worst of all.
+        gets it in its ack) stay behind: each byte left out is left out a thousand times over
+        in a room of a thousand.
         """
-        return encode(str(self.kind), seq=self.seq, name=self.name, text=self.text, via=self.via)
+        return _json(str(self.kind), seq=self.seq, name=self.name, text=self.text, via=self.via)
 
     @classmethod
     def from_json(cls, payload: str | bytes) -> RoomEvent:
         return cls.from_dict(json.loads(payload))
 
 
-def render_plain(event: RoomEvent) -> str:
-    """The original tutorial's line for an event."""
-    match event.kind:
-        case EventKind.CHAT:
-            return f"[{event.name}] {event.text}"
-        case EventKind.JOIN:
-            return f">>> {event.name} joined the chat"
-        case EventKind.LEAVE:
-            return f">>> {event.name} left the chat"
-
-
-def encode(message_type: str, **fields: Any) -> str:
-    """A JSON control message (``welcome``, ``ack``, ``error``, ``history-lost``, ...)."""
-    return json.dumps({"type": message_type, **fields}, separators=(",", ":"), ensure_ascii=False)
+# --- client to server -----------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Hello:
-    """The first message of a connection."""
+    """The first message of a connection: a bare name (plain) or ``{"type": "hello", ...}``."""
 
     name: str
     dialect: Dialect
+    #: The last sequence number the client saw, when it reconnects.
     resume: int | None = None
     #: Proof of the name, from ``POST /api/token`` (lesson 04); None in the plain dialect.
     token: str | None = None
+
+    def to_json(self) -> str:
+        fields: dict[str, Any] = {"name": self.name}
+        if self.resume is not None:
+            fields["resume"] = self.resume
+        if self.token is not None:
+            fields["token"] = self.token
+        return _json("hello", **fields)
+
+
+@dataclass(frozen=True)
+class Say:
+    """A chat message from a client (``{"type": "chat", "text", "ref"}``); ``ref`` is the
+    client's own id for it, echoed in the :class:`Ack`."""
+
+    text: str
+    ref: str = ""
+
+    def to_json(self) -> str:
+        return _json("chat", text=self.text, ref=self.ref) if self.ref else _json("chat", text=self.text)
+
+
+@dataclass(frozen=True)
+class Pong:
+    """The answer to a :class:`Ping`: proof of life, never counted against the rate limit."""
+
+    t: float | None = None
+
+    def to_json(self) -> str:
+        return _json("pong", t=self.t)
+
+
+ClientMessage = Hello | Say | Pong
+
+
+# --- server to client -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Welcome:
+    """Admission: the room's last ``seq``, who is in, and what the client should expect."""
+
+    name: str
+    seq: int
+    users: list[str]
+    server: str = ""
+    #: ``(interval, timeout)`` of the application heartbeat, if the server pings.
+    heartbeat: tuple[float, float] | None = None
+    #: ``(messages per second, burst)`` the server allows, if it limits.
+    rate: tuple[float, float] | None = None
+
+    def to_json(self) -> str:
+        extras: dict[str, Any] = {}
+        if self.heartbeat is not None:
+            extras["heartbeat"] = {"interval": self.heartbeat[0], "timeout": self.heartbeat[1]}
+        if self.rate is not None:
+            extras["rate"] = list(self.rate)
+        return _json("welcome", name=self.name, seq=self.seq, users=self.users, server=self.server, **extras)
+
+    def to_plain(self) -> str:
+        return f"Welcome, {self.name}!"
+
+
+@dataclass(frozen=True)
+class Ack:
+    """The author's own message, published as ``seq``; ``ref`` is the id the author gave it."""
+
+    seq: int
+    ref: str
+
+    def to_json(self) -> str:
+        return _json("ack", seq=self.seq, ref=self.ref)
+
+
+@dataclass(frozen=True)
+class Live:
+    """Replay is over: what follows is live, and unacknowledged messages may be resent."""
+
+    seq: int
+
+    def to_json(self) -> str:
+        return _json("live", seq=self.seq)
+
+
+@dataclass(frozen=True)
+class HistoryLost:
+    """Events ``first..last`` are no longer kept: the client cannot get them back."""
+
+    first: int
+    last: int
+    text: str = ""
+
+    def to_json(self) -> str:
+        return _json("history-lost", first=self.first, last=self.last, text=self.text)
+
+
+@dataclass(frozen=True)
+class Reset:
+    """The room's numbering started again after ``seq`` (its broker came back without its data).
+
+    A new epoch: the client takes ``seq`` as the last one seen, or it would ignore every
+    new event as already seen. Events of the old numbering that it missed are gone.
+    """
+
+    seq: int
+    text: str = "the room's history was reset; earlier messages cannot be replayed"
+
+    def to_json(self) -> str:
+        return _json("reset", seq=self.seq, text=self.text)
+
+
+@dataclass(frozen=True)
+class Error:
+    """Something the client sent was refused; ``ref`` names the message, when it had one."""
+
+    code: str
+    text: str
+    ref: str = ""
+
+    def to_json(self) -> str:
+        if self.ref:
+            return _json("error", code=self.code, text=self.text, ref=self.ref)
+        return _json("error", code=self.code, text=self.text)
+
+    def to_plain(self) -> str:
+        return f"error: {self.text}"
+
+
+@dataclass(frozen=True)
+class Ping:
+    """The application heartbeat (lesson 05): answer with a :class:`Pong` carrying ``t``."""
+
+    t: float
+
+    def to_json(self) -> str:
+        return _json("ping", t=self.t)
+
+
+ServerMessage = Welcome | RoomEvent | Ack | Live | HistoryLost | Reset | Error | Ping
+
+
+def encode(message: ServerMessage | ClientMessage) -> str:
+    """The json dialect's text of ``message``."""
+    return message.to_wire() if isinstance(message, RoomEvent) else message.to_json()
+
+
+def render_plain(message: ServerMessage) -> str | None:
+    """The plain dialect's line for ``message``, or None: that dialect has no such message.
+
+    Room events become the original tutorial's lines: ``[alice] hi``, ``>>> bob joined the chat``.
+    """
+    if isinstance(message, RoomEvent):
+        match message.kind:
+            case EventKind.CHAT:
+                return f"[{message.name}] {message.text}"
+            case EventKind.JOIN:
+                return f">>> {message.name} joined the chat"
+            case EventKind.LEAVE:
+                return f">>> {message.name} left the chat"
+    if isinstance(message, Welcome | Error):
+        return message.to_plain()
+    return None
+
+
+# --- parsing --------------------------------------------------------------------------
+
+
+def _load_object(message: str, complaint: str, error: type[ProtocolViolation]) -> dict[str, Any]:
+    try:
+        data = json.loads(message)
+    except json.JSONDecodeError as exc:
+        raise error(f"{complaint}: {exc.msg}") from None
+    if not isinstance(data, dict):
+        raise error("expected a JSON object")
+    return data
 
 
 def parse_hello(message: str | bytes) -> Hello:
     """Read a first message: a JSON ``hello`` or, as in the original tutorial, a bare name."""
     if isinstance(message, bytes):
-        raise ProtocolViolation("the first message must be text: your username")
+        raise BadHello("the first message must be text: your username")
     stripped = message.strip()
-    if stripped.startswith("{"):
-        try:
-            data = json.loads(stripped)
-        except json.JSONDecodeError as exc:
-            raise ProtocolViolation(f"the hello message is not valid JSON: {exc.msg}") from None
-        if not isinstance(data, dict) or data.get("type") != "hello" or not isinstance(data.get("name"), str):
-            raise ProtocolViolation('expected {"type": "hello", "name": "<your name>"}')
-        resume = data.get("resume")
-        if resume is not None and (not isinstance(resume, int) or isinstance(resume, bool) or resume < 0):
-            raise ProtocolViolation("resume must be the last sequence number you saw (an integer >= 0)")
-        token = data.get("token")
-        return Hello(data["name"], Dialect.JSON, resume, token if isinstance(token, str) else None)
-    return Hello(message, Dialect.PLAIN)
+    if not stripped.startswith("{"):
+        return Hello(message, Dialect.PLAIN)
+    try:
+        data = json.loads(stripped)
+    except json.JSONDecodeError as exc:
+        raise BadHello(f"the hello message is not valid JSON: {exc.msg}") from None
+    if not isinstance(data, dict) or data.get("type") != "hello" or not isinstance(data.get("name"), str):
+        raise BadHello('expected {"type": "hello", "name": "<your name>"}')
+    resume = data.get("resume")
+    if resume is not None and (not isinstance(resume, int) or isinstance(resume, bool) or resume < 0):
+        raise BadHello("resume must be the last sequence number you saw (an integer >= 0)")
+    token = data.get("token")
+    return Hello(data["name"], Dialect.JSON, resume, token if isinstance(token, str) else None)
 
 
-#: What :func:`parse_client_message` returns for a heartbeat ``pong`` (compare with ``is``).
-PONG: tuple[str, str] = ("", "pong")
+def dialect_of(first: str | bytes) -> Dialect:
+    """The dialect a first message speaks, even a malformed one: how to answer it."""
+    return Dialect.JSON if isinstance(first, str) and first.lstrip().startswith("{") else Dialect.PLAIN
 
 
-def parse_client_message(message: str | bytes, dialect: Dialect) -> tuple[str, str] | None:
-    """``(text, ref)`` of a client's chat message, or None when there is nothing to say.
-
-    ``ref`` is the client's own id for the message (json dialect, optional), returned in
-    the ack so the client knows which of its messages got which sequence number. A
-    heartbeat ``pong`` returns :data:`PONG`.
+def parse_client_message(message: str | bytes, dialect: Dialect) -> Say | Pong | None:
+    """A client's message after its hello: :class:`Say`, :class:`Pong`, or None for nothing to say.
 
     Raises:
         ProtocolViolation: for binary frames, malformed JSON, unknown types, long texts.
@@ -228,108 +430,70 @@ def parse_client_message(message: str | bytes, dialect: Dialect) -> tuple[str, s
     if isinstance(message, bytes):
         raise ProtocolViolation("binary messages are not part of the chat protocol; send text")
     if dialect is Dialect.JSON:
-        try:
-            data = json.loads(message)
-        except json.JSONDecodeError as exc:
-            raise ProtocolViolation(f"not valid JSON: {exc.msg}") from None
-        if isinstance(data, dict) and data.get("type") == "pong":
-            return PONG  # the application heartbeat's answer: proof of life, nothing to say
-        if not isinstance(data, dict) or data.get("type") != "chat" or not isinstance(data.get("text"), str):
+        data = _load_object(message, "not valid JSON", ProtocolViolation)
+        if data.get("type") == "pong":
+            t = data.get("t")
+            return Pong(t if isinstance(t, int | float) and not isinstance(t, bool) else None)
+        if data.get("type") != "chat" or not isinstance(data.get("text"), str):
             raise ProtocolViolation('expected {"type": "chat", "text": "..."}')
-        message, ref = data["text"], str(data.get("ref") or "")[:64]
+        message, ref = data["text"], str(data.get("ref") or "")[:MAX_REF_LENGTH]
     else:
         ref = ""
-    text = message.strip()
+    text = clean_text(message)
     if len(text) > MAX_TEXT_LENGTH:
         raise ProtocolViolation(f"a message has at most {MAX_TEXT_LENGTH} characters")
-    return (text, ref) if text else None
+    return Say(text, ref) if text else None
 
 
-def backoff_delays(
-    *, first: float = 0.1, factor: float = 2.0, cap: float = 10.0, jitter: Callable[[], float] = random.random
-) -> Iterator[float]:
-    """Delays before each reconnection attempt: exponential, capped, with full jitter.
+def ref_of(message: str | bytes) -> str:
+    """The ``ref`` a malformed json message carried, if one can be read: the error reply names
+    it, so the client can drop that message from its outbox instead of resending it forever."""
+    try:
+        data = json.loads(message)
+    except (ValueError, TypeError):
+        return ""
+    ref = data.get("ref") if isinstance(data, dict) else None
+    return str(ref)[:MAX_REF_LENGTH] if ref else ""
 
-    Attempt ``n`` waits a random time between 0 and ``min(cap, first * factor**n)``: the
-    jitter spreads a crowd of clients that lost the same server, so they do not all
-    come back in the same instant.
+
+def _parse_welcome(data: dict[str, Any]) -> Welcome:
+    beat = data.get("heartbeat")
+    rate = data.get("rate")
+    return Welcome(
+        str(data["name"]),
+        int(data["seq"]),
+        [str(user) for user in data.get("users", [])],
+        str(data.get("server", "")),
+        (float(beat["interval"]), float(beat["timeout"])) if isinstance(beat, dict) else None,
+        (float(rate[0]), float(rate[1])) if isinstance(rate, list) and len(rate) == 2 else None,
+    )
+
+
+_SERVER_PARSERS: dict[str, Any] = {
+    "welcome": _parse_welcome,
+    "ack": lambda d: Ack(int(d["seq"]), str(d.get("ref", ""))),
+    "live": lambda d: Live(int(d.get("seq", 0))),
+    "history-lost": lambda d: HistoryLost(int(d["first"]), int(d["last"]), str(d.get("text", ""))),
+    "reset": lambda d: Reset(int(d["seq"]), str(d.get("text", ""))),
+    "error": lambda d: Error(str(d.get("code", "")), str(d.get("text", "")), str(d.get("ref") or "")),
+    "ping": lambda d: Ping(d.get("t")),
+    **{str(kind): RoomEvent.from_dict for kind in EventKind},
+}
+
+
+def parse_server_message(message: str | bytes) -> ServerMessage:
+    """Read a json-dialect message from the server (what :class:`~wslab.clients.ChatClient` gets).
+
+    Raises:
+        ProtocolViolation: not a server message this protocol defines (clients ignore those,
+            so the server can grow the protocol).
     """
-    ceiling = first
-    while True:
-        yield jitter() * ceiling
-        ceiling = min(cap, ceiling * factor)
-
-
-class HistoryTooOld(LookupError):
-    """The history no longer reaches back to what a client asked for."""
-
-    def __init__(self, wanted_after: int, oldest: int) -> None:
-        super().__init__(f"history starts at seq {oldest}; events {wanted_after + 1}..{oldest - 1} are gone")
-        self.wanted_after = wanted_after
-        self.oldest = oldest
-
-
-class History:
-    """The newest ``maxlen`` events of one room, in sequence order."""
-
-    def __init__(self, *, maxlen: int = 1000) -> None:
-        self._events: deque[RoomEvent] = deque(maxlen=maxlen)
-
-    def __len__(self) -> int:
-        return len(self._events)
-
-    @property
-    def last_seq(self) -> int:
-        return self._events[-1].seq if self._events else 0
-
-    def append(self, event: RoomEvent) -> None:
-        if event.seq <= self.last_seq:
-            raise ValueError(f"seq {event.seq} is not after {self.last_seq}")
-        self._events.append(event)
-
-    def after(self, seq: int) -> list[RoomEvent]:
-        """Every kept event with a sequence number above ``seq``.
-
-        Raises:
-            HistoryTooOld: when events after ``seq`` existed but have been dropped.
-        """
-        if not self._events or seq >= self.last_seq:
-            return []
-        oldest = self._events[0].seq
-        if seq + 1 < oldest:
-            raise HistoryTooOld(seq, oldest)
-        return [event for event in self._events if event.seq > seq]
-
-
-class Tracked(StrEnum):
-    NEXT = "next"
-    DUPLICATE = "duplicate"
-    GAP = "gap"
-    FIRST = "first"
-
-
-class SequenceTracker:
-    """A client's view of a room's sequence: spots duplicates and gaps.
-
-    ``missing`` lists every range ``(first, last)`` of sequence numbers that never
-    arrived, so a test or a lesson can show that nothing was lost.
-    """
-
-    def __init__(self, last: int | None = None) -> None:
-        self.last = last
-        self.missing: list[tuple[int, int]] = []
-        self.duplicates = 0
-
-    def observe(self, seq: int) -> Tracked:
-        if self.last is None:
-            self.last = seq
-            return Tracked.FIRST
-        if seq <= self.last:
-            self.duplicates += 1
-            return Tracked.DUPLICATE
-        result = Tracked.NEXT
-        if seq > self.last + 1:
-            self.missing.append((self.last + 1, seq - 1))
-            result = Tracked.GAP
-        self.last = seq
-        return result
+    text = message if isinstance(message, str) else message.decode(errors="replace")
+    data = _load_object(text, "not valid JSON", ProtocolViolation)
+    parser = _SERVER_PARSERS.get(str(data.get("type")))
+    if parser is None:
+        raise ProtocolViolation(f"unknown message type {data.get('type')!r}")
+    try:
+        return parser(data)
+    except (KeyError, ValueError, TypeError, IndexError) as exc:
+        raise ProtocolViolation(f"malformed {data['type']} message: {exc!r}") from None

@@ -25,7 +25,7 @@ from websockets.frames import CloseCode
 from websockets.protocol import State
 
 from . import net, waiting
-from .events import Direction, EventLog
+from .events import EventLog, LogKind
 from .signals import STOP_SIGNALS, until_signalled
 
 __all__ = [
@@ -91,14 +91,15 @@ class RecordedConnection(ServerConnection):
 
     async def recv(self, decode: bool | None = None) -> Any:  # type: ignore[override]
         message = await super().recv(decode)
-        self._record(Direction.RECEIVED, message)
+        self.record(LogKind.RECEIVED, message)
         return message
 
     async def send(self, message: Any, *, text: bool | None = None) -> None:  # type: ignore[override]
         await super().send(message, text=text)
-        self._record(Direction.SENT, message)
+        self.record(LogKind.SENT, message)
 
-    def _record(self, direction: Direction, message: Any) -> None:
+    def record(self, direction: LogKind, message: Any) -> None:
+        """Record ``message`` (one sent without :meth:`send`, say) in the event log, if any."""
         if self.event_log is None:
             return
         peer = peer_name(self)
@@ -129,14 +130,14 @@ def observe(handler: Handler, log: EventLog | None, *, send_buffer: int | None =
         if isinstance(connection, RecordedConnection):
             connection.event_log = log
         if log is not None:
-            log.record(Direction.CONNECT, peer, text=None if path == "/" else path)
+            log.record(LogKind.CONNECT, peer, text=None if path == "/" else path)
         try:
             await handler(connection)
         except ConnectionClosed:
             pass
         except Exception as exc:
             if log is not None:
-                log.record(Direction.NOTE, peer, text=f"handler failed: {type(exc).__name__}: {exc}")
+                log.record(LogKind.NOTE, peer, text=f"handler failed: {type(exc).__name__}: {exc}")
             logger.warning(
                 "handler for %s failed: %r", peer, exc, exc_info=logger.isEnabledFor(logging.DEBUG)
             )
@@ -146,7 +147,7 @@ def observe(handler: Handler, log: EventLog | None, *, send_buffer: int | None =
                 await connection.close()
             code, reason, who = close_details(connection)
             if log is not None:
-                log.record(Direction.DISCONNECT, peer, code=code, reason=reason, text=who)
+                log.record(LogKind.DISCONNECT, peer, code=code, reason=reason, text=who)
 
     observed.__name__ = getattr(handler, "__name__", "handler")
     return observed

@@ -38,7 +38,7 @@ QUIT = "/quit"
 
 
 class TranscriptPrinter:
-    """An ``on_change`` callback for :class:`ChatClient` that prints what is new, line by line."""
+    """A :meth:`ChatClient.subscribe` listener that prints what is new, line by line."""
 
     def __init__(self, url: str, *, out: TextIO | None = None) -> None:
         self.url = url
@@ -135,7 +135,8 @@ async def run_client(url: str, name: str, *, linger: float = LINGER) -> int:
     with contextlib.suppress(AttributeError, ValueError):
         sys.stdout.reconfigure(errors="replace")  # type: ignore[union-attr]
     printer = TranscriptPrinter(url)
-    client = ChatClient(url, name, on_change=printer)
+    client = ChatClient(url, name)
+    client.subscribe(printer)
     lines = StdinLines()
     received: list[signal.Signals] = []
 

@@ -211,14 +211,7 @@ class ChatPanel(widgets.VBox):
             layout=widgets.Layout(border="1px solid #ccc", padding="4px", width=width),
         )
         self.add_class("wslab-chat-panel")
-        previous = client.on_change
-
-        def changed(c: ChatClient) -> None:
-            if previous is not None:
-                previous(c)
-            self._live.poke()
-
-        client.on_change = changed
+        self._unsubscribe = client.subscribe(self._live.poke)
         self._live.show()
 
     def render(self) -> None:
@@ -239,6 +232,7 @@ class ChatPanel(widgets.VBox):
         self._body.value = _lines_html(lines + notices, "(nothing yet)")
 
     def close(self) -> None:
+        self._unsubscribe()
         self._live.close()
         super().close()
 
@@ -328,7 +322,7 @@ class AudienceView(widgets.HBox):
             layout=widgets.Layout(border="1px solid #ccc", padding="4px"),
         )
         self.add_class("wslab-audience")
-        self._unsubscribe = server.on_event(self._live.poke)
+        self._unsubscribe = server.subscribe(self._live.poke)
         self._live.show()
 
     def render(self) -> None:

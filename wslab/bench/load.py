@@ -21,7 +21,7 @@ from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 
-from ..protocol import encode
+from ..protocol import Dialect, Hello, Say, encode
 from .harness import emit
 
 __all__ = [
@@ -51,10 +51,10 @@ class Speaker:
     dialect = "json"
 
     def hello(self, name: str) -> str:
-        return encode("hello", name=name)
+        return encode(Hello(name, Dialect.JSON))
 
     def chat(self, text: str, ref: str) -> str:
-        return encode("chat", text=text, ref=ref)
+        return encode(Say(text, ref))
 
     def read(self, message: str) -> tuple[str, str]:
         """``(kind, text)``: ``chat`` with a message's text, ``live`` once the client is in the
@@ -290,8 +290,8 @@ async def connect_and_warm_up(
     except Exception as exc:  # refused, reset, timed out: say so instead of a traceback
         emit(error=f"connecting clients failed after {len(receivers)}: {type(exc).__name__}: {exc}")
         return None
-    for _ in range(load.warmup):
-        await publisher.send(load.speaker.chat(text(SYNC, args.size, args.text), "sync"))
+    for w in range(load.warmup):  # a ref per message: a reused one is acknowledged, not republished
+        await publisher.send(load.speaker.chat(text(SYNC, args.size, args.text), f"sync-{w}"))
     try:
         await asyncio.wait_for(load.all_synced.wait(), args.timeout)
     except TimeoutError:

@@ -92,7 +92,7 @@ async def _publish_on_schedule(
         if delay > 0:
             await asyncio.sleep(delay)
         if i < 0:
-            await send(chat(text(SYNC, args.size, args.text), "warmup"))
+            await send(chat(text(SYNC, args.size, args.text), f"w{i}"))  # a ref per message: see load
             continue
         if i == 0:
             emit(phase="measure")  # the orchestrator reads the CPU clocks now

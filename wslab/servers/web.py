@@ -41,10 +41,11 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .. import net
 from ..auth import Tokens
-from ..events import Direction, EventLog
+from ..events import EventLog, LogKind
 from ..protocol import UsernameError, validate_username
 from ..runtime import ServerHandle, register, release, wait_until
-from .chat import ChatServer, Peer, PeerClosed
+from .chat import ChatServer
+from .peers import Peer, PeerClosed
 
 __all__ = ["AsgiPeer", "AsgiServerHandle", "create_app", "serve_web"]
 
@@ -223,7 +224,7 @@ class AccessLog:
             text += "  (query string not logged)"
         logger.info("%s %s", _client(scope), text)
         if self.log is not None:
-            self.log.record(Direction.NOTE, _client(scope), text=text)
+            self.log.record(LogKind.NOTE, _client(scope), text=text)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -329,7 +330,7 @@ def create_app(
         log: an :class:`EventLog` for the access log (the notebook shows it live).
     """
     tokens = tokens or chat.tokens or Tokens()
-    chat.tokens = tokens
+    chat.room.tokens = tokens
     page = _page()
     static = resources.files("wslab").joinpath("static")
 
@@ -370,7 +371,7 @@ def create_app(
         await websocket.accept()
         peer = AsgiPeer(websocket)
         try:
-            await chat.handle(peer)
+            await chat.serve_peer(peer)
         finally:
             await peer.finish()
 
@@ -456,7 +457,7 @@ class AsgiServerHandle(ServerHandle):
 
     async def _close(self, code: int, reason: str) -> None:
         if self.chat is not None:
-            await self.chat.close_all(code, reason)
+            await self.chat.close_connections(code, reason)
         self.server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
             await self._task

@@ -6,7 +6,8 @@ import asyncio
 
 from websockets.asyncio.server import ServerConnection
 
-from ..heartbeat import HeartbeatPolicy, keep_alive
+from ..heartbeat import HeartbeatPolicy
+from ..keepalive import keep_alive
 
 
 async def heartbeat_echo(connection: ServerConnection) -> None:

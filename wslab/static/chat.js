@@ -398,6 +398,12 @@
         lastSeq = last;
         break;
       }
+      case "reset": {
+        // The broker came back without the room's data: numbering starts again after seq.
+        notice(`${String(data.text ?? "the room's history was reset")}`, "warning");
+        lastSeq = Number(data.seq);
+        break;
+      }
       case "error": {
         lastError = { code: String(data.code ?? ""), text: String(data.text ?? "") };
         notice(`error: ${lastError.text || lastError.code}`, "error");

@@ -1,0 +1,365 @@
+"""The chat room without sockets: each decision, from its inputs to the actions it returns."""
+
+from __future__ import annotations
+
+import json
+from itertools import count
+
+import pytest
+
+from wslab.auth import Tokens
+from wslab.heartbeat import HeartbeatPolicy
+from wslab.history import HistoryTooOld
+from wslab.protocol import (
+    Ack,
+    AppCloseCode,
+    Dialect,
+    Error,
+    EventKind,
+    HistoryLost,
+    Live,
+    Reset,
+    RoomEvent,
+    Welcome,
+)
+from wslab.room import ChatRoom, Close, FanOut, Member, OverflowPolicy, Publish, RoomReset, Send
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Broker:
+    """Numbers events like a real broker would: the room never numbers anything itself."""
+
+    def __init__(self) -> None:
+        self.seqs = count(1)
+
+    def number(self, event: RoomEvent) -> RoomEvent:
+        return event.with_seq(next(self.seqs))
+
+
+def hello(name: str, **fields: object) -> str:
+    return json.dumps({"type": "hello", "name": name, **fields})
+
+
+def say(text: str, ref: str = "") -> str:
+    return json.dumps({"type": "chat", "text": text, "ref": ref})
+
+
+def live_member(room: ChatRoom, name: str, first: str | None = None, seq: int = 0) -> Member:
+    """Admit ``name``, welcome it at ``seq`` and take it live, as the server does."""
+    member, actions = room.admit(f"conn-{name}", first if first is not None else hello(name))
+    assert member is not None, actions
+    room.welcome(member, seq)
+    while not room.catch_up(member)[1]:
+        pass
+    room.joined(member)
+    return member
+
+
+def texts(plan: FanOut) -> dict[str, list[str]]:
+    """Who receives what in a fan-out: member name -> texts."""
+    received: dict[str, list[str]] = {}
+    for delivery in plan.deliveries.values():
+        for member in delivery.to:
+            received.setdefault(member.name, []).append(delivery.text)
+    return received
+
+
+def no_backlog(member: Member) -> int:
+    return 0
+
+
+# --- admission --------------------------------------------------------------------------
+
+
+def test_a_json_hello_is_admitted_and_claims_the_name() -> None:
+    room = ChatRoom()
+    member, actions = room.admit("c1", hello("ana"))
+    assert actions == [] and member is not None
+    assert (member.name, member.dialect, member.connection) == ("ana", Dialect.JSON, "c1")
+    assert room.users == ["ana"]
+
+
+@pytest.mark.parametrize(
+    ("first", "code", "close"),
+    [
+        ("", "name-empty", 1008),
+        ("system", "name-reserved", 1008),
+        ('{"type": "hello"}', "bad-hello", 1008),
+        (b"\x00", "bad-hello", 1008),
+    ],
+)
+def test_a_bad_hello_gets_an_error_reply_and_a_close(first: str | bytes, code: str, close: int) -> None:
+    room = ChatRoom()
+    member, actions = room.admit("c1", first)
+    assert member is None and room.users == []
+    send, closing = actions
+    assert isinstance(send, Send) and isinstance(send.message, Error) and send.message.code == code
+    assert isinstance(closing, Close) and closing.code == close
+    assert room.stats.rejected == 1
+
+
+def test_a_taken_name_is_refused_case_insensitively_in_the_plain_dialect_too() -> None:
+    room = ChatRoom()
+    live_member(room, "ana")
+    member, actions = room.admit("c2", "ANA")
+    assert member is None
+    assert actions[0].text() == "error: the username 'ANA' is already taken"  # type: ignore[union-attr]
+
+
+def test_a_full_room_says_try_again_later() -> None:
+    room = ChatRoom(max_users=1)
+    live_member(room, "ana")
+    _, actions = room.admit("c2", hello("ben"))
+    assert [type(a) for a in actions] == [Send, Close]
+    assert actions[0].message.code == "room-full"  # type: ignore[union-attr]
+    assert actions[1].code == 1013  # type: ignore[union-attr]
+
+
+def test_tokens_are_required_and_a_proven_reconnect_takes_over_without_a_leave() -> None:
+    tokens = Tokens(secret=b"k" * 32)
+    room = ChatRoom(tokens=tokens)
+    _, refused = room.admit("c0", "ana")  # plain: cannot carry a token
+    assert refused[0].message.code == "token-required"  # type: ignore[union-attr]
+    _, refused = room.admit("c0", hello("ana", token="forged"))
+    assert refused[0].message.code == "bad-token"  # type: ignore[union-attr]
+    old = live_member(room, "ana", hello("ana", token=tokens.issue("ana")))
+    new, actions = room.admit("c2", hello("ana", token=tokens.issue("ana"), resume=0))
+    assert new is not None and room.members["ana"] is new
+    assert actions == [Close(old, AppCloseCode.REPLACED, "replaced by a newer connection")]
+    assert room.gone(old) == []  # the old connection ending announces nothing: ana never left
+
+
+# --- catch-up ---------------------------------------------------------------------------
+
+
+def test_a_resuming_client_is_welcomed_replayed_then_live() -> None:
+    room = ChatRoom(server_id="s1")
+    member, _ = room.admit("c1", hello("ana", resume=2))
+    assert member is not None
+    welcome, replay_after = room.welcome(member, 5)
+    assert welcome == Welcome("ana", 5, ["ana"], "s1") and replay_after == 2
+    history = [RoomEvent(EventKind.CHAT, "ben", f"m{seq}", seq=seq) for seq in (3, 4, 5)]
+    history[1] = RoomEvent(EventKind.CHAT, "ana", "mine", seq=4, ref="ana-1")
+    assert room.replay(member, history) == [history[0], Ack(4, "ana-1"), history[2]]
+    # An event fanned out during the replay waits, then goes first, then live.
+    waiting = RoomEvent(EventKind.JOIN, "cy", seq=6)
+    assert texts(room.fan_out(waiting, no_backlog)) == {}
+    assert room.catch_up(member) == ([waiting], False)
+    assert room.catch_up(member) == ([Live(6)], True)
+
+
+def test_lost_history_is_announced_and_replay_starts_at_the_oldest_kept() -> None:
+    room = ChatRoom()
+    member, _ = room.admit("c1", hello("ana", resume=1))
+    assert member is not None
+    room.welcome(member, 50)
+    lost, after = room.history_lost(member, HistoryTooOld(1, 41))
+    assert lost == HistoryLost(2, 40, str(HistoryTooOld(1, 41))) and after == 40
+
+
+# --- what clients say -------------------------------------------------------------------
+
+
+def test_a_message_is_published_stripped_and_numbered_by_the_broker_not_the_room() -> None:
+    room = ChatRoom(server_id="s1")
+    ana = live_member(room, "ana")
+    [publish] = room.receive(ana, say("  hello  ", "ana-1"))
+    assert isinstance(publish, Publish)
+    assert (publish.event.text, publish.event.ref, publish.event.seq, publish.event.via) == (
+        "hello",
+        "ana-1",
+        0,
+        "s1",
+    )
+    assert room.stats.published == 1
+
+
+def test_a_malformed_message_gets_an_error_naming_its_ref() -> None:
+    room = ChatRoom()
+    ana = live_member(room, "ana")
+    [reply] = room.receive(ana, json.dumps({"type": "chat", "text": "x" * 5000, "ref": "ana-9"}))
+    assert isinstance(reply, Send) and reply.message == Error(
+        "bad-message", "a message has at most 4000 characters", "ana-9"
+    )
+    assert room.receive(ana, '{"type": "pong", "t": 1}') == []
+
+
+def test_the_rate_limit_closes_with_1008_and_pongs_do_not_count() -> None:
+    clock = Clock()
+    room = ChatRoom(rate=(1, 2), clock=clock)
+    ana = live_member(room, "ana")
+    for _ in range(5):
+        assert room.receive(ana, '{"type": "pong"}') == []
+    assert all(isinstance(a, Publish) for m in ("a", "b") for a in room.receive(ana, say(m)))
+    [closing] = room.receive(ana, say("c"))
+    assert isinstance(closing, Close) and closing.code == 1008 and "rate limit" in closing.reason
+    clock.now += 10  # tokens refill with time
+    assert isinstance(room.receive(ana, say("d"))[0], Publish)
+
+
+def test_a_resent_ref_is_acknowledged_not_published_twice() -> None:
+    room, broker = ChatRoom(), Broker()
+    ana = live_member(room, "ana")
+    [publish] = room.receive(ana, say("once", "ana-1"))
+    numbered = broker.number(publish.event)  # type: ignore[union-attr]
+    room.published(numbered)
+    assert room.receive(ana, say("once", "ana-1")) == []  # its ack is on the way: nothing to do
+    assert texts(room.fan_out(numbered, no_backlog)) == {"ana": ['{"type":"ack","seq":1,"ref":"ana-1"}']}
+    assert room.receive(ana, say("once", "ana-1")) == [Send(ana, Ack(1, "ana-1"))]
+    assert room.stats.published == 1
+
+
+# --- fan-out ----------------------------------------------------------------------------
+
+
+def test_fan_out_encodes_once_per_dialect_and_acks_the_author() -> None:
+    room = ChatRoom()
+    ana, ben, cy = live_member(room, "ana"), live_member(room, "ben"), live_member(room, "cy")
+    plain = live_member(room, "pat", "pat")
+    event = RoomEvent(EventKind.CHAT, "ana", "hi", seq=1, via="s1", ref="ana-1")
+    plan = room.fan_out(event, no_backlog)
+    assert len(plan.deliveries) == 3  # json, plain, and ana's ack: three encodings for four people
+    assert texts(plan) == {
+        "ana": ['{"type":"ack","seq":1,"ref":"ana-1"}'],
+        "ben": [event.to_wire()],
+        "cy": [event.to_wire()],
+        "pat": ["[ana] hi"],
+    }
+    assert (ana.last_seq, ben.last_seq, cy.last_seq, plain.last_seq) == (1, 1, 1, 1)
+    assert room.fan_out(event, no_backlog).deliveries == {}  # a duplicate reaches nobody
+    assert room.stats.delivered == 4 and list(room.transcript)[-1] == event
+
+
+def test_a_plain_author_never_gets_its_own_line_back() -> None:
+    room = ChatRoom()
+    live_member(room, "pat", "pat")
+    assert texts(room.fan_out(RoomEvent(EventKind.CHAT, "pat", "hi", seq=1), no_backlog)) == {}
+
+
+def test_a_slow_client_is_disconnected_with_4001_and_its_leave_published() -> None:
+    room = ChatRoom(max_backlog=1000)
+    ana, slow = live_member(room, "ana"), live_member(room, "slow")
+    event = RoomEvent(EventKind.CHAT, "ana", "hi", seq=1)
+    plan = room.fan_out(event, lambda m: 5000 if m is slow else 0)
+    assert texts(plan) == {"ana": ['{"type":"ack","seq":1,"ref":""}']}
+    leave, closing = plan.actions
+    assert isinstance(leave, Publish) and leave.event.kind is EventKind.LEAVE and leave.event.name == "slow"
+    assert isinstance(closing, Close) and closing.code == AppCloseCode.TOO_SLOW
+    assert closing.reason == "too slow: 5000 bytes waiting; reconnect with resume=0"
+    assert room.users == ["ana"] and room.stats.evicted == 1
+    assert room.gone(slow) == []  # evicted means gone: its connection ending publishes nothing more
+    assert ana.last_seq == 1
+
+
+def test_the_drop_policy_skips_events_for_a_slow_client_and_counts_them() -> None:
+    room = ChatRoom(max_backlog=1000, overflow=OverflowPolicy.DROP)
+    slow = live_member(room, "slow")
+    plan = room.fan_out(RoomEvent(EventKind.JOIN, "x", seq=1), lambda m: 5000)
+    assert texts(plan) == {} and plan.actions == []
+    assert slow.last_seq == 1 and room.stats.dropped == 1 and room.users == ["slow"]
+
+
+def test_too_many_events_waiting_during_a_replay_count_as_too_slow() -> None:
+    room = ChatRoom(max_waiting=2)
+    member, _ = room.admit("c1", hello("ana", resume=0))
+    assert member is not None
+    room.welcome(member, 0)
+    for seq in (1, 2):
+        assert room.fan_out(RoomEvent(EventKind.JOIN, f"u{seq}", seq=seq), no_backlog).actions == []
+    plan = room.fan_out(RoomEvent(EventKind.JOIN, "u3", seq=3), no_backlog)
+    assert [type(a) for a in plan.actions] == [Close]  # it never joined: no leave to publish
+    assert plan.actions[0].code == AppCloseCode.TOO_SLOW  # type: ignore[union-attr]
+
+
+# --- broker reset -----------------------------------------------------------------------
+
+
+def test_a_broker_reset_starts_a_new_epoch_for_everyone_and_later_events_arrive() -> None:
+    room, broker = ChatRoom(), Broker()
+    ana, _ = live_member(room, "ana"), live_member(room, "ben")
+    plain = live_member(room, "pat", "pat")
+    for text in ("a", "b", "c"):
+        room.fan_out(broker.number(RoomEvent(EventKind.CHAT, "ben", text)), no_backlog)
+    assert ana.last_seq == 3
+    plan = room.reset(RoomReset("lobby", 0))
+    assert texts(plan) == {"ana": [Reset(0).to_json()], "ben": [Reset(0).to_json()]}  # plain: no such line
+    after = RoomEvent(EventKind.CHAT, "ben", "after the reset", seq=1)
+    assert texts(room.fan_out(after, no_backlog)) == {
+        "ana": [after.to_wire()],
+        "ben": ['{"type":"ack","seq":1,"ref":""}'],
+        "pat": ["[ben] after the reset"],
+    }
+    assert (ana.last_seq, plain.last_seq, room.epoch) == (1, 1, 1)
+
+
+def test_a_message_whose_ack_was_lost_in_a_reset_is_acknowledged_and_never_published_again() -> None:
+    room, broker = ChatRoom(), Broker()
+    ana = live_member(room, "ana")
+    [publish] = room.receive(ana, say("lost ack", "ana-1"))
+    room.published(broker.number(publish.event))  # type: ignore[union-attr]
+    # The broker restarts empty before the subscription delivered seq 1.
+    plan = room.reset(RoomReset("lobby", 0))
+    assert texts(plan) == {"ana": [Reset(0).to_json(), '{"type":"ack","seq":0,"ref":"ana-1"}']}
+    # The client resends anyway (say, it reconnected first): acknowledged again, not published.
+    assert room.receive(ana, say("lost ack", "ana-1")) == [Send(ana, Ack(0, "ana-1"))]
+    assert room.stats.published == 1
+
+
+def test_a_reset_during_a_replay_takes_effect_in_order() -> None:
+    room = ChatRoom()
+    member, _ = room.admit("c1", hello("ana", resume=5))
+    assert member is not None
+    room.welcome(member, 9)
+    room.reset(RoomReset("lobby", 0))
+    fresh = RoomEvent(EventKind.JOIN, "ben", seq=1)
+    room.fan_out(fresh, no_backlog)
+    assert room.catch_up(member) == ([Reset(0), fresh], False)
+    assert room.catch_up(member) == ([Live(1)], True)
+
+
+# --- presence, leaving, heartbeat ---------------------------------------------------------
+
+
+def test_a_leave_is_published_once_and_only_after_a_join() -> None:
+    room = ChatRoom(server_id="s1")
+    ana = live_member(room, "ana")
+    [leave] = room.gone(ana)
+    assert isinstance(leave, Publish) and (leave.event.kind, leave.event.name) == (EventKind.LEAVE, "ana")
+    assert room.gone(ana) == [] and room.users == []
+    early, _ = room.admit("c2", hello("ben"))  # its connection ends before it joined
+    assert early is not None and room.gone(early) == [] and room.users == []
+
+
+def test_an_instructor_can_disconnect_someone() -> None:
+    room = ChatRoom()
+    ana = live_member(room, "ana")
+    assert room.disconnect("nobody", 4001, "bye") is None
+    leave, closing = room.disconnect("ana", 4001, "bye") or []
+    assert isinstance(leave, Publish) and closing == Close(ana, 4001, "bye")
+
+
+def test_the_heartbeat_pings_live_json_clients_and_drops_the_silent_ones() -> None:
+    clock = Clock()
+    room = ChatRoom(heartbeat=HeartbeatPolicy(interval=1, timeout=3), clock=clock)
+    ana, ben = live_member(room, "ana"), live_member(room, "ben")
+    live_member(room, "pat", "pat")
+    plan = room.heartbeat_tick(clock.now, wall_time=1234.5)
+    assert texts(plan) == {"ana": ['{"type":"ping","t":1234.5}'], "ben": ['{"type":"ping","t":1234.5}']}
+    clock.now += 2
+    room.receive(ben, '{"type": "pong", "t": 1234.5}')
+    clock.now += 2  # ana silent for 4 s, ben for 2 s
+    plan = room.heartbeat_tick(clock.now, wall_time=1238.5)
+    assert texts(plan) == {"ben": ['{"type":"ping","t":1238.5}']}
+    leave, closing = plan.actions
+    assert isinstance(leave, Publish) and leave.event.name == "ana"
+    assert isinstance(closing, Close) and closing.member is ana and closing.abort
+    assert list(room.dead_after) == [4.0] and room.users == ["ben", "pat"]
