@@ -20,14 +20,14 @@ import secrets
 import sys
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI, WebSocketException
 
-from . import net, runtime
+from . import runtime
 from .argtypes import positive_int
 from .bench import add_bench_parser
 from .brokers import BROKER_SCHEMES, Broker, BrokerUnavailable, broker_from_url
+from .brokers.base import broker_address
 from .clients import exchange
 from .events import EventLog, LogEvent, LogKind
 from .protocol import backoff_delays
@@ -90,22 +90,18 @@ async def _services(args: argparse.Namespace) -> int:
         return 1
 
 
-async def _wait_for_broker(broker: Broker, room: str, url: str) -> None:
+async def _wait_for_broker(broker: Broker, url: str) -> None:
     """Until the broker answers: a server started before its broker (or during an outage)
     waits, saying so once per attempt, instead of exiting. A signal stops the wait."""
-    parts = urlsplit(url)
-    host = parts.hostname or "?"
-    where = f"{broker.kind} at {net.host_port(host, parts.port) if parts.port else host}"
+    where = f"{broker.kind} at {broker_address(url)}"
+
+    def waiting(_problem: BrokerUnavailable, delay: float) -> None:
+        log.warning("%s unavailable; retrying in %.1f s", where, delay)
+
     # One server, not a crowd of clients: no jitter needed, so the announced delay is the real one.
-    delays = backoff_delays(first=0.2, cap=5.0, jitter=lambda: 1.0)
-    while True:
-        try:
-            await broker.last_seq(room)
-            return
-        except BrokerUnavailable:
-            delay = next(delays)
-            log.warning("%s unavailable; retrying in %.1f s", where, delay)
-            await asyncio.sleep(delay)
+    await broker.wait_ready(
+        on_retry=waiting, delays=lambda: backoff_delays(first=0.2, cap=5.0, jitter=lambda: 1.0)
+    )
 
 
 async def _start_chat(args: argparse.Namespace, events: EventLog) -> runtime.ServerHandle:
@@ -113,7 +109,7 @@ async def _start_chat(args: argparse.Namespace, events: EventLog) -> runtime.Ser
     chat = ChatServer(broker=broker, server_id=args.id, overflow=args.overflow, max_backlog=args.max_backlog)
     try:
         if args.broker:
-            await _wait_for_broker(broker, chat.room, args.broker)
+            await _wait_for_broker(broker, args.broker)
         handle = await chat.serve(
             name="chat", host=args.host, port=args.port, log=events, max_size=args.max_size
         )
