@@ -146,6 +146,13 @@ class Fleet:
         self.history.append(change)
         return True
 
+    def load(self, snapshot: dict[str, Any]) -> None:
+        """Replace the whole state with a snapshot (what a client gets on connect)."""
+        self.reset(int(snapshot["seq"]))
+        for data in snapshot["services"]:
+            change = Change.from_dict(data)
+            self.services[change.service] = change
+
     def changes_after(self, seq: int) -> list[Change] | None:
         """The changes numbered above ``seq``, oldest first; None if some are no longer kept."""
         if seq == self.seq:

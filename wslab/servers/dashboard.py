@@ -15,11 +15,12 @@ lesson 04 guards the WebSocket's ``Origin``; the page gets lesson 04's policy.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import ipaddress
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from importlib import resources
 from typing import Any
 
@@ -38,7 +39,15 @@ from ..runtime import ServerHandle, register
 from .fleet_feed import FleetFeed
 from .web import CONTENT_SECURITY_POLICY, AccessLog, AsgiServerHandle, OriginGuard, serve_web
 
-__all__ = ["LONG_POLL_TIMEOUT", "SSE_RETRY_MS", "DashboardHandle", "create_dashboard_app", "serve_dashboard"]
+__all__ = [
+    "LONG_POLL_TIMEOUT",
+    "SSE_RETRY_MS",
+    "DashboardHandle",
+    "add_dashboard_options",
+    "create_dashboard_app",
+    "serve_dashboard",
+    "start_dashboard_from_args",
+]
 
 #: The longest a long poll is held: under the 60 s idle timeout of common proxies.
 LONG_POLL_TIMEOUT = 25.0
@@ -251,3 +260,49 @@ class DashboardHandle(ServerHandle):
             await self.server.stop(code=code, reason=reason)
         finally:
             await self.feed.stop()
+
+
+# From the command line: ``python -m wslab serve dashboard``
+
+
+def add_dashboard_options(parser: argparse.ArgumentParser, *, broker_url: Callable[[str], str]) -> None:
+    """``serve dashboard``'s own options (``broker_url`` checks a ``--broker`` URL)."""
+    parser.add_argument(
+        "--public", action="store_true", help="bind every interface and print URLs and a QR code for a room"
+    )
+    parser.add_argument(
+        "--rate", type=float, default=0.2, help="simulated changes per second, 0 for none (default: 0.2)"
+    )
+    parser.add_argument("--seed", type=int, default=7, help="the simulated fleet's seed (default: 7)")
+    parser.add_argument("--id", default="dashboard", help="this server's name in each change ('via')")
+    parser.add_argument(
+        "--broker",
+        type=broker_url,
+        default=None,
+        metavar="URL",
+        help="redis://host:port to share the fleet with other dashboard servers (default: in-process)",
+    )
+    parser.add_argument(
+        "--allow-origin", action="append", default=[], metavar="ORIGIN", help="another site's page allowed"
+    )
+    parser.set_defaults(join_code=None)
+
+
+async def start_dashboard_from_args(args: argparse.Namespace, log: Any = None) -> DashboardHandle:
+    """What ``serve dashboard`` starts: a feed (over ``--broker``), its simulation, the app."""
+    from ..brokers import broker_from_url
+
+    if args.host is None:  # every interface for a room; this machine only otherwise
+        args.host = "0.0.0.0" if args.public else "127.0.0.1"
+    feed = FleetFeed(broker_from_url(args.broker), server_id=args.id)
+    handle = await serve_dashboard(
+        feed,
+        name=f"dashboard-{args.id}",
+        host=args.host,
+        port=args.port,
+        allowed_origins=args.allow_origin,
+        log=log,
+    )
+    if args.rate > 0:
+        feed.simulate(args.rate, seed=args.seed)
+    return handle
