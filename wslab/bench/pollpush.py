@@ -56,7 +56,8 @@ CATCH_UP = 3.0
 
 
 async def _serve_main(seed: int) -> int:
-    """A dashboard with no simulation of its own: changes come on command, at seeded moments."""
+    """A dashboard with no simulation of its own: on command, the same seeded changes at the same
+    seeded moments for every mode (services, moments, and so which changes a poll coalesces)."""
     from ..fleet import FleetSimulation
     from ..servers.dashboard import serve_dashboard
     from ..servers.fleet_feed import FleetFeed
@@ -64,11 +65,11 @@ async def _serve_main(seed: int) -> int:
     harness.raise_open_files_limit()
     feed = FleetFeed()
     handle = await serve_dashboard(feed, name="bench-dashboard")
-    simulation = FleetSimulation(feed.services, seed=seed)
     emit(url=handle.url, pid=os.getpid())
     try:
         while command := await harness.read_command():  # "changes COUNT DURATION"
             _, count, duration = command.split()
+            simulation = FleetSimulation(feed.services, seed=seed)  # every mode: the same story
             start = time.perf_counter()
             seqs = []
             for moment in simulation.schedule(int(count), float(duration)):
@@ -114,6 +115,8 @@ async def _one_mode(mode: str, args: argparse.Namespace, rng: random.Random) -> 
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for tab in tabs:
+            tab.close()
 
 
 def _result(
@@ -218,7 +221,7 @@ def summary(records: Sequence[dict[str, Any]]) -> str:
     first = records[0]
     head = (
         f"poll vs push: {first['tabs']:,} tabs, polling every {first['interval_s']:g} s, "
-        f"{first['changes']} changes in {first['duration_s']:.1f} s per mode"
+        f"{first['changes']} change(s) in {first['duration_s']:.1f} s per mode"
     )
     return "\n".join(
         [head, "", harness.results_table(records, COLUMNS, left=1), *harness.disturbed_note(records)]

@@ -117,12 +117,18 @@ class Tab:
         self.known: dict[str, int] = {}  # service -> seq of the newest change known
         self.seq = 0
         self.ready = asyncio.Event()
+        self.writer: asyncio.StreamWriter | None = None
         parts = parse_uri(self.url.replace("http", "ws", 1) + "/ws")
         self.host, self.port = parts.host, parts.port
 
     async def connect(self) -> Http:
-        reader, writer = await asyncio.open_connection(self.host, self.port)
-        return Http(reader, writer, self.meter, f"{self.host}:{self.port}")
+        reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        return Http(reader, self.writer, self.meter, f"{self.host}:{self.port}")
+
+    def close(self) -> None:
+        """Drop the connection (after the task was cancelled), so the next mode starts afresh."""
+        if self.writer is not None:
+            self.writer.close()
 
     def snapshot(self, data: dict[str, Any], *, count: bool = True) -> None:
         """Take a whole state; each service that moved on since the last one was learnt of now."""
@@ -210,6 +216,7 @@ class WebSocketTab(Tab):
 
     async def run(self) -> None:
         reader, writer = await asyncio.open_connection(self.host, self.port)
+        self.writer = writer
         protocol = ClientProtocol(
             parse_uri(f"ws://{self.host}:{self.port}/ws"),
             extensions=enable_client_permessage_deflate(None),

@@ -133,8 +133,12 @@ def create_dashboard_app(
         await websocket.accept()
         await _websocket_feed(websocket, feed, parse_seq(websocket.query_params.get("since")))
 
+    async def favicon(request: Request) -> Response:
+        return Response(status_code=204)  # no icon; say so instead of a 404 in every console
+
     routes = [
         Route("/", index),
+        Route("/favicon.ico", favicon),
         Route("/health", health),
         Route("/api/status", status),
         Route("/api/changes", changes),
@@ -294,7 +298,8 @@ async def start_dashboard_from_args(args: argparse.Namespace, log: Any = None) -
 
     if args.host is None:  # every interface for a room; this machine only otherwise
         args.host = "0.0.0.0" if args.public else "127.0.0.1"
-    feed = FleetFeed(broker_from_url(args.broker), server_id=args.id)
+    broker = broker_from_url(args.broker)
+    feed = FleetFeed(broker, server_id=args.id)
     handle = await serve_dashboard(
         feed,
         name=f"dashboard-{args.id}",
@@ -303,6 +308,7 @@ async def start_dashboard_from_args(args: argparse.Namespace, log: Any = None) -
         allowed_origins=args.allow_origin,
         log=log,
     )
+    handle.on_stop(broker.close)
     if args.rate > 0:
         feed.simulate(args.rate, seed=args.seed)
     return handle

@@ -45,7 +45,8 @@ class FleetFeed:
     """One server's view of the fleet, kept current from a broker.
 
     Args:
-        broker: numbers and shares the changes (default: an in-process one).
+        broker: numbers and shares the changes (default: an in-process one, closed with
+            the feed; a broker passed in is the caller's to close).
         server_id: this server's name, in each change it publishes (``via``).
         services: the fleet's services at the start.
         room: the broker room the changes go through.
@@ -60,6 +61,7 @@ class FleetFeed:
         room: str = "fleet",
         history: int = 1000,
     ) -> None:
+        self._owns_broker = broker is None
         self.broker = broker or MemoryBroker(history=history)
         self.server_id = server_id
         self.room = room
@@ -100,7 +102,8 @@ class FleetFeed:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        await self.broker.close()
+        if self._owns_broker:
+            await self.broker.close()
 
     async def _read(self, subscription: object) -> None:
         async for item in subscription:  # type: ignore[attr-defined]

@@ -15,7 +15,8 @@
 
   const $ = (id) => document.getElementById(id);
   const tiles = new Map(); // service name -> its tile element
-  const state = { seq: 0, seen: [], socket: null, attempt: 0 };
+  // seen: the seq of each change applied; lateness: seconds from its publication to now.
+  const state = { seq: 0, seen: [], lateness: [], socket: null, attempt: 0 };
   window.fleetDashboard = state; // for the browser tests: which changes were applied
 
   function feedUrl() {
@@ -59,6 +60,7 @@
     show(change, true);
     state.seq = change.seq;
     state.seen.push(change.seq);
+    state.lateness.push(Date.now() / 1000 - change.at);
     const item = document.createElement("li");
     const when = new Date(change.at * 1000).toLocaleTimeString();
     item.textContent = `#${change.seq} ${when} ${change.service} v${change.version} ${change.status}`;
