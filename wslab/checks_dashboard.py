@@ -23,6 +23,17 @@ __all__ = ["check_break_even", "check_conditional_get", "check_etag_match", "che
 
 TAG = '"7f3a"'
 
+_FAILED = object()
+
+
+def _call(report: CheckReport, what: str, function: Callable[..., Any], *args: Any) -> Any:
+    """The learner's function called with ``args``; a raise becomes a failed line (and :data:`_FAILED`)."""
+    try:
+        return function(*args)
+    except Exception as exc:
+        report.add(False, f"{what}: raised {type(exc).__name__}: {exc}")
+        return _FAILED
+
 
 def check_etag_match(not_modified: Callable[[str | None, str], bool]) -> CheckReport:
     """Exercise 1: ``not_modified(if_none_match, etag)``: should the answer be 304?"""
@@ -39,12 +50,8 @@ def check_etag_match(not_modified: Callable[[str | None, str], bool]) -> CheckRe
         ("*", TAG, True, "* (any representation)"),
     ]
     for header, etag, want, why in cases:
-        try:
-            got = not_modified(header, etag)
-        except Exception as exc:
-            report.add(
-                False, f"{why}: If-None-Match {header!r}, ETag {etag}: raised {type(exc).__name__}: {exc}"
-            )
+        got = _call(report, f"{why}: If-None-Match {header!r}, ETag {etag}", not_modified, header, etag)
+        if got is _FAILED:
             continue
         verdict = f"{want} ({304 if want else 200})"
         ok = got is want or (isinstance(got, bool) is False and bool(got) is want)
@@ -79,10 +86,8 @@ def check_sse_resume(replay: Callable[[str | None, list[Change]], str]) -> Check
              ("not-a-number", list(range(11, 16)))]  # fmt: skip
     for header, want in cases:
         what = f"Last-Event-ID {header!r}"
-        try:
-            text = replay(header, history)
-        except Exception as exc:
-            report.add(False, f"{what}: raised {type(exc).__name__}: {exc}")
+        text = _call(report, what, replay, header, history)
+        if text is _FAILED:
             continue
         if not isinstance(text, str):
             report.add(False, f"{what}: expected the stream's text (a str), got {type(text).__name__}")
@@ -124,10 +129,8 @@ def check_break_even(break_even_rate: Callable[[float, float, float], float]) ->
     ]
     for interval, poll_bytes, push_bytes, want in cases:
         what = f"interval {interval:g} s, {poll_bytes:g} B per poll, {push_bytes:g} B per pushed change"
-        try:
-            got = float(break_even_rate(interval, poll_bytes, push_bytes))
-        except Exception as exc:
-            report.add(False, f"{what}: raised {type(exc).__name__}: {exc}")
+        got = _call(report, what, lambda *a: float(break_even_rate(*a)), interval, poll_bytes, push_bytes)
+        if got is _FAILED:
             continue
         ok = math.isclose(got, want, rel_tol=1e-6)
         report.add(ok, f"{what}: expected {want:g} changes/s, got {got:g}")

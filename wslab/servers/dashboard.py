@@ -93,19 +93,7 @@ def create_dashboard_app(
         return Response(body, media_type="application/json", headers=headers)
 
     async def changes(request: Request) -> Response:
-        since = parse_seq(request.query_params.get("since"))
-        try:
-            timeout = min(float(request.query_params.get("timeout", LONG_POLL_TIMEOUT)), LONG_POLL_TIMEOUT)
-        except ValueError:
-            timeout = LONG_POLL_TIMEOUT
-        if since is None:
-            return JSONResponse({"error": "give ?since=SEQ (0 for everything)"}, status_code=400)
-        if not await feed.wait_after(since, max(timeout, 0.0)):
-            return Response(status_code=204, headers=_NO_CACHE)
-        missed = fleet.changes_after(since)
-        if missed is None:  # too far behind: the whole state instead
-            return JSONResponse({"seq": fleet.seq, "snapshot": fleet.snapshot()}, headers=_NO_CACHE)
-        return JSONResponse({"seq": fleet.seq, "changes": [c.to_dict() for c in missed]}, headers=_NO_CACHE)
+        return await _long_poll(feed, request)
 
     async def events(request: Request) -> Response:
         last = parse_seq(request.headers.get("last-event-id"))
@@ -114,20 +102,7 @@ def create_dashboard_app(
         return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
 
     async def deploys(request: Request) -> Response:
-        if not _from_this_machine(request):
-            return JSONResponse({"error": "deploys are reported from this machine only"}, status_code=403)
-        try:
-            change = Change.from_dict(json.loads(await request.body()))
-        except (ValueError, KeyError, TypeError):
-            return JSONResponse(
-                {"error": 'send {"service": ..., "version": N, "status": "deploying", "healthy", ...}'},
-                status_code=400,
-            )
-        try:
-            numbered = await feed.report(change)
-        except BrokerUnavailable as exc:
-            return JSONResponse({"error": str(exc)}, status_code=503)
-        return JSONResponse(numbered.to_dict(), status_code=202)
+        return await _report(feed, request)
 
     async def websocket_endpoint(websocket: WebSocket) -> None:
         await websocket.accept()
@@ -151,6 +126,42 @@ def create_dashboard_app(
     app = Starlette(routes=routes, middleware=middleware)
     app.state.feed = feed
     return app
+
+
+async def _long_poll(feed: FleetFeed, request: Request) -> Response:
+    """``GET /api/changes?since=N[&timeout=S]``: held until there is news after ``N`` (200), or 204."""
+    fleet = feed.fleet
+    since = parse_seq(request.query_params.get("since"))
+    try:
+        timeout = min(float(request.query_params.get("timeout", LONG_POLL_TIMEOUT)), LONG_POLL_TIMEOUT)
+    except ValueError:
+        timeout = LONG_POLL_TIMEOUT
+    if since is None:
+        return JSONResponse({"error": "give ?since=SEQ (0 for everything)"}, status_code=400)
+    if not await feed.wait_after(since, max(timeout, 0.0)):
+        return Response(status_code=204, headers=_NO_CACHE)
+    missed = fleet.changes_after(since)
+    if missed is None:  # too far behind: the whole state instead
+        return JSONResponse({"seq": fleet.seq, "snapshot": fleet.snapshot()}, headers=_NO_CACHE)
+    return JSONResponse({"seq": fleet.seq, "changes": [c.to_dict() for c in missed]}, headers=_NO_CACHE)
+
+
+async def _report(feed: FleetFeed, request: Request) -> Response:
+    """``POST /api/deploys``: a change reported by a deploy system on this machine (202), numbered."""
+    if not _from_this_machine(request):
+        return JSONResponse({"error": "deploys are reported from this machine only"}, status_code=403)
+    try:
+        change = Change.from_dict(json.loads(await request.body()))
+    except (ValueError, KeyError, TypeError):
+        return JSONResponse(
+            {"error": 'send {"service": ..., "version": N, "status": "deploying", "healthy", ...}'},
+            status_code=400,
+        )
+    try:
+        numbered = await feed.report(change)
+    except BrokerUnavailable as exc:
+        return JSONResponse({"error": str(exc)}, status_code=503)
+    return JSONResponse(numbered.to_dict(), status_code=202)
 
 
 async def _event_stream(feed: FleetFeed, last: int | None) -> AsyncIterator[str]:
