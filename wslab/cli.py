@@ -7,6 +7,7 @@ Examples::
     python -m wslab serve chat --port 9002 --overflow drop
     python -m wslab client ws://127.0.0.1:9002 --name alice
     python -m wslab serve web --port 8000 --public
+    python -m wslab serve dashboard --port 8001 --rate 0.5
     python -m wslab services
     python -m wslab serve chat --port 9002 --broker redis://127.0.0.1:6379
 """
@@ -162,8 +163,14 @@ def _audience_lines(args: argparse.Namespace, handle: runtime.ServerHandle) -> l
     return [*lines, qr_text(urls[0])]
 
 
+async def _start_dashboard(args: argparse.Namespace, events: EventLog) -> runtime.ServerHandle:
+    from .servers.dashboard import start_dashboard_from_args
+
+    return await start_dashboard_from_args(args, events)
+
+
 #: ``serve <name>``: how to start each server, with the command line's options and log.
-SERVERS = {"echo": _start_echo, "chat": _start_chat, "web": _start_web}
+SERVERS = {"echo": _start_echo, "chat": _start_chat, "web": _start_web, "dashboard": _start_dashboard}
 
 
 async def _serve(args: argparse.Namespace) -> int:
@@ -284,6 +291,18 @@ def _add_web_parser(servers: Any) -> None:
     )
 
 
+def _add_dashboard_parser(servers: Any) -> None:
+    """``serve dashboard``: lesson 07's fleet dashboard (its options: wslab.servers.dashboard)."""
+    from .servers.dashboard import add_dashboard_options
+
+    dashboard = servers.add_parser(
+        "dashboard",
+        parents=[_server_options(host=None)],
+        help="lesson 07: a simulated fleet's dashboard: page, polling, long polling, SSE, WebSocket",
+    )
+    add_dashboard_options(dashboard, broker_url=_broker_url)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m wslab", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -296,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_chat_parser(servers)
     _add_web_parser(servers)
+    _add_dashboard_parser(servers)
     serve.set_defaults(run=_serve)
 
     send = commands.add_parser("send", help="send messages to a server and print one reply to each")
