@@ -1,7 +1,7 @@
 """Lesson 05 pinned down: a heartbeat notices a dead peer within its bound, and only a dead one.
 
 Every scenario runs over real sockets on 127.0.0.1 with a :class:`FaultProxy` in the path:
-``stall()`` is the silent failure (a NAT gateway that forgot the connection), latency is
+``stall()`` is the silent failure (a hung middlebox: bytes acknowledged, never delivered), latency is
 the slow but alive link. Detection times are measured with ``loop.time()`` from the stall
 and compared with ``interval + timeout`` plus ``TOLERANCE`` for the event loop's timing,
 plus a few times the worst lateness of the event loop measured during the test: on a busy

@@ -22,7 +22,6 @@ __all__ = [
     "check_backoff",
     "check_collect",
     "check_find_gaps",
-    "check_heartbeat",
     "check_numbered_echo",
     "check_origin_guard",
     "check_origin_rule",
@@ -449,59 +448,4 @@ async def check_websocket_counter(middleware: Callable[[Any], Any]) -> CheckRepo
     if "two WebSockets open: expected open == 2, got 0" in report.failures:
         report.hint("BaseHTTPMiddleware never sees a WebSocket: write __call__(self, scope, receive, send)")
     report.hint("count up when the app sends 'websocket.accept' (wrap send); count down once the app returns")
-    return report
-
-
-# Lesson 05
-
-
-async def check_heartbeat(handler: Handler, *, interval: float, timeout: float) -> CheckReport:
-    """Exercise: a handler with a heartbeat drops a stalled client in time, and keeps a slow one.
-
-    The handler runs on a real server with keepalive off, reached through a real
-    :class:`~wslab.faults.FaultProxy`.
-    """
-    from .faults import FaultProxy  # late: only this lesson needs the proxy
-
-    report = CheckReport("heartbeat")
-    bound = interval + timeout
-    tolerance = 0.5
-    server = await serve(handler, name="check:heartbeat", ping_interval=None)
-    proxy = await FaultProxy.start(server.host, server.port, name="check:proxy")
-    loop = asyncio.get_running_loop()
-    try:
-        # A short close_timeout: leaving this block while stalled must not wait 10 s for a close.
-        async with connect(proxy.url_for("/"), ping_interval=None, close_timeout=0.2) as ws:
-            await ws.send("hello")
-            reply = await asyncio.wait_for(ws.recv(), REPLY_TIMEOUT)
-            report.add(reply == "Echo: hello", f"echo still works: expected 'Echo: hello', got {reply!r}")
-
-            slow = min(0.2, timeout / 4)
-            proxy.set_latency(slow)
-            await asyncio.sleep(1.5 * bound)  # the experiment: a slow but alive link, for a while
-            report.add(
-                server.connections == 1, f"a slow link ({slow:g} s each way) is kept for {1.5 * bound:g} s"
-            )
-            proxy.resume()
-
-            stalled_at = loop.time()
-            proxy.stall()
-            try:
-                await wait_until(lambda: server.connections == 0, timeout=bound + tolerance)
-                took = loop.time() - stalled_at
-                report.add(True, f"a stalled client is dropped within {bound:g} s (+{tolerance:g} s)")
-            except TimeoutError:
-                took = None
-                report.add(
-                    False, f"a stalled client is still connected {bound + tolerance:g} s after the stall"
-                )
-                report.hint("a task beside the echo loop: sleep(interval), ping, note each pong's time")
-                report.hint("when nothing was heard for `timeout`, connection.transport.abort()")
-            if took is not None and took < interval / 2:
-                report.add(False, "the client was dropped suspiciously fast: is something else closing it?")
-    except Exception as exc:
-        report.add(False, f"the server failed: {type(exc).__name__}: {exc}")
-    finally:
-        await proxy.stop()
-        await server.stop()
     return report

@@ -1,9 +1,10 @@
 """A TCP proxy that injects network faults between a client and a server on loopback.
 
 On loopback nothing ever goes wrong, so lesson 05 puts this proxy in the path to show
-what a real network does to a WebSocket connection: it can add latency, stall (hold
-every byte without closing anything, like a NAT gateway that silently forgot the
-connection) and cut (reset both ends, like a crashed middlebox)::
+what a real network does to a WebSocket connection: it can add latency, stall (read and
+hold every byte without closing anything, like a hung middlebox whose TCP still
+acknowledges; unlike a NAT gateway that forgot the mapping, where bytes go
+unacknowledged) and cut (reset both ends, like a crashed middlebox)::
 
     server = await wslab.serve(echo, ping_interval=None)
     proxy = await FaultProxy.start(server.host, server.port)
@@ -396,9 +397,10 @@ class FaultProxy(ServerHandle):
 
     * :meth:`set_latency` delays each chunk of bytes; order is preserved.
     * :meth:`stall` stops delivering without closing anything. The proxy keeps reading
-      into a held buffer, so the sender's writes succeed, as they would into a dead NAT
-      mapping; once ``buffer_limit`` bytes are held for one connection and direction
-      (4 MiB by default) it stops reading from that sender, whose kernel buffers and then
+      into a held buffer, so the sender's writes succeed and are acknowledged, as they
+      would be by a hung middlebox (a dead NAT mapping acknowledges nothing); once
+      ``buffer_limit`` bytes are held for one connection and direction (4 MiB by
+      default) it stops reading from that sender, whose kernel buffers and then
       its writes fill up. A connection accepted while stalled is accepted and connected
       to the server as usual (the server sees a TCP connection), but its bytes are held
       like everyone's: a WebSocket opening handshake then waits, and times out.
