@@ -35,6 +35,7 @@ from .servers import echo
 from .servers.chat import ChatServer, OverflowPolicy
 from .signals import cancel_on_signal
 from .terminal import run_client
+from .tls import explain_tls_error
 
 log = logging.getLogger("wslab.cli")
 
@@ -343,6 +344,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _explain(exc: BaseException) -> str:
     """A one-line reason a learner can act on, instead of a traceback."""
+    tls = explain_tls_error(exc)
+    if tls is not None:
+        return tls
     if isinstance(exc, BrokerUnavailable):
         return f"the broker is unavailable: {exc}"
     if isinstance(exc, ConnectionRefusedError) or "Connect call failed" in str(exc):

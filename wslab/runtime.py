@@ -264,6 +264,8 @@ async def serve(
         options.setdefault("create_connection", RecordedConnection)
     server = await websockets_serve(observe(handler, log, send_buffer=send_buffer), host, port, **options)
     handle = WebSocketServerHandle(name, server, log=log)
+    if options.get("ssl") is not None:
+        handle.scheme = "wss"  # TLS on this port: clients must use wss:// (and trust its certificate)
     _running[name] = handle
     return handle
 
