@@ -25,7 +25,7 @@ from .runtime import serve
 
 __all__ = ["check_graceful_stop", "check_heartbeat_for_proxy"]
 
-#: Idle timeouts the interval rule is checked for: nginx's default, an ALB's, Azure's L4 default.
+#: Idle timeouts the interval rule is checked for: nginx's and AWS ALB's default (60 s), others, scaled down.
 TIMEOUTS = (60.0, 350.0, 240.0, 1.0)
 #: The idle timeout of the real proxy in the check (scaled down), and how long it stays quiet.
 REAL_TIMEOUT = 0.6
