@@ -117,7 +117,7 @@ async def _start_chat(args: argparse.Namespace, events: EventLog) -> runtime.Ser
     chat = ChatServer(broker=broker, server_id=args.id, overflow=args.overflow, max_backlog=args.max_backlog)
     try:
         if args.broker:
-            await _wait_for_broker(broker, chat.room, args.broker)
+            await _wait_for_broker(broker, chat.room.name, args.broker)
         handle = await chat.serve(
             name="chat", host=args.host, port=args.port, log=events, max_size=args.max_size
         )
