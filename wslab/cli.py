@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI, WebSocketException
+from websockets.frames import CloseCode
 
 from . import runtime
 from .argtypes import positive_int
@@ -30,12 +31,14 @@ from .bench import add_bench_parser
 from .brokers import BROKER_SCHEMES, Broker, BrokerUnavailable, broker_from_url
 from .brokers.base import broker_address
 from .clients import exchange
-from .events import EventLog, LogEvent, LogKind
+from .events import EventLog, LogEvent, LogKind, close_label
+from .logs import LogFormat, configure_logging, event_fields
 from .protocol import backoff_delays
 from .servers import echo
 from .servers.chat import ChatServer, OverflowPolicy
 from .signals import cancel_on_signal
 from .terminal import run_client
+from .tls import explain_tls_error
 
 log = logging.getLogger("wslab.cli")
 
@@ -44,10 +47,11 @@ def _log_listener(verbose: bool):  # type: ignore[no-untyped-def]
     lifecycle = (LogKind.CONNECT, LogKind.DISCONNECT, LogKind.NOTE)
 
     def listener(event: LogEvent) -> None:
+        fields = {"fields": event_fields(event)}
         if event.direction in lifecycle:
-            log.info("%s %s", event.peer, event.describe())
+            log.info("%s %s", event.peer, event.describe(), extra=fields)
         elif verbose:
-            log.debug("%s %s", event.peer, event.describe())
+            log.debug("%s %s", event.peer, event.describe(), extra=fields)
 
     return listener
 
@@ -188,8 +192,13 @@ async def _serve(args: argparse.Namespace) -> int:
         if getattr(args, "public", False):
             print("\n".join(_audience_lines(args, handle)), flush=True)
 
-    sig = await runtime.serve_until_signalled(handle, on_ready=announce)
-    log.info("stopped by %s; clients were sent 1001 (going away)", sig.name)
+    if isinstance(handle, runtime.WebSocketServerHandle):
+        handle.drain_timeout = args.drain_timeout
+    code = CloseCode(args.stop_code)
+    reason = "server restarting" if code == CloseCode.SERVICE_RESTART else "server shutting down"
+    sig = await runtime.serve_until_signalled(handle, on_ready=announce, code=code, reason=reason)
+    fields = {"event": "stopped", "signal": sig.name, "code": int(code)}
+    log.info("stopped by %s; clients were sent %s", sig.name, close_label(code), extra={"fields": fields})
     return 0
 
 
@@ -220,6 +229,27 @@ def _server_options(*, host: str | None = "127.0.0.1", max_size: int = 2**20) ->
     )
     options.add_argument(
         "-v", "--verbose", action="store_true", help="log every message, not only connections"
+    )
+    options.add_argument(
+        "--log-format",
+        choices=[f.value for f in LogFormat],
+        default=LogFormat.TEXT.value,
+        help="text for people; json (one object per line) or kv (key=value) for log collectors",
+    )
+    options.add_argument(
+        "--stop-code",
+        type=int,
+        choices=[int(CloseCode.GOING_AWAY), int(CloseCode.SERVICE_RESTART)],
+        default=int(CloseCode.GOING_AWAY),
+        help="close code sent to every client on Ctrl-C / SIGTERM: 1001 going away, "
+        "1012 service restart (default: %(default)s)",
+    )
+    options.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="on stop, drop clients that have not closed after this long (default: %(default)s)",
     )
     return options
 
@@ -342,12 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
-        format="%(asctime)s %(message)s",
-        datefmt="%H:%M:%S",
-        stream=sys.stderr,
-    )
+    log_format = getattr(args, "log_format", LogFormat.TEXT)
+    configure_logging(log_format, verbose=getattr(args, "verbose", False), stream=sys.stderr)
     try:
         return asyncio.run(args.run(args))
     except KeyboardInterrupt:
@@ -359,6 +385,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _explain(exc: BaseException) -> str:
     """A one-line reason a learner can act on, instead of a traceback."""
+    tls = explain_tls_error(exc)
+    if tls is not None:
+        return tls
     if isinstance(exc, BrokerUnavailable):
         return f"the broker is unavailable: {exc}"
     if isinstance(exc, ConnectionRefusedError) or "Connect call failed" in str(exc):
