@@ -161,3 +161,11 @@ def test_the_shell_follows_the_hub_variable_first(tmp_path: Path) -> None:
     assert found["kind"] == "hub"
     assert found["url"] == "/user/ana/proxy/8000/page"
     assert found["origins"] == []
+
+
+def test_jpy_parent_pid_alone_decides_when_set(tmp_path: Path) -> None:
+    """A kernel that nbclient launched (JPY_PARENT_PID = nbclient's process) from a Jupyter
+    terminal has the Jupyter server among its ancestors, but is not that server's kernel."""
+    write_jpserver(tmp_path, os.getpid(), "/user/learner/")
+    assert run_helper(tmp_path, JPY_PARENT_PID="1")["kind"] == "local"
+    assert run_helper(tmp_path, JPY_PARENT_PID=str(os.getpid()))["kind"] == "prefixed"

@@ -134,8 +134,8 @@ def _slashed(url: str) -> str:
 
 
 def match_server(servers: Iterable[JupyterServer], lineage: Iterable[int]) -> JupyterServer | None:
-    """The server whose pid is first among ``lineage`` (``JPY_PARENT_PID``, then this
-    process's parent, grandparent, ...): the one that started this kernel.
+    """The server whose pid is first among ``lineage`` (``JPY_PARENT_PID``, or this process's
+    parent, grandparent, ...): the one that started this kernel.
 
     Never "the only server running": a kernel that nbclient started on a machine where
     someone's JupyterLab also runs belongs to no server.

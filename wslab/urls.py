@@ -13,7 +13,7 @@ jupyter-server-proxy carries ``<base>proxy/PORT/`` on to the kernel's server::
 How this kernel's Jupyter server is found: JupyterHub's ``JUPYTERHUB_SERVICE_PREFIX`` first;
 else :func:`jupyter_server.serverapp.list_running_servers` (the ``jpserver-<pid>.json`` files
 in the runtime directory, which the kernel shares with its server) matched by pid against
-``JPY_PARENT_PID`` (set by jupyter_client when it launches a kernel) and then this process's
+``JPY_PARENT_PID`` (set by jupyter_client when it launches a kernel), or else this process's
 ancestors. The decision itself is :func:`wslab.places.find_place`.
 """
 
@@ -51,17 +51,22 @@ def running_jupyter_servers() -> list[JupyterServer]:
 
 
 def lineage() -> list[int]:
-    """``JPY_PARENT_PID`` if set, then this process's ancestors, nearest first."""
-    pids: list[int] = []
-    with contextlib.suppress(ValueError):
-        pids.append(int(os.environ.get("JPY_PARENT_PID", "")))
+    """The pids that may be this kernel's Jupyter server, nearest first.
+
+    On POSIX, jupyter_client sets ``JPY_PARENT_PID`` to the launching process's pid (a kernel
+    spec's wrapper script inherits it): if set, it alone decides, so a kernel that nbclient
+    started from a Jupyter terminal is not taken for that server's. Elsewhere (on Windows it
+    is a handle, not a pid) this process's ancestors are tried.
+    """
+    parent = os.environ.get("JPY_PARENT_PID", "")
+    if os.name == "posix" and parent.isdigit():
+        return [int(parent)]
     try:
         import psutil  # a dependency of ipykernel
 
-        pids += [parent.pid for parent in psutil.Process().parents()]
+        return [process.pid for process in psutil.Process().parents()]
     except Exception:  # no psutil, or a process that vanished while we looked
-        pids.append(os.getppid())
-    return list(dict.fromkeys(pids))
+        return [os.getppid()]
 
 
 @functools.cache
