@@ -169,3 +169,16 @@ def test_jpy_parent_pid_alone_decides_when_set(tmp_path: Path) -> None:
     write_jpserver(tmp_path, os.getpid(), "/user/learner/")
     assert run_helper(tmp_path, JPY_PARENT_PID="1")["kind"] == "local"
     assert run_helper(tmp_path, JPY_PARENT_PID=str(os.getpid()))["kind"] == "prefixed"
+
+
+def test_the_where_report_says_what_works_where() -> None:
+    from wslab.orientation import Report
+
+    hub = find_place({"JUPYTERHUB_SERVICE_PREFIX": "/user/ana/"}, [], lineage=[])
+    text = str(Report(hub, proxy="installed; not checked: the server wants a login (HTTP 403)"))
+    assert text.startswith("where: hub (JUPYTERHUB_SERVICE_PREFIX=/user/ana/")
+    assert "your browser reaches a server on port 8000 at: /user/ana/proxy/8000/" in text
+    assert "not confirmed working" in text and "phones need a local run" in text
+    local = str(Report(find_place({}, [], lineage=[]), proxy="works (...)"))
+    assert "at: http://127.0.0.1:8000/" in local and "not confirmed" not in local
+    assert "Jupyter server: none found for this kernel" in local
