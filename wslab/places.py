@@ -161,7 +161,7 @@ def find_place(env: Mapping[str, str], servers: Iterable[JupyterServer], lineage
             why=f"JUPYTERHUB_SERVICE_PREFIX={prefix} (JupyterHub or Binder)",
         )
     if server is None:
-        return Place(PlaceKind.LOCAL, why="no Jupyter server started this kernel (a script or nbclient?)")
+        return Place(PlaceKind.LOCAL, why="no Jupyter server started this kernel: a script or nbclient did")
     if server.base_url != "/":
         return Place(
             PlaceKind.PREFIXED,
