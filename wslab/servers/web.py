@@ -276,13 +276,8 @@ class OriginGuard:
     browser always sends ``Origin``; clients that are not browsers usually send none, and
     are let through (they carry no victim's cookies).
 
-    Behind jupyter-server-proxy (Binder, JupyterHub) nothing changes: the browser's page is
-    on the Jupyter server's origin and the proxy forwards every request header, ``Host``
-    included, so ``Origin`` and ``Host`` still name the same host. That origin is shared by
-    everything the Jupyter server serves (JupyterLab, other proxied apps), all of it the
-    learner's own, behind the learner's login; other sites' pages are still refused. Locally,
-    the notebook page (``http://127.0.0.1:8888``) is another origin than the app: it gets in
-    only if named in ``allowed``, which is what ``wslab.urls.notebook_origins()`` gives.
+    Behind jupyter-server-proxy the page's origin is the Jupyter server's and the proxy forwards
+    ``Host``: the rule holds as it is. Locally an in-notebook client needs ``notebook_origins()``.
     """
 
     def __init__(self, app: ASGIApp, *, allowed: Sequence[str] = ()) -> None:
