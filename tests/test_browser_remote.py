@@ -121,8 +121,12 @@ def lesson(browser: Any, lab: JupyterLab, request: pytest.FixtureRequest) -> Ite
         wait_kernel_idle(page)
         cleanup = code_cells(page, LESSON)[-1]
         assert "cleanup" in cleanup["tags"], cleanup
-        succeeded = run_command_on_cell(page, LESSON, cleanup["index"], "notebook:run-all-above")
-        wait_cells_finished(page, LESSON)
+        try:
+            succeeded = run_command_on_cell(page, LESSON, cleanup["index"], "notebook:run-all-above")
+            wait_cells_finished(page, LESSON)
+        except BaseException:
+            save_artifacts(page, lab, f"{request.node.name}-run-all")
+            raise
         assert error_outputs(page, LESSON) == []
         assert succeeded is True, "notebook:run-all-above reported a failure"
         yield page
