@@ -177,7 +177,10 @@ class MessageLog(widgets.VBox):
 
     def render(self) -> None:
         """Push the current window of the log to the browser."""
-        where = f" &middot; <code>{html.escape(self._url)}</code>" if self._url else ""
+        url = html.escape(self._url)
+        where = f" &middot; <code>{url}</code>" if url else ""
+        if self._url.startswith(("http://", "https://", "/")):  # a page (wslab.urls): a link to it
+            where = f' &middot; <a href="{url}" target="_blank"><code>{url}</code></a>'
         self._header.value = (
             f"<b>{html.escape(self._title)}</b>{where} &middot; "
             f"<span class='wslab-log-count'>{self.events.open_connections} connected</span> &middot; "
