@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import json
+import random
 from typing import Any
 
+import pytest
 from helpers import stop_servers  # noqa: F401  (autouse fixture)
 from test_checks import assert_hint, assert_not_yet, assert_passed, failing
+from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from wslab.brokers import MemoryBroker
-from wslab.checks_chat import check_history_lost, check_lag_closes, check_resuming_room
+from wslab.checks import check_backoff
+from wslab.checks_chat import (
+    check_gives_up,
+    check_history_lost,
+    check_lag_closes,
+    check_reconnecting_client,
+    check_resuming_room,
+)
+from wslab.clients import ChatClient
 from wslab.servers import ChatServer
-from wslab.solutions import lesson02
+from wslab.solutions import lesson02, lesson03
 
 # --- lesson 02: lag closes with 4001 ----------------------------------------------------
 
@@ -133,3 +146,79 @@ async def test_history_lost_fails_on_a_room_that_replays_silently() -> None:
     assert_not_yet(report)
     assert "no history-lost came" in failing(report, "history-lost")
     assert_hint(report, "oldest kept")
+
+
+# --- lesson 03: backoff -----------------------------------------------------------------
+
+
+def test_backoff_solution_passes() -> None:
+    assert_passed(check_backoff(lesson03.backoff))
+
+
+def test_backoff_fails_on_full_jitter_and_on_no_jitter() -> None:
+    report = check_backoff(lambda attempt: random.uniform(0, min(10, 0.1 * 2**attempt)))
+    assert_not_yet(report)
+    assert "delays within [5, 10] s (saw " in failing(report, "attempt 11: delays within")
+    assert_hint(report, "never below half its ceiling")
+    report = check_backoff(lambda attempt: min(10, 0.1 * 2**attempt))
+    assert_not_yet(report)
+    assert failing(report, "jitter") == "attempt 5: delays differ from call to call (jitter)"
+    assert "(they spread over 0.00 s)" in failing(report, "attempt 11")
+    assert_hint(report, "at random")
+
+
+# --- lesson 03: the reconnecting client -------------------------------------------------
+
+
+async def test_reconnecting_client_passes_on_the_solution_and_on_wslab() -> None:
+    assert_passed(await check_reconnecting_client(lesson03.ResumingClient))
+    assert_passed(await check_reconnecting_client(ChatClient))
+
+
+async def test_reconnecting_client_fails_without_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lesson03, "jittered_delays", lambda: itertools.repeat(0.0))
+    report = await check_reconnecting_client(lesson03.ResumingClient)
+    assert_not_yet(report)
+    assert "handshakes tried during the 0.5 s outage:" in failing(report, "handshakes tried")
+    assert_hint(report, "reconnect_delays=")
+
+
+class _Forgetful(lesson03.ResumingClient):
+    """Sends only while connected: no outbox, so what the user types during an outage is lost."""
+
+    async def send(self, text: str) -> None:
+        if self.connection is not None:
+            await self.connection.send(json.dumps({"type": "chat", "text": text}))
+
+
+async def test_reconnecting_client_fails_without_an_outbox() -> None:
+    report = await check_reconnecting_client(_Forgetful)
+    assert_not_yet(report)
+    assert "got ['a1', 'a2', 'a3']" in failing(report, "once each, in order")
+    assert_hint(report, "outbox")
+
+
+# --- lesson 03: gives up on 1008 --------------------------------------------------------
+
+
+async def test_gives_up_passes_on_the_solution_and_on_wslab() -> None:
+    assert_passed(await check_gives_up(lesson03.ResumingClient))
+    assert_passed(await check_gives_up(ChatClient))
+
+
+class _Stubborn(lesson03.ResumingClient):
+    """Section 4's client as the lesson first builds it: it reconnects after every close."""
+
+    async def run(self) -> None:
+        async for connection in connect(self.url, reconnect_delays=lesson03.jittered_delays):
+            await connection.send(json.dumps({"type": "hello", "name": self.name}))
+            with contextlib.suppress(ConnectionClosed):
+                async for raw in connection:
+                    await self.receive(connection, json.loads(raw))
+
+
+async def test_gives_up_fails_on_a_client_that_always_reconnects() -> None:
+    report = await check_gives_up(_Stubborn)
+    assert_not_yet(report)
+    assert failing(report, "refused with 1008").endswith("still running, after trying again and again")
+    assert_hint(report, "1008 means do not come back")

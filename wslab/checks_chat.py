@@ -20,9 +20,16 @@ from websockets.exceptions import ConnectionClosed
 from websockets.uri import parse_uri
 
 from .checks import REPLY_TIMEOUT, CheckReport
+from .protocol import EventKind
 from .runtime import Handler, ServerHandle, serve, wait_until
 
-__all__ = ["check_history_lost", "check_lag_closes", "check_resuming_room"]
+__all__ = [
+    "check_gives_up",
+    "check_history_lost",
+    "check_lag_closes",
+    "check_reconnecting_client",
+    "check_resuming_room",
+]
 
 #: Room events (the other json messages, welcome, ack, live, ping, are not looked at).
 EVENT_TYPES = ("chat", "join", "leave")
@@ -322,3 +329,141 @@ def _judge_history_lost(report: CheckReport, back: _Reader, start: int, texts: l
     report.add(got == want, f"expected {json.dumps(want)}, got {json.dumps(got)}")
     before = back.messages.index(lost) < back.messages.index(replay[0])
     report.add(before, "history-lost comes before the replay")
+
+
+# Lesson 03: the reconnecting client
+
+
+async def check_reconnecting_client(make: Callable[[str, str], Any], *, outage: float = 0.5) -> CheckReport:
+    """A client that reconnects with backoff, resumes, and resends its outbox in order.
+
+    ``make(url, name)`` builds the client; it needs ``await client.run()`` (connect, and
+    reconnect until cancelled), ``await client.send(text)`` and ``client.texts(author=...)``.
+    Its server restarts (1012) and stays down ``outage`` seconds, refusing every handshake
+    meanwhile; others talk, and the client's user types, while it is away.
+    """
+    from .servers.chat import ChatServer  # late: lesson 01's checks need no chat machinery
+
+    report = CheckReport("reconnecting client")
+    chat = ChatServer(server_id="check")
+    handle = await chat.serve(name="check:client")
+    client = make(handle.url, "learner")
+    running = asyncio.ensure_future(client.run())
+    try:
+        before, typed, missed = ["a1", "a2", "a3"], ["b1", "b2"], ["o1", "o2"]
+        if not await _until(report, "the client joins", lambda: "learner" in chat.users, REPLY_TIMEOUT):
+            return report
+        for text in before:
+            await client.send(text)
+        if await _until(report, "a1..a3 are published", lambda: _said(chat, "learner") == before, 5):
+            await handle.stop(code=1012, reason="restarting")
+            for text in missed:  # others talk while the client is away
+                await chat.broker.publish(chat.room.event(EventKind.CHAT, "other", text))
+            for text in typed:  # and its user types
+                await client.send(text)
+            attempts = await _refuse_handshakes(handle.port, outage)
+            handle = await chat.serve(name="check:client", port=handle.port)
+            await _judge_reconnection(report, chat, client, before + typed, missed, attempts, outage)
+    except Exception as exc:  # the learner's client raised: say so instead of a traceback
+        report.add(False, f"the client raised {type(exc).__name__}: {exc}")
+    finally:
+        running.cancel()
+        with contextlib.suppress(BaseException):
+            await running
+        await handle.stop()
+    return report
+
+
+def _said(chat: Any, name: str) -> list[str]:
+    """What ``name`` said in the room, as the server published it (in order, duplicates too)."""
+    return [e.text for e in chat.room.transcript if e.kind is EventKind.CHAT and e.name == name]
+
+
+async def _refuse_handshakes(port: int, seconds: float) -> int:
+    """Hold ``port`` for ``seconds``, closing every connection at once; returns how many came."""
+    attempts = 0
+
+    def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal attempts
+        attempts += 1
+        writer.close()
+
+    refuser = await asyncio.start_server(refuse, "127.0.0.1", port)
+    await asyncio.sleep(seconds)  # the outage: how long the server is away, not a wait for anything
+    refuser.close()
+    await refuser.wait_closed()
+    return attempts
+
+
+async def _judge_reconnection(
+    report: CheckReport,
+    chat: Any,
+    client: Any,
+    said: list[str],
+    missed: list[str],
+    attempts: int,
+    outage: float,
+) -> None:
+    mine = lambda: _said(chat, "learner")  # noqa: E731
+    await _until(report, "the outbox goes out after the restart", lambda: len(mine()) >= len(said), 5)
+    report.add(mine() == said, f"the room got {said} once each, in order: got {mine()}")
+    if mine()[len(said) - 2 :] != said[-2:]:
+        report.hint("keep what was sent in an outbox until its ack; send the outbox again once live")
+    heard = lambda: client.texts(author="other")  # noqa: E731
+    await _until(report, "what others said while it was away arrives", lambda: heard() == missed, 5)
+    report.add(heard() == missed, f"what others said while it was away, {missed}, arrived: got {heard()}")
+    if heard() != missed:
+        report.hint('the hello after a reconnect carries "resume": the last seq seen')
+    calm = attempts <= 20
+    report.add(calm, f"handshakes tried during the {outage:g} s outage: {'at most 20' if calm else attempts}")
+    if not calm:
+        report.hint("wait between attempts, longer each time, with jitter: reconnect_delays=")
+
+
+async def check_gives_up(make: Callable[[str, str], Any]) -> CheckReport:
+    """Exercise: a client stops for good when the server refuses it (1008), and only then.
+
+    A name already in the room is refused with an error and close code 1008: ``run()``
+    must return, after one try. A server restart (1012) must still be reconnected.
+    """
+    from .clients import ChatClient
+    from .servers.chat import ChatServer
+
+    report = CheckReport("gives up on 1008")
+    chat = ChatServer(server_id="check")
+    handle = await chat.serve(name="check:gives-up")
+    holder = ChatClient(handle.url, "taken").start()
+    tasks: list[asyncio.Future[Any]] = []
+    try:
+        await wait_until(lambda: holder.live, timeout=REPLY_TIMEOUT)
+        tasks.append(asyncio.ensure_future(make(handle.url, "taken").run()))
+        stopped = await _finished(tasks[-1], REPLY_TIMEOUT)
+        once = chat.stats.rejected == 1
+        report.add(
+            stopped and once,
+            "refused with 1008: run() returned after one try"
+            if stopped and once
+            else f"refused with 1008: run() {'returned' if stopped else 'still running'}, after"
+            f" {'one try' if once else 'trying again and again'}",
+        )
+        if not stopped:
+            report.hint("after the connection ends, look at its close code: 1008 means do not come back")
+        tasks.append(asyncio.ensure_future(make(handle.url, "learner").run()))
+        await wait_until(lambda: "learner" in chat.users or tasks[-1].done(), timeout=REPLY_TIMEOUT)
+        handle = await chat.serve(name="check:gives-up", port=handle.port)  # a restart: 1012
+        back = await _finished(asyncio.ensure_future(wait_until(lambda: "learner" in chat.users)), 5)
+        report.add(back, "after a restart (1012) it reconnected")
+    finally:
+        for task in tasks:
+            task.cancel()
+        await holder.stop()
+        await handle.stop()
+    return report
+
+
+async def _finished(task: asyncio.Future[Any], timeout: float) -> bool:
+    """Whether ``task`` ends within ``timeout`` (its exception, if any, is retrieved)."""
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if done and not task.cancelled():
+        task.exception()
+    return bool(done)
