@@ -231,22 +231,28 @@ def check_username_rules(validate: Callable[[str, set[str]], str]) -> CheckRepor
 
 
 def check_backoff(backoff: Callable[[int], float]) -> CheckReport:
-    """Exercise: ``backoff(attempt)`` is a random delay in ``[0, min(10, 0.1 * 2**attempt)]``."""
+    """Exercise: ``backoff(attempt)`` with equal jitter: random in ``[c / 2, c]``.
+
+    ``c = min(10, 0.1 * 2**attempt)``: the ceiling doubles from 0.1 s up to 10 s.
+    """
     report = CheckReport("backoff")
     samples = {attempt: [backoff(attempt) for _ in range(200)] for attempt in range(12)}
     for attempt, values in samples.items():
         ceiling = min(10.0, 0.1 * 2**attempt)
-        inside = all(0 <= v <= ceiling + 1e-9 for v in values)
+        inside = all(ceiling / 2 - 1e-9 <= v <= ceiling + 1e-9 for v in values)
         seen = "" if inside else f" (saw {min(values):.3f} to {max(values):.3f})"
-        report.add(inside, f"attempt {attempt}: delays within [0, {ceiling:g}] s{seen}")
+        report.add(inside, f"attempt {attempt}: delays within [{ceiling / 2:g}, {ceiling:g}] s{seen}")
     report.add(
         len({round(v, 9) for v in samples[5]}) > 1,
         "attempt 5: delays differ from call to call (jitter)",
     )
-    reaches = max(samples[11]) > 5.0
-    seen = "" if reaches else f" (the largest was {max(samples[11]):.2f})"
-    report.add(reaches, f"attempt 11: some delays reach past 5 s, toward the 10 s cap{seen}")
-    report.hint("full jitter: random.uniform(0, min(10, 0.1 * 2 ** attempt))")
+    spread = max(samples[11]) - min(samples[11])
+    seen = "" if spread > 2.5 else f" (they spread over {spread:.2f} s)"
+    report.add(spread > 2.5, f"attempt 11: delays spread over the upper half, 5 to 10 s{seen}")
+    if any(not ok and "within" in line for ok, line in report.results):
+        report.hint("look at the lowest delay each attempt allows: never below half its ceiling")
+    else:
+        report.hint("every call picks its delay anew, at random: the random module")
     return report
 
 
