@@ -2,7 +2,7 @@
 
 The orientation of lesson 01. Nothing is guessed from the platform: the Jupyter server is the
 one that started this kernel (:mod:`wslab.urls`), the proxy is tried with a real request
-through that server to a throw-away listener in this kernel, and the programs lesson 06 and the
+through that server to a throw-away listener in this kernel, and the programs lessons 06 and 08 and the
 browser tests need are looked up where wslab itself would find them. Every request goes to
 this machine's loopback interface.
 """
@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from .places import JupyterServer, Place
 from .services.discovery import find_nats_server, find_redis_server
+from .services.nginx import find_nginx
 from .urls import here
 
 __all__ = ["Report", "where"]
@@ -36,6 +37,7 @@ class Report:
     proxy: str
     brokers: dict[str, str] = field(default_factory=dict)
     chromium: str = ""
+    nginx: str = ""
 
     @property
     def proxy_works(self) -> bool:
@@ -60,6 +62,7 @@ class Report:
         else:
             lines.append("live audience (lesson 04): phones on your network, with PUBLIC = True")
         lines += [f"{name} (lesson 06): {found}" for name, found in self.brokers.items()]
+        lines.append(f"nginx (lesson 08): {self.nginx}")
         lines.append(f"Chromium (browser tests): {self.chromium}")
         return lines
 
@@ -132,4 +135,5 @@ async def where() -> Report:
         proxy=await probe_proxy(place),
         brokers={"Redis server": _found(find_redis_server()), "NATS server": _found(find_nats_server())},
         chromium="found" if chromium else "none found (the browser tests would skip)",
+        nginx="found" if find_nginx() else "none found (lesson 08's nginx cell will say it skipped)",
     )
