@@ -21,15 +21,13 @@ import contextlib
 import ipaddress
 import json
 from collections.abc import AsyncIterator, Callable, Sequence
-from importlib import resources
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
-from starlette.routing import Mount, Route, WebSocketRoute
-from starlette.staticfiles import StaticFiles
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .. import sse
@@ -37,7 +35,7 @@ from ..brokers import BrokerUnavailable
 from ..fleet import Change, etag_matches, parse_seq
 from ..runtime import ServerHandle, register
 from .fleet_feed import FleetFeed
-from .web import CONTENT_SECURITY_POLICY, AccessLog, AsgiServerHandle, OriginGuard, serve_web
+from .web import AccessLog, AsgiServerHandle, OriginGuard, page_routes, serve_web
 
 __all__ = [
     "LONG_POLL_TIMEOUT",
@@ -76,11 +74,6 @@ def create_dashboard_app(
 ) -> Starlette:
     """The dashboard app around ``feed`` (started by :func:`serve_dashboard`)."""
     fleet = feed.fleet
-    static = resources.files("wslab").joinpath("static")
-    page = static.joinpath("dashboard.html").read_text(encoding="utf-8")
-
-    async def index(request: Request) -> Response:
-        return HTMLResponse(page, headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY})
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "server": feed.server_id, "seq": fleet.seq})
@@ -108,19 +101,14 @@ def create_dashboard_app(
         await websocket.accept()
         await _websocket_feed(websocket, feed, parse_seq(websocket.query_params.get("since")))
 
-    async def favicon(request: Request) -> Response:
-        return Response(status_code=204)  # no icon; say so instead of a 404 in every console
-
     routes = [
-        Route("/", index),
-        Route("/favicon.ico", favicon),
+        *page_routes("dashboard.html"),
         Route("/health", health),
         Route("/api/status", status),
         Route("/api/changes", changes),
         Route("/api/events", events),
         Route("/api/deploys", deploys, methods=["POST"]),
         WebSocketRoute("/ws", websocket_endpoint),
-        Mount("/static", StaticFiles(directory=str(static)), name="static"),
     ]
     middleware = [Middleware(AccessLog, log=log), Middleware(OriginGuard, allowed=allowed_origins)]
     app = Starlette(routes=routes, middleware=middleware)

@@ -2,7 +2,7 @@
 
 The chat talks to connections through :class:`Peer`, so the same server runs on a
 :mod:`websockets` server (:class:`WebsocketsPeer`) and inside a Starlette application
-(:class:`wslab.servers.web.AsgiPeer`, lesson 04).
+(:class:`wslab.servers.asgi_peer.AsgiPeer`, lesson 04).
 """
 
 from __future__ import annotations

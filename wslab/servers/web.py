@@ -23,7 +23,6 @@ import json
 import logging
 import socket
 import time
-from collections import deque
 from collections.abc import Sequence
 from importlib import resources
 from typing import Any
@@ -34,20 +33,19 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
-from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
-from .. import net
 from ..auth import Tokens
 from ..events import EventLog, LogKind
 from ..protocol import UsernameError, validate_username
 from ..runtime import ServerHandle, register, release, wait_until
+from .asgi_peer import AsgiPeer
 from .chat import ChatServer
-from .peers import Peer, PeerClosed
 
-__all__ = ["AsgiPeer", "AsgiServerHandle", "create_app", "serve_web"]
+__all__ = ["AsgiPeer", "AsgiServerHandle", "create_app", "page_routes", "serve_web"]
 
 logger = logging.getLogger("wslab.web")
 
@@ -87,114 +85,6 @@ logging.getLogger("uvicorn.error").addFilter(_NoQueryStrings())
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; connect-src 'self' ws: wss:; base-uri 'none'; frame-ancestors 'none'"
 )
-
-
-# --------------------------------------------------------------------------------------
-# The chat's view of a Starlette WebSocket
-# --------------------------------------------------------------------------------------
-
-
-class AsgiPeer(Peer):
-    """A Starlette :class:`WebSocket` as a chat :class:`~wslab.servers.chat.Peer`.
-
-    ASGI gives an application no view of the socket's buffer, so the backlog lives here:
-    an outbox drained by one writer task, which awaits each send (uvicorn applies flow
-    control). :attr:`backlog` counts the bytes still in the outbox.
-    """
-
-    def __init__(self, websocket: WebSocket) -> None:
-        self.websocket = websocket
-        client = websocket.client
-        self.remote = net.host_port(client.host, client.port) if client else "unknown"
-        self._outbox: deque[tuple[str, int]] = deque()
-        self._queued = 0
-        self._wake = asyncio.Event()
-        self._flushed = asyncio.Event()
-        self._flushed.set()
-        self._closed = False
-        self._close_frame: tuple[int, str] | None = None
-        self._writer = asyncio.get_running_loop().create_task(self._write(), name=f"ws-writer-{self.remote}")
-
-    async def recv(self) -> str | bytes:
-        if self._closed:
-            raise PeerClosed("closed")
-        try:
-            message = await self.websocket.receive()
-        except (WebSocketDisconnect, RuntimeError) as exc:
-            self._closed = True
-            raise PeerClosed(str(exc)) from exc
-        if message["type"] == "websocket.disconnect":
-            self._closed = True
-            raise PeerClosed(f"closed with {message.get('code')}")
-        text = message.get("text")
-        return text if text is not None else message.get("bytes") or b""
-
-    def push(self, text: str, data: bytes) -> None:
-        if self._closed or self._close_frame is not None:
-            return
-        self._outbox.append((text, len(data)))
-        self._queued += len(data)
-        self._flushed.clear()
-        self._wake.set()
-
-    async def send(self, text: str) -> None:
-        if self._closed:
-            raise PeerClosed("closed")
-        self.push(text, text.encode())
-        await self._flushed.wait()
-        if self._closed:
-            raise PeerClosed("closed")
-
-    @property
-    def backlog(self) -> int:
-        return self._queued
-
-    @property
-    def open(self) -> bool:
-        return not self._closed and self._close_frame is None
-
-    async def close(self, code: int, reason: str) -> None:
-        """Close after what is already queued has gone out (as a WebSocket close does)."""
-        if self._closed or self._close_frame is not None:
-            return
-        self._close_frame = (code, reason)
-        self._wake.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.shield(self._writer)
-
-    def abort(self) -> None:
-        # ASGI offers no way to drop a socket: stop writing and let the server's own
-        # keepalive (uvicorn's ws_ping_timeout) reap the transport.
-        self._closed = True
-        self._writer.cancel()
-
-    async def _write(self) -> None:
-        try:
-            while True:
-                while not self._outbox:
-                    self._flushed.set()
-                    if self._close_frame is not None:
-                        await self.websocket.close(*self._close_frame)
-                        return
-                    self._wake.clear()
-                    await self._wake.wait()
-                text, size = self._outbox.popleft()
-                await self.websocket.send_text(text)
-                self._queued -= size
-        except Exception:  # the client went away mid-send: nothing left to write to
-            pass
-        finally:
-            self._closed = True
-            self._outbox.clear()
-            self._queued = 0
-            self._flushed.set()
-
-    async def finish(self) -> None:
-        """Stop the writer once the chat is done with this connection."""
-        if not self._writer.done():
-            self._writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._writer
 
 
 # --------------------------------------------------------------------------------------
@@ -310,35 +200,28 @@ class OriginGuard:
 # --------------------------------------------------------------------------------------
 
 
-def _page() -> str:
-    return resources.files("wslab").joinpath("static", "chat.html").read_text(encoding="utf-8")
+async def _no_favicon(request: Request) -> Response:
+    return Response(status_code=204)  # no icon; say so instead of a 404 in every console
 
 
-def create_app(
-    chat: ChatServer,
-    *,
-    tokens: Tokens | None = None,
-    join_code: str | None = None,
-    allowed_origins: Sequence[str] = (),
-    log: EventLog | None = None,
-) -> Starlette:
-    """The lesson's web app around ``chat``.
-
-    Args:
-        chat: the chat room behind ``/ws``; its ``tokens`` are used (and set if missing).
-        tokens: signs the tokens ``POST /api/token`` hands out.
-        join_code: if set, ``POST /api/token`` wants it (a classroom's shared code).
-        allowed_origins: other sites' origins allowed to use the API and the WebSocket,
-            e.g. ``["https://course.example"]``; the app's own origin always is.
-        log: an :class:`EventLog` for the access log (the notebook shows it live).
-    """
-    tokens = tokens or chat.tokens or Tokens()
-    chat.room.tokens = tokens
-    page = _page()
+def page_routes(page: str) -> list[BaseRoute]:
+    """``/``: a page from wslab's static files, under :data:`CONTENT_SECURITY_POLICY`; the files
+    it loads under ``/static``; and ``/favicon.ico`` answered with nothing."""
     static = resources.files("wslab").joinpath("static")
+    html = static.joinpath(page).read_text(encoding="utf-8")
 
     async def index(request: Request) -> Response:
-        return HTMLResponse(page, headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY})
+        return HTMLResponse(html, headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY})
+
+    return [
+        Route("/", index),
+        Route("/favicon.ico", _no_favicon),
+        Mount("/static", StaticFiles(directory=str(static)), name="static"),
+    ]
+
+
+def _json_api(chat: ChatServer, tokens: Tokens, join_code: str | None) -> list[Route]:
+    """The small JSON API beside the page: health, who is here, and a token for a name."""
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "server": chat.server_id, "users": len(chat.users)})
@@ -363,6 +246,34 @@ def create_app(
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse({"token": tokens.issue(name), "expires_in": tokens.lifetime})
 
+    return [
+        Route("/health", health),
+        Route("/api/users", users),
+        Route("/api/token", token, methods=["POST"]),
+    ]
+
+
+def create_app(
+    chat: ChatServer,
+    *,
+    tokens: Tokens | None = None,
+    join_code: str | None = None,
+    allowed_origins: Sequence[str] = (),
+    log: EventLog | None = None,
+) -> Starlette:
+    """The lesson's web app around ``chat``.
+
+    Args:
+        chat: the chat room behind ``/ws``; its ``tokens`` are used (and set if missing).
+        tokens: signs the tokens ``POST /api/token`` hands out.
+        join_code: if set, ``POST /api/token`` wants it (a classroom's shared code).
+        allowed_origins: other sites' origins allowed to use the API and the WebSocket,
+            e.g. ``["https://course.example"]``; the app's own origin always is.
+        log: an :class:`EventLog` for the access log (the notebook shows it live).
+    """
+    tokens = tokens or chat.tokens or Tokens()
+    chat.room.tokens = tokens
+
     async def websocket_endpoint(websocket: WebSocket) -> None:
         if chat.full:
             await websocket.send_denial_response(
@@ -378,17 +289,10 @@ def create_app(
         finally:
             await peer.finish()
 
-    async def favicon(request: Request) -> Response:
-        return Response(status_code=204)  # no icon; say so instead of a 404 in every console
-
     routes = [
-        Route("/", index),
-        Route("/favicon.ico", favicon),
-        Route("/health", health),
-        Route("/api/users", users),
-        Route("/api/token", token, methods=["POST"]),
+        *page_routes("chat.html"),
+        *_json_api(chat, tokens, join_code),
         WebSocketRoute("/ws", websocket_endpoint),
-        Mount("/static", StaticFiles(directory=str(static)), name="static"),
     ]
     middleware = [
         Middleware(AccessLog, log=log),
