@@ -341,7 +341,8 @@ def create_app(
         return JSONResponse({"status": "ok", "server": chat.server_id, "users": len(chat.users)})
 
     async def users(request: Request) -> Response:
-        return JSONResponse({"users": chat.users, "count": len(chat.users), "full": chat.full})
+        everyone = chat.everyone  # the whole room, with the people other servers announced
+        return JSONResponse({"users": everyone, "count": len(everyone), "full": chat.full})
 
     async def token(request: Request) -> Response:
         try:
