@@ -177,7 +177,24 @@ def test_chat_messages_keep_their_exact_numbering_between_coalesced_presence_eve
     assert session.count == 7
 
 
-@pytest.mark.parametrize("bad", [{"exact_up_to": -1}, {"tick": 0}])
+def test_a_very_big_room_s_announcements_slow_down_to_stay_within_the_budget() -> None:
+    room, clock = room_of(2, tick=0.5)
+    room.presence.policy = PresencePolicy(exact_up_to=2, tick=0.5, budget=10)  # 10 deliveries/s
+    for name in ("a1", "a2", "a3", "a4"):
+        join(room, name)
+    clock.now += 0.5
+    assert room.tick(clock.now) != []  # 4 people: every 0.5 s
+    for i in range(16):
+        join(room, f"b{i}")  # 20 people: every 2 s
+    clock.now += 1
+    assert room.tick(clock.now) == []
+    clock.now += 1
+    [event] = published(room.tick(clock.now))
+    assert (event.count, event.total) == (16, 20)
+    assert PresencePolicy().interval(10_000) == 1.0 and PresencePolicy().interval(100) == 0.5
+
+
+@pytest.mark.parametrize("bad", [{"exact_up_to": -1}, {"tick": 0}, {"budget": 0}])
 def test_a_presence_policy_refuses_nonsense(bad: dict) -> None:
     with pytest.raises(ValueError):
         PresencePolicy(**bad)

@@ -40,14 +40,22 @@ class PresencePolicy:
             once (Discord's ``large_threshold`` default is 50).
         tick: seconds between a big room's coalesced announcements (at most one join
             event and one leave event per tick).
+        budget: presence deliveries per second a big room may cost: past ``budget * tick``
+            people, announcements come every ``people / budget`` seconds instead (10,000
+            people: one a second), so presence never grows into the chat's share.
     """
 
     exact_up_to: int = 50
     tick: float = 0.5
+    budget: int = 10_000
 
     def __post_init__(self) -> None:
-        if self.exact_up_to < 0 or self.tick <= 0:
-            raise ValueError("exact_up_to must be >= 0 and tick > 0")
+        if self.exact_up_to < 0 or self.tick <= 0 or self.budget <= 0:
+            raise ValueError("exact_up_to must be >= 0, tick and budget > 0")
+
+    def interval(self, size: int) -> float:
+        """Seconds between a room of ``size`` people's coalesced announcements."""
+        return max(self.tick, size / self.budget)
 
 
 #: Builds an unnumbered event of this room: ``(kind, names, total)``; a ``total`` of None
@@ -107,10 +115,11 @@ class Presence:
     def tick(self, now: float, local: int) -> list[RoomEvent]:
         """The coalesced leave, then join, gathered since the last tick (leaves first: someone
         who left and came back within a tick is in)."""
-        if now - self._last_tick < self.policy.tick * 0.9 or not (self._joins or self._leaves):
+        total = self.size(local)
+        # 0.9: the shell's timer, ticking every ``policy.tick``, may wake a little early.
+        if now - self._last_tick < 0.9 * self.policy.interval(total) or not (self._joins or self._leaves):
             return []
         self._last_tick = now
-        total = self.size(local)
         events = [
             self._make_event(kind, tuple(names), total)
             for kind, names in ((EventKind.LEAVE, self._leaves), (EventKind.JOIN, self._joins))

@@ -3,9 +3,11 @@
 * :mod:`~wslab.bench.fanout`: one publisher, many receivers, the chat server against a
   bare ``broadcast()``, in both dialects;
 * :mod:`~wslab.bench.scale`: cross-server latency, one chat server, then two over Redis,
-  then over NATS.
+  then over NATS;
+* :mod:`~wslab.bench.join`: thousands join one room, then a burst reaches them all (presence
+  at scale), the chat server against a bare ``broadcast()``.
 
-Both build on :mod:`~wslab.bench.harness` (child processes, CPU clocks, tables) and
+Each builds on :mod:`~wslab.bench.harness` (child processes, CPU clocks, tables) and
 :mod:`~wslab.bench.load` (the load client). Each benchmark runs its servers and load
 clients as child processes (``python -m wslab.bench fanout|scale _serve|_load ...``,
 internal commands, not an interface). Results and their reading: ``docs/benchmarks.md``.
@@ -17,6 +19,7 @@ import argparse
 from typing import Any
 
 from .fanout import add_fanout_parser
+from .join import add_join_parser
 from .scale import add_scale_parser
 
 __all__ = ["add_bench_parser"]
@@ -28,4 +31,5 @@ def add_bench_parser(commands: Any) -> argparse.ArgumentParser:
     kinds = bench.add_subparsers(dest="benchmark", required=True)
     add_fanout_parser(kinds)
     add_scale_parser(kinds)
+    add_join_parser(kinds)
     return bench
