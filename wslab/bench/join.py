@@ -11,18 +11,18 @@ A load process (:mod:`wslab.bench.load`) joins ``--clients`` receivers in batche
 failures instead of stopping. Then the orchestrator reads the server's resident memory,
 and the load process joins a publisher, sends ``--warmup`` untimed messages every
 receiver must read, and a burst of ``--messages`` chat messages; while the burst goes
-out, it opens ``--probes`` new connections one after the other and times their
-handshakes. Reported:
+out, the orchestrating process opens a new connection every ``--probe-every`` seconds and
+times its handshake. Reported:
 
-* ``join_s``: from the first connection attempt to the last receiver in; ``failed``;
+* ``join_s``: from the first connection attempt to the last receiver in; ``failed``; the
+  CPU seconds the server and everything else (``join_other_cpu_s``) used meanwhile;
 * ``rss_kib_per_client``: the server's resident memory (``/proc/PID/status``) after the
   joins, less before them, per receiver that got in. Compression is off by default here
   (``--compression deflate`` turns it on): zlib's state costs any websockets server about
   40 KiB more per connection;
 * ``deliveries_per_s``, ``p50_ms``, ``p99_ms``, ``lost``: as ``bench fanout`` reports them;
 * ``handshake_max_ms``, ``handshakes_timed_out``: the slowest probe handshake during the
-  burst, and how many took over websockets' default ``open_timeout`` (10 s), measured from
-  a load process that is busy reading the burst;
+  burst, and how many took over websockets' default ``open_timeout`` (10 s);
 * CPU seconds of the server and the load over the burst, and ``other_cpu_s``.
 
 Exit status: 0; 2 if a client failed to join or a message was lost; 1 if a run failed.
@@ -66,21 +66,35 @@ PROBE_TIMEOUT = 10.0
 # The load client (``python -m wslab.bench join _load URL ...``)
 
 
-async def _probe_handshakes(url: str, count: int, options: dict[str, Any]) -> list[float]:
-    """Open ``count`` connections one after the other; seconds each opening handshake took."""
+async def _probe_handshakes(url: str, every: float) -> dict[str, Any]:
+    """Open a connection every ``every`` s until cancelled: the slowest opening handshake, and
+    how many took longer than websockets' default ``open_timeout``.
+
+    Run by the orchestrator, which has nothing else to do meanwhile: the load process is
+    busy reading the burst, and would make any handshake it timed look slow.
+    """
     from websockets.asyncio.client import connect
 
-    took = []
-    for _ in range(count):
-        started = time.perf_counter()
-        try:
-            connection = await connect(url, **{**options, "open_timeout": PROBE_TIMEOUT})
-        except (OSError, TimeoutError):
-            took.append(float("inf"))
-            continue
-        took.append(time.perf_counter() - started)
-        connection.transport.abort()
-    return took
+    took: list[float] = []
+    timed_out = 0
+    try:
+        while True:
+            started = time.perf_counter()
+            try:
+                connection = await connect(url, compression=None, open_timeout=PROBE_TIMEOUT)
+            except (OSError, TimeoutError):
+                timed_out += 1
+            else:
+                took.append(time.perf_counter() - started)
+                connection.transport.abort()
+            await asyncio.sleep(every)
+    except asyncio.CancelledError:
+        pass
+    return {
+        "handshakes": len(took) + timed_out,
+        "handshake_max_ms": round(1000 * max(took), 1) if took else None,
+        "handshakes_timed_out": timed_out,
+    }
 
 
 async def _warm_up(args: argparse.Namespace, load: Load, publisher: Any) -> None:
@@ -95,11 +109,11 @@ async def _load_main(args: argparse.Namespace) -> int:
     load = Load(clients=n, messages=m, expected=n * m, warmup=args.warmup, speaker=DIALECTS[args.dialect])
     options = client_options(args.compression)
     tasks: set[asyncio.Task[None]] = set()
-    started = time.perf_counter()
+    started, cpu0 = time.perf_counter(), time.process_time()
     receivers, failures = await join_in_batches(args.url, load, options, tasks, batch=args.batch)
-    joined_s = time.perf_counter() - started
+    joined_s, join_cpu = time.perf_counter() - started, time.process_time() - cpu0
     emit(phase="joined", joined=len(receivers), failed=len(failures), join_s=round(joined_s, 2),
-         failures=sorted(set(failures))[:5])  # fmt: skip
+         failures=sorted(set(failures))[:5], join_load_cpu_s=round(join_cpu, 2))  # fmt: skip
     load.clients, load.expected = len(receivers), len(receivers) * m  # the burst goes to those in
     await harness.read_command()  # "go", once the orchestrator read the server's memory
     try:
@@ -115,19 +129,14 @@ async def _load_main(args: argparse.Namespace) -> int:
     progress = asyncio.create_task(report_progress(load))
     cpu0 = time.process_time()
     first_send = time.time()
-    probes = asyncio.create_task(_probe_handshakes(args.url, args.probes, options))
     for i in range(m):
         await publisher.send(load.speaker.chat(text(i, args.size, args.text), str(i)))
     await load.settle(timeout=args.timeout, stall=args.stall)
-    handshakes = await probes
-    finished = [took for took in handshakes if took != float("inf")]
     progress.cancel()
     emit(phase="deliver", done=load.delivered, total=load.expected)
     emit(
         result={
             **load.result(first_send),
-            "handshake_max_ms": round(1000 * max(finished), 1) if finished else None,
-            "handshakes_timed_out": len(handshakes) - len(finished),
             "load_cpu_s": round(time.process_time() - cpu0, 3),
         }
     )
@@ -163,22 +172,39 @@ async def _measure(server: str, args: argparse.Namespace, progress: Progress) ->
             await harness.spawn(
                 "join", "_load", started["url"], "--dialect", args.dialect,
                 *("--clients", str(args.clients), "--batch", str(args.batch)),
-                *("--messages", str(args.messages), "--probes", str(args.probes)),
+                "--messages", str(args.messages),
                 *("--size", str(args.size), "--text", args.text, "--compression", args.compression),
                 *("--timeout", str(args.timeout), "--stall", str(args.stall), "--warmup", str(args.warmup)),
             ),
         )  # fmt: skip
         wait = args.timeout + 60
+        joining = harness.Clocks({"server": pid})
+        joining.mark()
         joined = await _joined(load_child, server, progress, wait)
+        join_cpu = joining.read(joined["join_load_cpu_s"])
+        joined |= {"join_server_cpu_s": join_cpu["server_cpu_s"], "join_other_cpu_s": join_cpu["other_cpu_s"]}
         rss_after = harness.process_rss_kib(pid)
         per_client = None
         if rss_before is not None and rss_after is not None and joined["joined"]:
             per_client = round((rss_after - rss_before) / joined["joined"], 1)
         load_child.write("go")
         clocks = harness.Clocks({"server": pid})
-        result = await harness.follow(load_child, server, progress, clocks, wait=wait, mark_on="ready")
+        probing = None
+        try:
+            following = harness.follow(load_child, server, progress, clocks, wait=wait, mark_on="ready")
+            follower = asyncio.ensure_future(following)
+            while not (follower.done() or clocks.start):  # the burst starts once the clocks are marked
+                await asyncio.sleep(0.01)
+            if args.probe_every > 0:
+                probing = asyncio.create_task(_probe_handshakes(started["url"], args.probe_every))
+            result = await follower
+        finally:
+            probes = {}
+            if probing is not None:
+                probing.cancel()
+                probes = await probing
         del joined["phase"]
-        return {**joined, "rss_kib_per_client": per_client, "server_rss_kib": rss_after, **result}
+        return {**joined, "rss_kib_per_client": per_client, "server_rss_kib": rss_after, **result, **probes}
     finally:
         if load_child is not None:
             await load_child.close()
@@ -191,6 +217,8 @@ COLUMNS = [
     ("joined", "joined", "{:,}"),
     ("failed", "failed", "{:,}"),
     ("join s", "join_s", "{:.1f}"),
+    ("join CPU s", "join_server_cpu_s", "{:.1f}"),
+    ("other", "join_other_cpu_s", "{:.1f}"),
     ("KiB/client", "rss_kib_per_client", "{:.1f}"),
     ("deliveries/s", "deliveries_per_s", "{:,.0f}"),
     ("p50 ms", "p50_ms", "{:.0f}"),
@@ -264,7 +292,10 @@ def _load_options(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(compression="none")
     parser.add_argument("--warmup", type=positive_int, default=1, help="untimed messages first (default: 1)")
     parser.add_argument(
-        "--probes", type=int, default=5, help="handshakes timed during the burst (default: 5)"
+        "--probe-every",
+        type=float,
+        default=0.5,
+        help="during the burst, time a new connection's handshake every this many s (default: 0.5; 0: none)",
     )
     parser.add_argument("--dialect", choices=tuple(DIALECTS), default="json", help="json (default) or plain")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for all deliveries")
