@@ -12,7 +12,7 @@ LAB_ARGS := --ServerApp.root_dir=notebooks --ServerApp.ip=127.0.0.1 \
 # The quick loop: no real browser, no notebook, no broker process, no fresh install.
 UNIT   := -m "not browser and not broker and not lab"
 
-.PHONY: lab test unit lint notebooks browser clean help
+.PHONY: lab test unit lint notebooks browser nginx clean help
 .DEFAULT_GOAL := help
 
 help:
@@ -48,11 +48,20 @@ browser:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else echo "note: no Chromium found; browser tests will skip (install chromium or set WSLAB_CHROMIUM)"; fi
 
+# Debian's nginx for lesson 08's proxied path (tests/test_nginx.py), installed the same way:
+# as root with apt (as CI does); elsewhere those tests skip and say why, unless CI=true.
+nginx:
+	@if command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian's nginx for lesson 08's reverse-proxy tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; \
+	else echo "note: no nginx found; the reverse-proxy tests will skip (apt-get install nginx)"; fi
+
 lint: $(STAMP)
 	$(BIN)/ruff check wslab tests
 	$(BIN)/ruff format --check wslab tests
 
-test: $(STAMP) browser lint
+test: $(STAMP) browser nginx lint
 	$(BIN)/python -m pytest tests notebooks $(NBVAL)
 
 unit: $(STAMP)

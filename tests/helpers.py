@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Callable
+import socket
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 from websockets.asyncio.client import ClientConnection
@@ -29,6 +30,24 @@ async def wait_for(predicate: Callable[[], object], timeout: float = TIMEOUT, wh
         raise AssertionError(f"condition {what or predicate!r} still false after {timeout:g} s")
 
 
+async def wait_while_progressing(
+    predicate: Callable[[], object], progress: Callable[[], object], stall: float = TIMEOUT, what: str = ""
+) -> None:
+    """Like :func:`wait_for`, for long work: fail only if ``progress()`` stays the same for ``stall`` s.
+
+    A burst of thousands of messages through a real broker takes a few seconds on an idle
+    machine and many more on a busy one; what must not happen is that it stops moving.
+    """
+    loop = asyncio.get_running_loop()
+    seen, deadline = progress(), loop.time() + stall
+    while not predicate():
+        if (now := progress()) != seen:
+            seen, deadline = now, loop.time() + stall
+        elif loop.time() >= deadline:
+            raise AssertionError(f"condition {what or predicate!r} still false, no progress for {stall:g} s")
+        await asyncio.sleep(0.01)
+
+
 async def close_code(connection: ClientConnection, timeout: float = TIMEOUT) -> int | None:
     """Wait until ``connection`` is closed and return the close code the client received."""
     await asyncio.wait_for(connection.wait_closed(), timeout)
@@ -44,6 +63,18 @@ async def refuses_connections(port: int, host: str = "127.0.0.1") -> bool:
     writer.close()
     await writer.wait_closed()
     return False
+
+
+@contextlib.contextmanager
+def refused_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that refuses connections until the ``with`` block ends.
+
+    Bound but not listening: a connect gets a reset (refused) on Linux and macOS, and no
+    other program can take the port meanwhile, as it could one picked free and closed.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
 
 
 def unavailable(reason: str) -> None:

@@ -103,6 +103,7 @@ class JupyterLab:
     root_dir: Path
     log_path: Path
     env: dict[str, str]
+    prefix: str = "/"  # --ServerApp.base_url: "/user/learner/" plays a JupyterHub's single-user server
 
     @property
     def data_dir(self) -> Path:
@@ -111,7 +112,8 @@ class JupyterLab:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        """The server's root under its prefix, without a trailing slash: paths are appended."""
+        return f"http://127.0.0.1:{self.port}{self.prefix.rstrip('/')}"
 
     def url(self, path: str, **query: str) -> str:
         """``/lab/tree/x.ipynb`` -> full URL carrying the token (plus any flag-like query keys)."""
@@ -162,6 +164,7 @@ def _jupyter_env(tmp: Path) -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     env.pop("JUPYTER_PATH", None)
     env.pop("JUPYTER_TOKEN", None)
+    env.pop("JUPYTERHUB_SERVICE_PREFIX", None)  # kernels find their server by its jpserver file
     return env
 
 
@@ -190,7 +193,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _start(root_dir: Path, tmp: Path, log_path: Path) -> JupyterLab:
+def _start(root_dir: Path, tmp: Path, log_path: Path, prefix: str) -> JupyterLab:
     port, token = free_port(), secrets.token_hex(24)
     command = [
         sys.executable,
@@ -205,6 +208,7 @@ def _start(root_dir: Path, tmp: Path, log_path: Path) -> JupyterLab:
         "--LabApp.news_url=None",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         "--LabApp.expose_app_in_browser=True",
+        f"--ServerApp.base_url={prefix}",
     ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--ServerApp.allow_root=True")
@@ -222,7 +226,7 @@ def _start(root_dir: Path, tmp: Path, log_path: Path) -> JupyterLab:
         )
     finally:
         log.close()
-    return JupyterLab(process, port, token, root_dir, log_path, env)
+    return JupyterLab(process, port, token, root_dir, log_path, env, prefix)
 
 
 def _wait_ready(lab: JupyterLab, timeout: float) -> bool:
@@ -266,13 +270,14 @@ def stop_jupyterlab(lab: JupyterLab) -> None:
 
 
 @contextlib.contextmanager
-def running_jupyterlab(notebooks: Path, tmp: Path) -> Iterator[JupyterLab]:
-    """JupyterLab serving a *copy* of ``notebooks`` (lessons under test are never modified)."""
+def running_jupyterlab(notebooks: Path, tmp: Path, *, prefix: str = "/") -> Iterator[JupyterLab]:
+    """JupyterLab serving a *copy* of ``notebooks`` (lessons under test are never modified),
+    at ``prefix`` (its ``--ServerApp.base_url``)."""
     root_dir = tmp / "notebooks"
     copy_notebooks(notebooks, root_dir)
     log_path = tmp / "jupyterlab.log"
     for _attempt in range(3):  # the free port can be taken between probing and binding
-        lab = _start(root_dir, tmp, log_path)
+        lab = _start(root_dir, tmp, log_path, prefix)
         try:
             if _wait_ready(lab, SERVER_START_TIMEOUT):
                 break

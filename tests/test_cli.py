@@ -10,7 +10,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from helpers import TIMEOUT, close_code, stop_servers  # noqa: F401  (stop_servers: autouse fixture)
+from helpers import (  # noqa: F401  (stop_servers: autouse fixture)
+    TIMEOUT,
+    close_code,
+    refused_port,
+    stop_servers,
+)
 from websockets.asyncio.client import connect
 
 import wslab
@@ -98,10 +103,9 @@ async def test_send_prints_one_reply_per_message() -> None:
 
 
 async def test_send_to_a_closed_port_exits_1_with_an_explanation() -> None:
-    handle = await wslab.serve(echo, name="gone")
-    await handle.stop()  # nothing listens on this port now
-    process = await run_wslab("send", handle.url, "hello")
-    code, out, err = await finish(process)
+    with refused_port() as port:
+        process = await run_wslab("send", f"ws://127.0.0.1:{port}/", "hello")
+        code, out, err = await finish(process)
 
     assert code == 1
     assert "connection refused" in err

@@ -16,7 +16,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from helpers import TIMEOUT, close_code, stop_servers, wait_for  # noqa: F401  (stop_servers: autouse fixture)
+from helpers import (  # noqa: F401  (stop_servers: autouse fixture)
+    TIMEOUT,
+    close_code,
+    refused_port,
+    stop_servers,
+    wait_for,
+)
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request
@@ -25,7 +31,6 @@ import wslab
 from wslab.brokers import MemoryBroker
 from wslab.cli import _chat_broker, build_parser
 from wslab.clients import ChatClient
-from wslab.net import free_port
 from wslab.servers.chat import ChatServer, OverflowPolicy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -276,8 +281,9 @@ async def test_a_taken_name_exits_1_with_the_servers_reason(processes: list[Wsla
 
 
 async def test_a_refused_connection_exits_1_with_an_explanation(processes: list[Wslab]) -> None:
-    client = await start(processes, "client", f"ws://127.0.0.1:{free_port()}/", "--name", "alice")
-    code, out, err = await client.finish()
+    with refused_port() as port:
+        client = await start(processes, "client", f"ws://127.0.0.1:{port}/", "--name", "alice")
+        code, out, err = await client.finish()
 
     assert code == 1
     assert "wslab: connection refused: is the server running" in err
@@ -287,9 +293,10 @@ async def test_a_refused_connection_exits_1_with_an_explanation(processes: list[
 
 async def test_input_that_ends_at_once_still_hears_of_a_refused_connection(processes: list[Wslab]) -> None:
     # `wslab client URL < /dev/null`: end of input arrives before the connection attempt fails
-    client = await start(processes, "client", f"ws://127.0.0.1:{free_port()}/", "--name", "alice")
-    client.close_stdin()
-    code, out, err = await client.finish()
+    with refused_port() as port:
+        client = await start(processes, "client", f"ws://127.0.0.1:{port}/", "--name", "alice")
+        client.close_stdin()
+        code, out, err = await client.finish()
 
     assert code == 1
     assert "wslab: connection refused: is the server running" in err

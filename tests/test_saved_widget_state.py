@@ -36,6 +36,7 @@ PRIVATE = re.compile(r"/(?:root|home|work|tmp|Users)/|token=")
 EMPTY_LOG = "(no events yet)"
 EMPTY_PANEL = "(nothing yet)"
 EMPTY_AUDIENCE = "(no messages yet)"
+EMPTY_FLEET = "(no snapshot yet)"
 
 
 @dataclass
@@ -75,6 +76,7 @@ def saved_views(state: dict[str, Any]) -> list[SavedView]:
         "wslab-chat-panel": "chat panel",
         "wslab-server-panel": "server panel",
         "wslab-audience": "audience view",
+        "wslab-fleet": "fleet view",
     }
     views = []
     for model_id, model in state.items():
@@ -103,6 +105,11 @@ def problems(view: SavedView) -> list[str]:
             found.append("a server that published nothing")
         if not re.search(r"connected: 0\b", text):
             found.append("users still connected")
+    elif view.kind == "fleet view":
+        if EMPTY_FLEET in text or re.search(r"\b0 changes seen\b", text):
+            found.append("an empty fleet view")
+        if "· live ·" in text:
+            found.append("a tab still live")
     elif view.kind == "audience view":
         if EMPTY_AUDIENCE in text or "nobody yet" in text:
             found.append("an empty audience view")

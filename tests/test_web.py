@@ -150,7 +150,10 @@ async def test_the_page_has_a_strict_csp_and_loads_its_own_script() -> None:
     csp = page.headers["content-security-policy"]
     assert "default-src 'self'" in csp
     assert "frame-ancestors 'none'" in csp
-    assert 'src="/static/chat.js' in page.text
+    # Relative, so the page also works under a proxy's prefix (/user/NAME/proxy/PORT/).
+    assert 'src="static/chat.js' in page.text
+    assert 'href="static/chat.css' in page.text
+    assert 'src="/' not in page.text and 'href="/' not in page.text
     assert script.status_code == 200
     assert script.headers["content-type"].split(";")[0] in ("text/javascript", "application/javascript")
     assert script.content

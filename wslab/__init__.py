@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .events import CloseCode, EventLog, LogEvent, LogKind
+    from .orientation import where
     from .runtime import ServerHandle, running, serve, stop, stop_all, wait_until
 
 #: Each public name, and the module that defines it.
@@ -29,6 +30,7 @@ _EXPORTS = {
     "stop": "runtime",
     "stop_all": "runtime",
     "wait_until": "runtime",
+    "where": "orientation",
 }
 
 __all__ = [
@@ -42,6 +44,7 @@ __all__ = [
     "stop",
     "stop_all",
     "wait_until",
+    "where",
 ]
 __version__ = "0.1.0"
 

@@ -12,6 +12,8 @@ import sys
 
 import segno
 
+from .urls import browser_url
+
 __all__ = ["join_urls", "lan_addresses", "qr_svg", "qr_text"]
 
 
@@ -40,9 +42,15 @@ def lan_addresses() -> list[str]:
 
 
 def join_urls(port: int, *, host: str = "0.0.0.0", code: str | None = None) -> list[str]:
-    """The URLs an audience opens; the join code rides in the fragment, which no server logs."""
-    hosts = lan_addresses() if host in ("0.0.0.0", "::", "") else [host]
+    """The URLs an audience opens; the join code rides in the fragment, which no server logs.
+
+    A server on loopback is reached as :func:`wslab.urls.browser_url` says: itself locally,
+    the Jupyter server's proxy on Binder or a hub (there only the learner, who is logged in).
+    """
     fragment = f"#code={code}" if code else ""
+    if host in ("127.0.0.1", "localhost"):
+        return [browser_url(port, fragment)]
+    hosts = lan_addresses() if host in ("0.0.0.0", "::", "") else [host]
     return [f"http://{h}:{port}/{fragment}" for h in hosts or ["127.0.0.1"]]
 
 

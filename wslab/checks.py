@@ -8,6 +8,7 @@ saying what was sent, what was expected and what came back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +23,6 @@ __all__ = [
     "check_backoff",
     "check_collect",
     "check_find_gaps",
-    "check_heartbeat",
     "check_numbered_echo",
     "check_origin_guard",
     "check_origin_rule",
@@ -372,19 +372,11 @@ async def check_origin_guard(process_request: Callable[..., Any]) -> CheckReport
     return report
 
 
-async def check_websocket_counter(middleware: Callable[[Any], Any]) -> CheckReport:
-    """Exercise: pure ASGI middleware whose ``open`` is the number of WebSockets open right now.
-
-    ``middleware(app)`` wraps a real Starlette app (an HTTP route and a WebSocket echo that
-    closes on ``"bye"``) served by uvicorn; real HTTP requests and WebSockets go through it.
-    """
-    import httpx
+def _app_to_count() -> Any:
+    """What the counter wraps: an HTTP page, and a WebSocket echo that closes on ``"bye"``."""
     from starlette.applications import Starlette
     from starlette.responses import PlainTextResponse
-    from starlette.routing import Mount, Route, WebSocketRoute
-    from websockets.exceptions import InvalidStatus
-
-    from .servers.web import serve_web
+    from starlette.routing import Route, WebSocketRoute
 
     async def page(request: Any) -> PlainTextResponse:
         return PlainTextResponse("a page\n")
@@ -397,10 +389,49 @@ async def check_websocket_counter(middleware: Callable[[Any], Any]) -> CheckRepo
                 return
             await websocket.send_text(text)
 
+    return Starlette(routes=[Route("/", page), WebSocketRoute("/ws", echo)])
+
+
+async def _visit_counter(url: str, report: CheckReport, expect: Callable[[int, str], Any]) -> None:
+    """A GET, two WebSockets, one closed by the client, one refused, one closed by the server."""
+    import httpx
+    from websockets.exceptions import InvalidStatus
+
+    ws_url = url.replace("http", "ws", 1)
+    async with httpx.AsyncClient() as http:
+        status = (await http.get(url)).status_code
+    report.add(status == 200, f"GET / still works: expected HTTP 200, got {status}")
+    await expect(0, "after GET / (HTTP is not a WebSocket)")
+    async with connect(ws_url + "ws") as first, connect(ws_url + "ws") as second:
+        for ws in (first, second):
+            await ws.send("hi")
+            await asyncio.wait_for(ws.recv(), REPLY_TIMEOUT)
+        await expect(2, "two WebSockets open")
+        await first.close()
+        await expect(1, "after the client closed one")
+        with contextlib.suppress(InvalidStatus):
+            async with connect(ws_url + "nowhere"):
+                pass
+        await expect(1, "after a refused handshake (no route at /nowhere)")
+        await second.send("bye")
+        await second.wait_closed()
+        await expect(0, "after the server closed the other")
+
+
+async def check_websocket_counter(middleware: Callable[[Any], Any]) -> CheckReport:
+    """Exercise: pure ASGI middleware whose ``open`` is the number of WebSockets open right now.
+
+    ``middleware(app)`` wraps a real Starlette app (an HTTP route and a WebSocket echo that
+    closes on ``"bye"``) served by uvicorn; real HTTP requests and WebSockets go through it.
+    """
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from .servers.web import serve_web
+
     report = CheckReport("WebSocket counter")
-    inner = Starlette(routes=[Route("/", page), WebSocketRoute("/ws", echo)])
     try:
-        counter = middleware(inner)
+        counter = middleware(_app_to_count())
     except Exception as exc:
         report.add(False, f"middleware(app) raised {type(exc).__name__}: {exc}")
         return report
@@ -419,29 +450,9 @@ async def check_websocket_counter(middleware: Callable[[Any], Any]) -> CheckRepo
             report.add(True, f"{what}: open == {want}")
 
     handle = await serve_web(Starlette(routes=[Mount("/", app=counter)]), name="check:counter")
-    ws_url = handle.url.replace("http", "ws", 1)
     try:
         report.add(count() == 0, f"before any request: expected open == 0, got {count()!r}")
-        async with httpx.AsyncClient() as http:
-            status = (await http.get(handle.url)).status_code
-        report.add(status == 200, f"GET / still works: expected HTTP 200, got {status}")
-        await expect(0, "after GET / (HTTP is not a WebSocket)")
-        async with connect(ws_url + "ws") as first, connect(ws_url + "ws") as second:
-            for ws in (first, second):
-                await ws.send("hi")
-                await asyncio.wait_for(ws.recv(), REPLY_TIMEOUT)
-            await expect(2, "two WebSockets open")
-            await first.close()
-            await expect(1, "after the client closed one")
-            try:
-                async with connect(ws_url + "nowhere"):
-                    pass
-            except InvalidStatus:
-                pass
-            await expect(1, "after a refused handshake (no route at /nowhere)")
-            await second.send("bye")
-            await second.wait_closed()
-            await expect(0, "after the server closed the other")
+        await _visit_counter(handle.url, report, expect)
     except Exception as exc:
         report.add(False, f"the app failed: {type(exc).__name__}: {exc}")
     finally:
@@ -449,59 +460,4 @@ async def check_websocket_counter(middleware: Callable[[Any], Any]) -> CheckRepo
     if "two WebSockets open: expected open == 2, got 0" in report.failures:
         report.hint("BaseHTTPMiddleware never sees a WebSocket: write __call__(self, scope, receive, send)")
     report.hint("count up when the app sends 'websocket.accept' (wrap send); count down once the app returns")
-    return report
-
-
-# Lesson 05
-
-
-async def check_heartbeat(handler: Handler, *, interval: float, timeout: float) -> CheckReport:
-    """Exercise: a handler with a heartbeat drops a stalled client in time, and keeps a slow one.
-
-    The handler runs on a real server with keepalive off, reached through a real
-    :class:`~wslab.faults.FaultProxy`.
-    """
-    from .faults import FaultProxy  # late: only this lesson needs the proxy
-
-    report = CheckReport("heartbeat")
-    bound = interval + timeout
-    tolerance = 0.5
-    server = await serve(handler, name="check:heartbeat", ping_interval=None)
-    proxy = await FaultProxy.start(server.host, server.port, name="check:proxy")
-    loop = asyncio.get_running_loop()
-    try:
-        # A short close_timeout: leaving this block while stalled must not wait 10 s for a close.
-        async with connect(proxy.url_for("/"), ping_interval=None, close_timeout=0.2) as ws:
-            await ws.send("hello")
-            reply = await asyncio.wait_for(ws.recv(), REPLY_TIMEOUT)
-            report.add(reply == "Echo: hello", f"echo still works: expected 'Echo: hello', got {reply!r}")
-
-            slow = min(0.2, timeout / 4)
-            proxy.set_latency(slow)
-            await asyncio.sleep(1.5 * bound)  # the experiment: a slow but alive link, for a while
-            report.add(
-                server.connections == 1, f"a slow link ({slow:g} s each way) is kept for {1.5 * bound:g} s"
-            )
-            proxy.resume()
-
-            stalled_at = loop.time()
-            proxy.stall()
-            try:
-                await wait_until(lambda: server.connections == 0, timeout=bound + tolerance)
-                took = loop.time() - stalled_at
-                report.add(True, f"a stalled client is dropped within {bound:g} s (+{tolerance:g} s)")
-            except TimeoutError:
-                took = None
-                report.add(
-                    False, f"a stalled client is still connected {bound + tolerance:g} s after the stall"
-                )
-                report.hint("a task beside the echo loop: sleep(interval), ping, note each pong's time")
-                report.hint("when nothing was heard for `timeout`, connection.transport.abort()")
-            if took is not None and took < interval / 2:
-                report.add(False, "the client was dropped suspiciously fast: is something else closing it?")
-    except Exception as exc:
-        report.add(False, f"the server failed: {type(exc).__name__}: {exc}")
-    finally:
-        await proxy.stop()
-        await server.stop()
     return report

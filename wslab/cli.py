@@ -7,6 +7,7 @@ Examples::
     python -m wslab serve chat --port 9002 --overflow drop
     python -m wslab client ws://127.0.0.1:9002 --name alice
     python -m wslab serve web --port 8000 --public
+    python -m wslab serve dashboard --port 8001 --rate 0.5
     python -m wslab services
     python -m wslab serve chat --port 9002 --broker redis://127.0.0.1:6379
 """
@@ -20,21 +21,24 @@ import secrets
 import sys
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI, WebSocketException
+from websockets.frames import CloseCode
 
-from . import net, runtime
+from . import runtime
 from .argtypes import positive_int
 from .bench import add_bench_parser
 from .brokers import BROKER_SCHEMES, Broker, BrokerUnavailable, broker_from_url
+from .brokers.base import broker_address
 from .clients import exchange
-from .events import EventLog, LogEvent, LogKind
+from .events import EventLog, LogEvent, LogKind, close_label
+from .logs import LogFormat, configure_logging, event_fields
 from .protocol import backoff_delays
 from .servers import echo
 from .servers.chat import ChatServer, OverflowPolicy
 from .signals import cancel_on_signal
 from .terminal import run_client
+from .tls import explain_tls_error
 
 log = logging.getLogger("wslab.cli")
 
@@ -43,10 +47,11 @@ def _log_listener(verbose: bool):  # type: ignore[no-untyped-def]
     lifecycle = (LogKind.CONNECT, LogKind.DISCONNECT, LogKind.NOTE)
 
     def listener(event: LogEvent) -> None:
+        fields = {"fields": event_fields(event)}
         if event.direction in lifecycle:
-            log.info("%s %s", event.peer, event.describe())
+            log.info("%s %s", event.peer, event.describe(), extra=fields)
         elif verbose:
-            log.debug("%s %s", event.peer, event.describe())
+            log.debug("%s %s", event.peer, event.describe(), extra=fields)
 
     return listener
 
@@ -90,22 +95,18 @@ async def _services(args: argparse.Namespace) -> int:
         return 1
 
 
-async def _wait_for_broker(broker: Broker, room: str, url: str) -> None:
+async def _wait_for_broker(broker: Broker, url: str) -> None:
     """Until the broker answers: a server started before its broker (or during an outage)
     waits, saying so once per attempt, instead of exiting. A signal stops the wait."""
-    parts = urlsplit(url)
-    host = parts.hostname or "?"
-    where = f"{broker.kind} at {net.host_port(host, parts.port) if parts.port else host}"
+    where = f"{broker.kind} at {broker_address(url)}"
+
+    def waiting(_problem: BrokerUnavailable, delay: float) -> None:
+        log.warning("%s unavailable; retrying in %.1f s", where, delay)
+
     # One server, not a crowd of clients: no jitter needed, so the announced delay is the real one.
-    delays = backoff_delays(first=0.2, cap=5.0, jitter=lambda: 1.0)
-    while True:
-        try:
-            await broker.last_seq(room)
-            return
-        except BrokerUnavailable:
-            delay = next(delays)
-            log.warning("%s unavailable; retrying in %.1f s", where, delay)
-            await asyncio.sleep(delay)
+    await broker.wait_ready(
+        on_retry=waiting, delays=lambda: backoff_delays(first=0.2, cap=5.0, jitter=lambda: 1.0)
+    )
 
 
 async def _start_chat(args: argparse.Namespace, events: EventLog) -> runtime.ServerHandle:
@@ -113,7 +114,7 @@ async def _start_chat(args: argparse.Namespace, events: EventLog) -> runtime.Ser
     chat = ChatServer(broker=broker, server_id=args.id, overflow=args.overflow, max_backlog=args.max_backlog)
     try:
         if args.broker:
-            await _wait_for_broker(broker, chat.room, args.broker)
+            await _wait_for_broker(broker, args.broker)
         handle = await chat.serve(
             name="chat", host=args.host, port=args.port, log=events, max_size=args.max_size
         )
@@ -166,8 +167,14 @@ def _audience_lines(args: argparse.Namespace, handle: runtime.ServerHandle) -> l
     return [*lines, qr_text(urls[0])]
 
 
+async def _start_dashboard(args: argparse.Namespace, events: EventLog) -> runtime.ServerHandle:
+    from .servers.dashboard import start_dashboard_from_args
+
+    return await start_dashboard_from_args(args, events)
+
+
 #: ``serve <name>``: how to start each server, with the command line's options and log.
-SERVERS = {"echo": _start_echo, "chat": _start_chat, "web": _start_web}
+SERVERS = {"echo": _start_echo, "chat": _start_chat, "web": _start_web, "dashboard": _start_dashboard}
 
 
 async def _serve(args: argparse.Namespace) -> int:
@@ -185,8 +192,13 @@ async def _serve(args: argparse.Namespace) -> int:
         if getattr(args, "public", False):
             print("\n".join(_audience_lines(args, handle)), flush=True)
 
-    sig = await runtime.serve_until_signalled(handle, on_ready=announce)
-    log.info("stopped by %s; clients were sent 1001 (going away)", sig.name)
+    if isinstance(handle, runtime.WebSocketServerHandle):
+        handle.drain_timeout = args.drain_timeout
+    code = CloseCode(args.stop_code)
+    reason = "server restarting" if code == CloseCode.SERVICE_RESTART else "server shutting down"
+    sig = await runtime.serve_until_signalled(handle, on_ready=announce, code=code, reason=reason)
+    fields = {"event": "stopped", "signal": sig.name, "code": int(code)}
+    log.info("stopped by %s; clients were sent %s", sig.name, close_label(code), extra={"fields": fields})
     return 0
 
 
@@ -217,6 +229,27 @@ def _server_options(*, host: str | None = "127.0.0.1", max_size: int = 2**20) ->
     )
     options.add_argument(
         "-v", "--verbose", action="store_true", help="log every message, not only connections"
+    )
+    options.add_argument(
+        "--log-format",
+        choices=[f.value for f in LogFormat],
+        default=LogFormat.TEXT.value,
+        help="text for people; json (one object per line) or kv (key=value) for log collectors",
+    )
+    options.add_argument(
+        "--stop-code",
+        type=int,
+        choices=[int(CloseCode.GOING_AWAY), int(CloseCode.SERVICE_RESTART)],
+        default=int(CloseCode.GOING_AWAY),
+        help="close code sent to every client on Ctrl-C / SIGTERM: 1001 going away, "
+        "1012 service restart (default: %(default)s)",
+    )
+    options.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="on stop, drop clients that have not closed after this long (default: %(default)s)",
     )
     return options
 
@@ -288,6 +321,18 @@ def _add_web_parser(servers: Any) -> None:
     )
 
 
+def _add_dashboard_parser(servers: Any) -> None:
+    """``serve dashboard``: lesson 07's fleet dashboard (its options: wslab.servers.dashboard)."""
+    from .servers.dashboard import add_dashboard_options
+
+    dashboard = servers.add_parser(
+        "dashboard",
+        parents=[_server_options(host=None)],
+        help="lesson 07: a simulated fleet's dashboard: page, polling, long polling, SSE, WebSocket",
+    )
+    add_dashboard_options(dashboard, broker_url=_broker_url)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m wslab", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -300,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_chat_parser(servers)
     _add_web_parser(servers)
+    _add_dashboard_parser(servers)
     serve.set_defaults(run=_serve)
 
     send = commands.add_parser("send", help="send messages to a server and print one reply to each")
@@ -326,12 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
-        format="%(asctime)s %(message)s",
-        datefmt="%H:%M:%S",
-        stream=sys.stderr,
-    )
+    log_format = getattr(args, "log_format", LogFormat.TEXT)
+    configure_logging(log_format, verbose=getattr(args, "verbose", False), stream=sys.stderr)
     try:
         return asyncio.run(args.run(args))
     except KeyboardInterrupt:
@@ -343,6 +385,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _explain(exc: BaseException) -> str:
     """A one-line reason a learner can act on, instead of a traceback."""
+    tls = explain_tls_error(exc)
+    if tls is not None:
+        return tls
     if isinstance(exc, BrokerUnavailable):
         return f"the broker is unavailable: {exc}"
     if isinstance(exc, ConnectionRefusedError) or "Connect call failed" in str(exc):

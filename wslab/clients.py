@@ -191,7 +191,8 @@ class ChatClient:
         delays = self._delays()
         while True:
             try:
-                await self._run_on(self.urls[self._url_index % len(self.urls)])
+                if await self._run_on(self.urls[self._url_index % len(self.urls)]):
+                    continue  # that server is restarting: the next one, at once
                 return
             except (OSError, TimeoutError, InvalidHandshake) as exc:
                 if len(self.urls) == 1 or self.connects == 0 or self._stopping:
@@ -206,7 +207,8 @@ class ChatClient:
         """The server this client is using (or will try next)."""
         return self.urls[self._url_index % len(self.urls)]
 
-    async def _run_on(self, url: str) -> None:
+    async def _run_on(self, url: str) -> bool:
+        """Run on ``url`` until done (False), or until it says it restarts (True: move on)."""
         async for connection in connect(
             url, reconnect_delays=self._delays, process_exception=self._retry_or_raise, **self._options
         ):
@@ -230,11 +232,18 @@ class ChatClient:
                 self.session.retry_later = True  # e.g. the server's message broker is down
             self._changed()
             if self._stopping or self.rejected or not self.reconnect:
-                return
+                return False
+            if code == CloseCode.SERVICE_RESTART and len(self.urls) > 1:
+                # 1012, a planned restart: this server is away for a moment, the others are up.
+                self._url_index += 1
+                self.notices.append(f"server restarting (1012): moving to {self.url} at once")
+                self._changed()
+                return True
             if self.session.retry_later:
                 # websockets saw a successful connect and would retry at once: back off here.
                 self.session.retry_later = False
                 await asyncio.sleep(next(self._refused_delays))
+        return False  # pragma: no cover - websockets' reconnecting loop never ends by itself
 
     def _connected(self, connection: ClientConnection) -> None:
         self._connection = connection

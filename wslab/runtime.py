@@ -208,11 +208,18 @@ class ServerHandle:
 
 
 class WebSocketServerHandle(ServerHandle):
-    """A :mod:`websockets` server started by :func:`serve`."""
+    """A :mod:`websockets` server started by :func:`serve`.
+
+    ``drain_timeout`` bounds :meth:`stop`: clients get their close frame at once, and those
+    that have not finished the closing handshake after that many seconds (a client that
+    stopped reading, a dead network) are dropped, so that a process told to stop (SIGTERM)
+    exits in bounded time. None waits as websockets does: ``close_timeout`` per connection.
+    """
 
     def __init__(self, name: str, server: Server, *, log: EventLog | None = None) -> None:
         super().__init__(name, server.sockets[0].getsockname(), log=log)
         self.server = server
+        self.drain_timeout: float | None = None
 
     @property
     def connections(self) -> int:
@@ -224,7 +231,18 @@ class WebSocketServerHandle(ServerHandle):
 
     async def _close(self, code: int, reason: str) -> None:
         self.server.close(code=code, reason=reason)
-        await self.server.wait_closed()
+        if self.drain_timeout is None:
+            await self.server.wait_closed()
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self.server.wait_closed()), self.drain_timeout)
+        except TimeoutError:
+            # all_connections, not connections: those still closing are no longer "active".
+            stragglers = [c for c in self.server.all_connections if c.state is not State.CLOSED]
+            logger.warning("%s: dropping %d connection(s) still closing", self.name, len(stragglers))
+            for connection in stragglers:
+                connection.transport.abort()
+            await self.server.wait_closed()
 
     async def crash(self) -> None:
         for connection in list(self.server.connections):
@@ -264,6 +282,8 @@ async def serve(
         options.setdefault("create_connection", RecordedConnection)
     server = await websockets_serve(observe(handler, log, send_buffer=send_buffer), host, port, **options)
     handle = WebSocketServerHandle(name, server, log=log)
+    if options.get("ssl") is not None:
+        handle.scheme = "wss"  # TLS on this port: clients must use wss:// (and trust its certificate)
     _running[name] = handle
     return handle
 
@@ -317,8 +337,11 @@ async def serve_until_signalled(
     *,
     signals: tuple[signal.Signals, ...] = STOP_SIGNALS,
     on_ready: Callable[[], None] | None = None,
+    code: int = CloseCode.GOING_AWAY,
+    reason: str = "server shutting down",
 ) -> signal.Signals:
-    """Keep a script's server running until Ctrl-C or SIGTERM, then stop it with 1001.
+    """Keep a script's server running until Ctrl-C or SIGTERM, then stop it: every client
+    gets ``code`` (1001 going away; 1012 service restart says "come back at once").
 
     ``on_ready`` runs once the signal handlers are in place: announce the server there,
     so that whoever reads the announcement can already stop it cleanly.
@@ -326,7 +349,7 @@ async def serve_until_signalled(
     try:
         return await until_signalled(signals, on_ready=on_ready)
     finally:
-        await handle.stop()
+        await handle.stop(code=code, reason=reason)
 
 
 async def wait_until(predicate: Callable[[], bool], *, timeout: float = 5.0, interval: float = 0.01) -> None:

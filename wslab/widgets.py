@@ -28,9 +28,10 @@ from .protocol import render_plain
 
 if TYPE_CHECKING:
     from .clients import ChatClient
+    from .fleet_client import FleetClient
     from .servers.chat import ChatServer
 
-__all__ = ["AudienceView", "ChatBox", "ChatPanel", "MessageLog", "ServerPanel"]
+__all__ = ["AudienceView", "ChatBox", "ChatPanel", "FleetView", "MessageLog", "ServerPanel"]
 
 #: Re-render at most this often.
 RENDER_INTERVAL = 0.05
@@ -176,7 +177,10 @@ class MessageLog(widgets.VBox):
 
     def render(self) -> None:
         """Push the current window of the log to the browser."""
-        where = f" &middot; <code>{html.escape(self._url)}</code>" if self._url else ""
+        url = html.escape(self._url)
+        where = f" &middot; <code>{url}</code>" if url else ""
+        if self._url.startswith(("http://", "https://", "/")):  # a page (wslab.urls): a link to it
+            where = f' &middot; <a href="{url}" target="_blank"><code>{url}</code></a>'
         self._header.value = (
             f"<b>{html.escape(self._title)}</b>{where} &middot; "
             f"<span class='wslab-log-count'>{self.events.open_connections} connected</span> &middot; "
@@ -339,3 +343,54 @@ class AudienceView(widgets.HBox):
 
     def __repr__(self) -> str:
         return "AudienceView(a live widget; run the notebook to see it)"
+
+
+#: A tile's background per service status (the page's colours).
+_FLEET_COLOURS = {"healthy": "#dff5df", "deploying": "#dde8ff", "failed": "#ffd6d6", "rolled back": "#fff0c2"}
+
+
+class FleetView(widgets.VBox):
+    """Lesson 07's dashboard in the notebook: one tile per service, fed by a :class:`FleetClient`.
+
+    The same feed as the page's, over a real WebSocket; escaped like every view here, so a
+    service name is shown as text.
+    """
+
+    def __init__(self, client: FleetClient, *, title: str = "fleet") -> None:
+        self.client = client
+        self._title = title
+        self._status = widgets.HTML()
+        self._tiles = widgets.HTML()
+        self._live = _Live(self.render, [self._status, self._tiles])
+        super().__init__(
+            [self._status, self._tiles], layout=widgets.Layout(border="1px solid #ccc", padding="4px")
+        )
+        self.add_class("wslab-fleet")
+        client.on_change = self._live.poke
+        self._live.show()
+
+    def render(self) -> None:
+        c = self.client
+        state = "live" if c.live else "stopped" if c.stopped else "reconnecting" if c.closes else "connecting"
+        self._status.value = (
+            f"<b>{html.escape(self._title)}</b> &middot; {state} &middot; seq {c.fleet.seq}"
+            f" &middot; {len(c.seen)} changes seen &middot; via <code>{html.escape(c.server)}</code>"
+        )
+        tiles = [
+            f"<div style='background:{_FLEET_COLOURS.get(str(s.status), '#eee')};padding:4px 8px;"
+            f"border-radius:4px;min-width:110px'><b>{html.escape(s.service)}</b><br>"
+            f"v{s.version} &middot; {html.escape(str(s.status))}</div>"
+            for s in c.fleet.services.values()
+        ]
+        self._tiles.value = (
+            "<div style='display:flex;flex-wrap:wrap;gap:6px'>" + "".join(tiles) + "</div>"
+            if tiles
+            else html.escape("(no snapshot yet)")
+        )
+
+    def close(self) -> None:
+        self._live.close()
+        super().close()
+
+    def __repr__(self) -> str:
+        return f"FleetView({self._title!r}: a live widget; run the notebook to see it)"

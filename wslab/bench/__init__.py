@@ -5,7 +5,9 @@
 * :mod:`~wslab.bench.scale`: cross-server latency, one chat server, then two over Redis,
   then over NATS;
 * :mod:`~wslab.bench.join`: thousands join one room, then a burst reaches them all (presence
-  at scale), the chat server against a bare ``broadcast()``.
+  at scale), the chat server against a bare ``broadcast()``;
+* :mod:`~wslab.bench.pollpush`: lesson 07's dashboard polled, long-polled, over SSE and
+  over a WebSocket, by the same simulated tabs.
 
 Each builds on :mod:`~wslab.bench.harness` (child processes, CPU clocks, tables) and
 :mod:`~wslab.bench.load` (the load client). Each benchmark runs its servers and load
@@ -20,6 +22,7 @@ from typing import Any
 
 from .fanout import add_fanout_parser
 from .join import add_join_parser
+from .pollpush import add_pollpush_parser
 from .scale import add_scale_parser
 
 __all__ = ["add_bench_parser"]
@@ -32,4 +35,5 @@ def add_bench_parser(commands: Any) -> argparse.ArgumentParser:
     add_fanout_parser(kinds)
     add_scale_parser(kinds)
     add_join_parser(kinds)
+    add_pollpush_parser(kinds)
     return bench

@@ -275,6 +275,9 @@ class OriginGuard:
     visits could open a connection as that user (cross-site WebSocket hijacking). A
     browser always sends ``Origin``; clients that are not browsers usually send none, and
     are let through (they carry no victim's cookies).
+
+    Behind jupyter-server-proxy the page's origin is the Jupyter server's and the proxy forwards
+    ``Host``: the rule holds as it is. Locally an in-notebook client needs ``notebook_origins()``.
     """
 
     def __init__(self, app: ASGIApp, *, allowed: Sequence[str] = ()) -> None:

@@ -6,6 +6,8 @@ import asyncio
 import sys
 from pathlib import Path
 
+from websockets.frames import CloseCode
+
 from .. import runtime
 from ..brokers import MemoryBroker
 from ..runtime import ServerHandle
@@ -27,16 +29,29 @@ class ChatProcess(ServerProcess):
     scheme = "ws"
     path = "/"
 
-    def __init__(self, broker_url: str, *, server_id: str, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        broker_url: str,
+        *,
+        server_id: str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        stop_code: int = CloseCode.GOING_AWAY,
+        log_format: str = "text",
+    ) -> None:
         super().__init__(Path(sys.executable), name=f"chat-{server_id}", host=host, port=port)
         self.broker_url = broker_url
         self.server_id = server_id
+        #: The close code its clients get when it is stopped (SIGTERM): 1012 for a restart.
+        self.stop_code = stop_code
+        self.log_format = log_format
         self.origin = f"python -m wslab serve chat --id {server_id}"
 
     def command(self) -> list[str]:
         where = ["--host", self.host, "--port", str(self.port), "--id", self.server_id]
         broker = ["--broker", self.broker_url] if self.broker_url else []
-        return [str(self.binary), "-m", "wslab", "serve", "chat", *where, *broker]
+        stopping = ["--stop-code", str(int(self.stop_code)), "--log-format", self.log_format]
+        return [str(self.binary), "-m", "wslab", "serve", "chat", *where, *broker, *stopping]
 
     async def start(self, timeout: float = START_TIMEOUT) -> ChatProcess:
         """Start it and register it, so that ``wslab.stop_all()`` stops it with the lesson.

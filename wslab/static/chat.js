@@ -232,7 +232,7 @@
     const timer = setTimeout(() => controller.abort(), TOKEN_TIMEOUT_MS);
     let response;
     try {
-      response = await fetch("/api/token", {
+      response = await fetch("api/token", { // relative: the page may live under a prefix
         method: "POST",
         headers: { "Content-Type": "application/json", Accept: "application/json" },
         body: JSON.stringify({ name, code }),
@@ -304,8 +304,11 @@
 
   // ---- the connection ----
 
+  // "ws" next to the page, so it works at / and under a proxy's prefix (/user/NAME/proxy/PORT/).
   function wsUrl() {
-    return (location.protocol === "https:" ? "wss:" : "ws:") + "//" + location.host + "/ws";
+    const url = new URL("ws", location.href);
+    url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+    return url.href;
   }
 
   function connect(token) {

@@ -1,0 +1,159 @@
+"""Lesson 05's exercise checks: the solutions pass, and wrong answers get NOT YET with the diff.
+
+Every check runs the learner's code through a real FaultProxy on loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from helpers import stop_servers  # noqa: F401  (autouse fixture)
+from test_checks import assert_hint, assert_not_yet, assert_passed, failing
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.server import ServerConnection
+
+import wslab
+from wslab.checks_heartbeat import check_every_message_counts, check_heartbeat, check_watchdog
+from wslab.heartbeat import HeartbeatPolicy
+from wslab.keepalive import keep_alive
+from wslab.servers import echo
+from wslab.solutions import lesson05
+
+INTERVAL, TIMEOUT = 0.3, 0.9
+
+
+async def tutorial_heartbeat(connection: ServerConnection) -> None:
+    """The tutorial's heartbeat: a ping every interval, whatever the client says."""
+    beat = asyncio.create_task(keep_alive(connection, HeartbeatPolicy(INTERVAL, TIMEOUT)))
+    try:
+        async for message in connection:
+            await connection.send(f"Echo: {message}")
+    finally:
+        beat.cancel()
+
+
+async def drop_when_silent(connection: ServerConnection) -> None:
+    """Never pings: drops any client silent for the timeout, a quiet live one included."""
+
+    async def watch() -> None:
+        while time.monotonic() - heard[0] <= TIMEOUT:
+            await asyncio.sleep(INTERVAL)
+        connection.transport.abort()
+
+    heard = [time.monotonic()]
+    watcher = asyncio.create_task(watch())
+    try:
+        async for message in connection:
+            heard[0] = time.monotonic()
+            await connection.send(f"Echo: {message}")
+    finally:
+        watcher.cancel()
+
+
+# --- the heartbeat of the lesson's cells -------------------------------------------------
+
+
+async def test_the_tutorial_heartbeat_and_the_builtin_keepalive_pass_the_same_check() -> None:
+    hand_rolled, builtin = await asyncio.gather(
+        check_heartbeat(tutorial_heartbeat, interval=INTERVAL, timeout=TIMEOUT),
+        check_heartbeat(
+            echo, interval=INTERVAL, timeout=TIMEOUT, ping_interval=INTERVAL, ping_timeout=TIMEOUT
+        ),
+    )
+    assert_passed(hand_rolled)
+    assert_passed(builtin)
+    assert [line for _, line in hand_rolled.results] == [line for _, line in builtin.results]
+
+
+async def test_heartbeat_fails_without_one() -> None:
+    report = await check_heartbeat(echo, interval=INTERVAL, timeout=TIMEOUT)
+    assert_not_yet(report)
+    assert report.failures == ["a stalled client is still connected 1.7 s after the stall"]
+    assert_hint(report, "sleep(interval), ping")
+
+
+@pytest.mark.parametrize("check", [check_heartbeat, check_every_message_counts])
+async def test_a_heartbeat_that_never_pings_drops_the_quiet_slow_client(check: Any) -> None:
+    report = await check(drop_when_silent, interval=INTERVAL, timeout=TIMEOUT)
+    assert_not_yet(report)
+    assert report.failures == ["a quiet client on a slow link (0.1 s each way) is kept for 1.2 s"]
+    if check is check_every_message_counts:
+        assert_hint(report, "a quiet client still needs pings")
+
+
+# --- exercise 1: every message counts ----------------------------------------------------
+
+
+async def test_every_message_counts_solution_passes() -> None:
+    assert_passed(
+        await check_every_message_counts(lesson05.every_message_counts, interval=INTERVAL, timeout=TIMEOUT)
+    )
+
+
+async def test_every_message_counts_fails_on_the_tutorial_heartbeat_that_pings_a_talking_client() -> None:
+    report = await check_every_message_counts(tutorial_heartbeat, interval=INTERVAL, timeout=TIMEOUT)
+    assert_not_yet(report)
+    assert report.failures == ["a client talking every 0.1 s for 0.9 s was pinged: expected no pings"]
+    assert_hint(report, "ping only when the client has been silent")
+
+
+# --- exercise 2: the client's watchdog ---------------------------------------------------
+
+
+async def test_watchdog_solution_passes() -> None:
+    assert_passed(await check_watchdog(lesson05.watchdog, timeout=0.6))
+
+
+async def test_watchdog_fails_when_it_waits_forever() -> None:
+    async def forever(ws: ClientConnection, timeout: float) -> list[object]:
+        return [message async for message in ws]
+
+    report = await check_watchdog(forever, timeout=0.6)
+    assert_not_yet(report)
+    assert report.failures == ["the server went silent; the watchdog is still waiting 1.1 s later"]
+    assert_hint(report, "asyncio.wait_for")
+
+
+async def test_watchdog_fails_when_it_counts_from_the_start() -> None:
+    async def from_the_start(ws: ClientConnection, timeout: float) -> list[object]:
+        received: list[object] = []
+        try:
+            async with asyncio.timeout(timeout):  # one deadline for the whole connection
+                async for message in ws:
+                    received.append(message)
+        except TimeoutError:
+            ws.transport.abort()
+        return received
+
+    report = await check_watchdog(from_the_start, timeout=0.6)
+    assert_not_yet(report)
+    assert failing(report, "over a slow link").startswith(
+        "over a slow link that still ticks, it gave up within 0.9 s"
+    )
+    assert_hint(report, "count silence from the last message")
+
+
+async def test_watchdog_fails_when_it_leaves_the_connection_open_or_loses_ticks() -> None:
+    async def careless(ws: ClientConnection, timeout: float) -> list[object]:
+        last: list[object] = []
+        while True:
+            try:
+                last = [await asyncio.wait_for(ws.recv(), timeout)]  # keeps only the newest
+            except TimeoutError:
+                return last  # and never closes
+
+    report = await check_watchdog(careless, timeout=0.6)
+    assert_not_yet(report)
+    assert "it closed the connection it gave up on: expected CLOSED, got OPEN" in report.failures
+    line = failing(report, "it returned the ticks")
+    assert line.startswith("it returned the ticks it received, in order from 'tick 1': got ['tick ")
+    assert_hint(report, "abort the connection")
+
+
+async def test_heartbeat_checks_stop_their_servers_and_proxies() -> None:
+    await check_heartbeat(echo, interval=INTERVAL, timeout=TIMEOUT)
+    await check_watchdog(lesson05.watchdog, timeout=0.6)
+    assert wslab.running() == []

@@ -1,0 +1,165 @@
+"""Exercise checks for lesson 08: a heartbeat against a real idle-timeout proxy, and a SIGTERM
+handler against a real process.
+
+Like :mod:`wslab.checks`, each check returns a :class:`~wslab.checks.CheckReport` saying what
+held and what differed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from websockets.asyncio.client import connect
+from websockets.frames import CloseCode
+from websockets.protocol import State
+
+from .checks import REPLY_TIMEOUT, CheckReport
+from .faults import FaultProxy
+from .net import free_port
+from .runtime import serve
+
+__all__ = ["check_graceful_stop", "check_heartbeat_for_proxy"]
+
+#: Idle timeouts the interval rule is checked for: nginx's and AWS ALB's default (60 s), others, scaled down.
+TIMEOUTS = (60.0, 350.0, 240.0, 1.0)
+#: The idle timeout of the real proxy in the check (scaled down), and how long it stays quiet.
+REAL_TIMEOUT = 0.6
+QUIET_FOR = 4 * REAL_TIMEOUT
+#: A graceful stop must be over this long after SIGTERM, stuck client included.
+STOP_BOUND = 3.0
+
+
+async def _hold(connection: object) -> None:
+    await connection.wait_closed()  # type: ignore[attr-defined]
+
+
+def _interval_rules(report: CheckReport, choose: Callable[[float], float]) -> None:
+    for timeout in TIMEOUTS:
+        where = f"idle timeout {timeout:g} s"
+        try:
+            interval = choose(timeout)
+        except Exception as exc:
+            report.add(False, f"{where}: raised {type(exc).__name__}: {exc}")
+            continue
+        if not isinstance(interval, int | float) or interval <= 0:
+            report.add(False, f"{where}: expected a positive number, got {interval!r}")
+        elif interval > timeout / 2:
+            what = "at or above the timeout" if interval >= timeout else "above half the timeout"
+            report.add(False, f"{where}: ping every {interval:g} s is {what}")
+        elif interval < timeout / 10:
+            report.add(False, f"{where}: ping every {interval:g} s: wastefully often")
+        else:
+            report.add(True, f"{where}: ping every {interval:g} s")
+
+
+async def check_heartbeat_for_proxy(choose: Callable[[float], float]) -> CheckReport:
+    """Exercise 1: ``choose(idle_timeout)`` -> the server's ping interval, in seconds.
+
+    It must keep a quiet connection through a proxy with that idle timeout (at most half
+    of it, so that one late ping still arrives in time) without pinging needlessly often
+    (at least a tenth of it). Then a real proxy with a 0.6 s idle timeout tests it.
+    """
+    report = CheckReport("heartbeat for a proxy's idle timeout")
+    _interval_rules(report, choose)
+    try:
+        interval = choose(REAL_TIMEOUT)
+    except Exception:
+        interval = None
+    if isinstance(interval, int | float) and interval > 0:
+        server = await serve(_hold, name="check:heartbeat", ping_interval=interval, ping_timeout=5)
+        proxy = await FaultProxy.start(server.host, server.port, name="check:idle", idle_timeout=REAL_TIMEOUT)
+        try:
+            async with connect(proxy.url, ping_interval=None) as ws:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ws.wait_closed(), QUIET_FOR)
+                alive = ws.state is State.OPEN
+            line = f"a real proxy with a {REAL_TIMEOUT:g} s idle timeout, a quiet client, {QUIET_FOR:g} s"
+            report.add(alive, f"{line}: {'still open' if alive else 'cut by the proxy (1006)'}")
+        finally:
+            await proxy.stop()
+            await server.stop()
+    report.hint("only bytes on the wire keep a connection: the proxy must see one before its timeout")
+    report.hint("half the timeout leaves room for one late ping; far less only costs traffic")
+    return report
+
+
+async def _raw_client(port: int) -> asyncio.StreamWriter:
+    """A client that completes the opening handshake, then never reads: it cannot close."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), REPLY_TIMEOUT)
+    return writer
+
+
+async def _started(process: asyncio.subprocess.Process, port: int, timeout: float = 15) -> bool:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline and process.returncode is None:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.05)
+            continue
+        writer.close()
+        return True
+    return False
+
+
+async def check_graceful_stop(script: str | Path) -> CheckReport:
+    """Exercise 2: ``python script PORT`` serves WebSockets on 127.0.0.1:PORT; on SIGTERM it
+    must close every client with 1012 and exit with status 0 within 3 s, even though one
+    client never answers the closing handshake."""
+    report = CheckReport("graceful stop on SIGTERM")
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(script),
+        str(port),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        if not await _started(process, port):
+            report.add(False, f"nothing listens on 127.0.0.1:{port} (python {Path(script).name} {port})")
+            return report
+        clients = [await connect(f"ws://127.0.0.1:{port}/") for _ in range(2)]
+        stuck = await _raw_client(port)
+        loop = asyncio.get_running_loop()
+        sent = loop.time()
+        process.send_signal(signal.SIGTERM)
+        for number, ws in enumerate(clients, 1):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ws.wait_closed(), STOP_BOUND)
+            code = ws.close_code if ws.state is State.CLOSED else "nothing yet"
+            want = CloseCode.SERVICE_RESTART
+            report.add(code == want, f"client {number}: expected close code {int(want)}, got {code}")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(process.wait(), max(0.1, sent + STOP_BOUND - loop.time()))
+        stuck.close()
+        if process.returncode is None:
+            report.add(False, f"still running {STOP_BOUND:g} s after SIGTERM (a client never answered)")
+        else:
+            report.add(True, f"exited within {STOP_BOUND:g} s of SIGTERM")
+            status = process.returncode
+            why = " (killed by SIGTERM: no handler ran)" if status == -signal.SIGTERM else ""
+            report.add(status == 0, f"exit status: expected 0, got {status}{why}")
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+    failed = " ".join(report.failures)
+    if "killed by SIGTERM" in failed or "got 1006" in failed:
+        report.hint("loop.add_signal_handler(signal.SIGTERM, ...) lets the program stop on its own terms")
+    if "expected close code 1012, got 1001" in failed:
+        report.hint("server.close(code=..., reason=...) chooses the code every client gets")
+    if "still running" in failed:
+        report.hint("serve(..., close_timeout=...) bounds the wait for a client's closing handshake")
+    return report
