@@ -277,7 +277,8 @@ class ChatServer:
 
     async def _admit(self, peer: Peer) -> Member | None:
         try:
-            first = await asyncio.wait_for(peer.recv(), self.hello_timeout)
+            async with asyncio.timeout(self.hello_timeout):  # no extra task per newcomer, as wait_for makes
+                first = await peer.recv()
         except TimeoutError:
             await peer.close(CloseCode.POLICY_VIOLATION, "send your username first")
             return None
