@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import time
@@ -66,9 +67,9 @@ PROBE_TIMEOUT = 10.0
 # The load client (``python -m wslab.bench join _load URL ...``)
 
 
-async def _probe_handshakes(url: str, every: float) -> dict[str, Any]:
-    """Open a connection every ``every`` s until cancelled: the slowest opening handshake, and
-    how many took longer than websockets' default ``open_timeout``.
+async def _probe_handshakes(url: str, every: float, stop: asyncio.Event) -> dict[str, Any]:
+    """Open a connection every ``every`` s until ``stop`` (at least one): the slowest opening
+    handshake, and how many took longer than websockets' default ``open_timeout``.
 
     Run by the orchestrator, which has nothing else to do meanwhile: the load process is
     busy reading the burst, and would make any handshake it timed look slow.
@@ -77,19 +78,19 @@ async def _probe_handshakes(url: str, every: float) -> dict[str, Any]:
 
     took: list[float] = []
     timed_out = 0
-    try:
-        while True:
-            started = time.perf_counter()
-            try:
-                connection = await connect(url, compression=None, open_timeout=PROBE_TIMEOUT)
-            except (OSError, TimeoutError):
-                timed_out += 1
-            else:
-                took.append(time.perf_counter() - started)
-                connection.transport.abort()
-            await asyncio.sleep(every)
-    except asyncio.CancelledError:
-        pass
+    while True:
+        started = time.perf_counter()
+        try:
+            connection = await connect(url, compression=None, open_timeout=PROBE_TIMEOUT)
+        except (OSError, TimeoutError):
+            timed_out += 1
+        else:
+            took.append(time.perf_counter() - started)
+            connection.transport.abort()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
+        if stop.is_set():
+            break
     return {
         "handshakes": len(took) + timed_out,
         "handshake_max_ms": round(1000 * max(took), 1) if took else None,
@@ -189,19 +190,19 @@ async def _measure(server: str, args: argparse.Namespace, progress: Progress) ->
             per_client = round((rss_after - rss_before) / joined["joined"], 1)
         load_child.write("go")
         clocks = harness.Clocks({"server": pid})
-        probing = None
+        probing, stop = None, asyncio.Event()
         try:
             following = harness.follow(load_child, server, progress, clocks, wait=wait, mark_on="ready")
             follower = asyncio.ensure_future(following)
             while not (follower.done() or clocks.start):  # the burst starts once the clocks are marked
                 await asyncio.sleep(0.01)
             if args.probe_every > 0:
-                probing = asyncio.create_task(_probe_handshakes(started["url"], args.probe_every))
+                probing = asyncio.create_task(_probe_handshakes(started["url"], args.probe_every, stop))
             result = await follower
         finally:
             probes = {}
             if probing is not None:
-                probing.cancel()
+                stop.set()
                 probes = await probing
         del joined["phase"]
         return {**joined, "rss_kib_per_client": per_client, "server_rss_kib": rss_after, **result, **probes}
