@@ -344,8 +344,7 @@ def create_app(
         return JSONResponse({"status": "ok", "server": chat.server_id, "users": len(chat.users)})
 
     async def users(request: Request) -> Response:
-        everyone = chat.everyone  # the whole room, with the people other servers announced
-        return JSONResponse({"users": everyone, "count": len(everyone), "full": chat.full})
+        return JSONResponse({"users": chat.everyone, "count": chat.room.size, "full": chat.full})
 
     async def token(request: Request) -> Response:
         try:
