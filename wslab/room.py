@@ -359,7 +359,9 @@ class ChatRoom:
         return [Send(member, Ack(seq, said.ref))] if seq <= member.last_seq else []
 
     def published(self, event: RoomEvent) -> None:
-        """The broker numbered ``event``: remember its ref, in case its ack gets lost."""
+        """The broker numbered ``event``: remember its ref, in case its ack gets lost, and
+        learn from it who is in (another server's joins and leaves)."""
+        self.presence.seen(event)
         if event.ref:
             self._refs[(event.name, event.ref)] = (self.epoch, event.seq)
             while len(self._refs) > self._remembered_refs:
@@ -380,7 +382,6 @@ class ChatRoom:
         self.last_seq = event.seq
         self.transcript.append(event)
         self.published(event)
-        self.presence.seen(event)
         for member in list(self.members.values()):
             if member.waiting is not None:  # still being sent its replay: the event waits
                 self._hold(member, event, plan)
