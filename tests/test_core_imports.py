@@ -9,6 +9,8 @@ import pytest
 
 CORE = [
     "wslab.protocol",
+    "wslab.room_event",
+    "wslab.presence",
     "wslab.events",
     "wslab.handshake",
     "wslab.heartbeat",

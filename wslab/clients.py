@@ -149,6 +149,7 @@ class ChatClient:
     tracker = property(lambda self: self.session.tracker)
     notices = property(lambda self: self.session.notices)
     users = property(lambda self: self.session.users)
+    count = property(lambda self: self.session.count, doc="How many are in the room.")
     server = property(lambda self: self.session.server, doc="The server_id of the current server.")
     connects = property(lambda self: self.session.connects)
     resumed_after = property(lambda self: self.session.resumed_after)
@@ -315,6 +316,13 @@ class ChatClient:
         if self.live and self._connection is not None and not self._resending:
             with contextlib.suppress(ConnectionClosed):  # it stays unacked and is resent later
                 await self._connection.send(wire)
+
+    async def who(self) -> None:
+        """Ask who is in the room: a big room sends counts, and names only on request.
+        The answer updates :attr:`users` and :attr:`count`."""
+        if self.live and self._connection is not None:
+            with contextlib.suppress(ConnectionClosed):
+                await self._connection.send(self.session.who())
 
     async def _quietly(self, sending: Awaitable[None]) -> None:
         with contextlib.suppress(ConnectionClosed):

@@ -17,10 +17,9 @@ all build and read messages through this module.
 from __future__ import annotations
 
 import json
-import time
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -28,11 +27,14 @@ from .backoff import backoff_delays
 from .close_codes import AppCloseCode, CloseCode
 from .errors import WslabError
 from .history import History, HistoryTooOld, SequenceTracker, Tracked
+from .room_event import NAMES_SHOWN, EventKind, RoomEvent, presence_line
+from .room_event import json_message as _json
 
 __all__ = [
     "MAX_NAME_LENGTH",
     "MAX_REF_LENGTH",
     "MAX_TEXT_LENGTH",
+    "NAMES_SHOWN",
     "Ack",
     "AppCloseCode",
     "BadHello",
@@ -55,7 +57,9 @@ __all__ = [
     "ServerMessage",
     "Tracked",
     "UsernameError",
+    "Users",
     "Welcome",
+    "Who",
     "backoff_delays",
     "clean_text",
     "dialect_of",
@@ -63,6 +67,7 @@ __all__ = [
     "parse_client_message",
     "parse_hello",
     "parse_server_message",
+    "presence_line",
     "ref_of",
     "render_plain",
     "validate_username",
@@ -81,14 +86,6 @@ class Dialect(StrEnum):
 
     PLAIN = "plain"
     JSON = "json"
-
-
-class EventKind(StrEnum):
-    """What happened in a room. Every kind gets a sequence number and lands in history."""
-
-    CHAT = "chat"
-    JOIN = "join"
-    LEAVE = "leave"
 
 
 class ProtocolViolation(WslabError, ValueError):
@@ -119,8 +116,12 @@ class UsernameError(WslabError, ValueError):
         return self.reply_code
 
 
-def validate_username(raw: str, *, taken: Iterable[str] = ()) -> str:
-    """The cleaned-up name, or :class:`UsernameError` saying what is wrong with it."""
+def validate_username(raw: str, *, taken: Iterable[str] = (), folded: bool = False) -> str:
+    """The cleaned-up name, or :class:`UsernameError` saying what is wrong with it.
+
+    ``folded``: ``taken`` already holds casefolded names (a room's set, so that a
+    thousandth arrival costs no more than the first).
+    """
     name = raw.strip()
     if not name:
         raise UsernameError("name-empty", "a username cannot be empty")
@@ -130,7 +131,8 @@ def validate_username(raw: str, *, taken: Iterable[str] = ()) -> str:
         raise UsernameError("name-invalid", "a username cannot contain control characters")
     if name.casefold() in RESERVED_NAMES:
         raise UsernameError("name-reserved", f"{name!r} is reserved for the server")
-    if name.casefold() in {other.casefold() for other in taken}:
+    taken_folded = taken if folded else {other.casefold() for other in taken}
+    if name.casefold() in taken_folded:
         raise UsernameError("name-taken", f"the username {name!r} is already taken")
     return name
 
@@ -142,68 +144,6 @@ def clean_text(text: str) -> str:
     shows what everyone else sees.
     """
     return text.strip()
-
-
-def _json(message_type: str, **fields: Any) -> str:
-    return json.dumps({"type": message_type, **fields}, separators=(",", ":"), ensure_ascii=False)
-
-
-# --- room events: what the broker carries, and what clients receive ----------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RoomEvent:
-    """One event of a room, as the broker carries it, history keeps it and clients get it.
-
-    ``seq`` is 0 until the broker assigns it. ``via`` names the server the author is
-    connected to; ``at`` is the publishing time (for latency measurements).
-    """
-
-    kind: EventKind
-    name: str
-    text: str = ""
-    room: str = "lobby"
-    seq: int = 0
-    via: str = ""
-    at: float = field(default_factory=time.time)
-    #: The author's own id for the message, echoed in its ack so the author can match it.
-    ref: str = ""
-
-    def with_seq(self, seq: int) -> RoomEvent:
-        return RoomEvent(self.kind, self.name, self.text, self.room, seq, self.via, self.at, self.ref)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"type": str(self.kind), **{k: v for k, v in asdict(self).items() if k != "kind"}}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RoomEvent:
-        return cls(
-            EventKind(data["type"]),
-            str(data["name"]),
-            str(data.get("text", "")),
-            str(data.get("room", "lobby")),
-            int(data.get("seq", 0)),
-            str(data.get("via", "")),
-            float(data.get("at", 0.0)),
-            str(data.get("ref", "")),
-        )
-
-    def to_json(self) -> str:
-        """The whole event, as brokers carry it and history stores it."""
-        return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False)
-
-    def to_wire(self) -> str:
-        """The event as a json-dialect client receives it: only what a client uses.
-
-        ``room`` (a server serves one), ``at`` and ``ref`` (the author alone needs it, and
-        gets it in its ack) stay behind: each byte left out is left out a thousand times over
-        in a room of a thousand.
-        """
-        return _json(str(self.kind), seq=self.seq, name=self.name, text=self.text, via=self.via)
-
-    @classmethod
-    def from_json(cls, payload: str | bytes) -> RoomEvent:
-        return cls.from_dict(json.loads(payload))
 
 
 # --- client to server -----------------------------------------------------------------
@@ -251,7 +191,16 @@ class Pong:
         return _json("pong", t=self.t)
 
 
-ClientMessage = Hello | Say | Pong
+@dataclass(frozen=True)
+class Who:
+    """``{"type": "who"}``: who is in the room? Answered with :class:`Users`; a big room sends
+    no names otherwise."""
+
+    def to_json(self) -> str:
+        return _json("who")
+
+
+ClientMessage = Hello | Say | Pong | Who
 
 
 # --- server to client -----------------------------------------------------------------
@@ -269,9 +218,13 @@ class Welcome:
     heartbeat: tuple[float, float] | None = None
     #: ``(messages per second, burst)`` the server allows, if it limits.
     rate: tuple[float, float] | None = None
+    #: In a big room: how many are in; ``users`` is then left empty (ask with :class:`Who`).
+    count: int | None = None
 
     def to_json(self) -> str:
         extras: dict[str, Any] = {}
+        if self.count is not None:
+            extras["count"] = self.count
         if self.heartbeat is not None:
             extras["heartbeat"] = {"interval": self.heartbeat[0], "timeout": self.heartbeat[1]}
         if self.rate is not None:
@@ -357,7 +310,18 @@ class Ping:
         return _json("ping", t=self.t)
 
 
-ServerMessage = Welcome | RoomEvent | Ack | Live | HistoryLost | Reset | Error | Ping
+@dataclass(frozen=True)
+class Users:
+    """The answer to :class:`Who`: everyone in the room, as this server knows, and how many."""
+
+    users: list[str]
+    count: int
+
+    def to_json(self) -> str:
+        return _json("users", users=self.users, count=self.count)
+
+
+ServerMessage = Welcome | RoomEvent | Ack | Live | HistoryLost | Reset | Error | Ping | Users
 
 
 def encode(message: ServerMessage | ClientMessage) -> str:
@@ -374,6 +338,8 @@ def render_plain(message: ServerMessage) -> str | None:
         match message.kind:
             case EventKind.CHAT:
                 return f"[{message.name}] {message.text}"
+            case _ if message.coalesced:
+                return f">>> {presence_line(message)}"
             case EventKind.JOIN:
                 return f">>> {message.name} joined the chat"
             case EventKind.LEAVE:
@@ -421,8 +387,9 @@ def dialect_of(first: str | bytes) -> Dialect:
     return Dialect.JSON if isinstance(first, str) and first.lstrip().startswith("{") else Dialect.PLAIN
 
 
-def parse_client_message(message: str | bytes, dialect: Dialect) -> Say | Pong | None:
-    """A client's message after its hello: :class:`Say`, :class:`Pong`, or None for nothing to say.
+def parse_client_message(message: str | bytes, dialect: Dialect) -> Say | Pong | Who | None:
+    """A client's message after its hello: :class:`Say`, :class:`Pong`, :class:`Who`, or None
+    for nothing to say.
 
     Raises:
         ProtocolViolation: for binary frames, malformed JSON, unknown types, long texts.
@@ -434,6 +401,8 @@ def parse_client_message(message: str | bytes, dialect: Dialect) -> Say | Pong |
         if data.get("type") == "pong":
             t = data.get("t")
             return Pong(t if isinstance(t, int | float) and not isinstance(t, bool) else None)
+        if data.get("type") == "who":
+            return Who()
         if data.get("type") != "chat" or not isinstance(data.get("text"), str):
             raise ProtocolViolation('expected {"type": "chat", "text": "..."}')
         message, ref = data["text"], str(data.get("ref") or "")[:MAX_REF_LENGTH]
@@ -466,6 +435,7 @@ def _parse_welcome(data: dict[str, Any]) -> Welcome:
         str(data.get("server", "")),
         (float(beat["interval"]), float(beat["timeout"])) if isinstance(beat, dict) else None,
         (float(rate[0]), float(rate[1])) if isinstance(rate, list) and len(rate) == 2 else None,
+        int(data["count"]) if data.get("count") is not None else None,
     )
 
 
@@ -477,6 +447,7 @@ _SERVER_PARSERS: dict[str, Any] = {
     "reset": lambda d: Reset(int(d["seq"]), str(d.get("text", ""))),
     "error": lambda d: Error(str(d.get("code", "")), str(d.get("text", "")), str(d.get("ref") or "")),
     "ping": lambda d: Ping(d.get("t")),
+    "users": lambda d: Users([str(user) for user in d["users"]], int(d.get("count", len(d["users"])))),
     **{str(kind): RoomEvent.from_dict for kind in EventKind},
 }
 

@@ -24,6 +24,7 @@ from .errors import WslabError
 from .heartbeat import HeartbeatPolicy, Verdict
 from .history import HistoryTooOld
 from .limits import TokenBucket
+from .presence import Presence, PresencePolicy
 from .protocol import (
     Ack,
     Dialect,
@@ -39,7 +40,9 @@ from .protocol import (
     RoomEvent,
     Say,
     ServerMessage,
+    Users,
     Welcome,
+    Who,
     dialect_of,
     parse_client_message,
     parse_hello,
@@ -56,6 +59,7 @@ __all__ = [
     "FanOut",
     "Member",
     "OverflowPolicy",
+    "PresencePolicy",
     "Publish",
     "Refused",
     "RoomReset",
@@ -123,6 +127,8 @@ class ChatRoom:
         heartbeat: if set, json clients are pinged and dropped after ``timeout`` of silence.
         remembered_refs: how many recent ``(author, ref)`` pairs the room remembers, so a
             message resent after a lost ack is acknowledged, not published twice.
+        presence: when joins and leaves stop being announced one by one (see
+            :mod:`wslab.presence`); past it, the shell must call :meth:`tick` on a timer.
         clock: monotonic seconds (rate limits, heartbeats, stats).
     """
 
@@ -139,6 +145,7 @@ class ChatRoom:
         tokens: Tokens | None = None,
         heartbeat: HeartbeatPolicy | None = None,
         remembered_refs: int = 10_000,
+        presence: PresencePolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = name
@@ -163,11 +170,24 @@ class ChatRoom:
         self.last_seq = 0
         self._refs: OrderedDict[tuple[str, str], tuple[int, int]] = OrderedDict()
         self._remembered_refs = remembered_refs
+        #: Who is in the whole room, and the joins and leaves a big room announces per tick.
+        self.presence = Presence(presence or PresencePolicy(), server_id, self._presence_event)
+        self._folded: set[str] = set()  # members' names, casefolded: a name check costs O(1)
 
     @property
     def users(self) -> list[str]:
         """Who is in the room on this server, in order of arrival."""
         return list(self.members)
+
+    @property
+    def everyone(self) -> list[str]:
+        """Who is in the whole room: this server's people, then those other servers announced."""
+        return self.presence.everyone(self.members)
+
+    @property
+    def size(self) -> int:
+        """How many people are in the whole room, as far as this server knows."""
+        return self.presence.size(len(self.members))
 
     @property
     def full(self) -> bool:
@@ -176,6 +196,13 @@ class ChatRoom:
     def event(self, kind: EventKind, name: str, text: str = "", ref: str = "") -> RoomEvent:
         """A new event of this room, from this server, to publish."""
         return RoomEvent(kind, name, text, room=self.name, via=self.server_id, ref=ref)
+
+    def _presence_event(self, kind: EventKind, names: tuple[str, ...], total: int | None) -> RoomEvent:
+        if total is None:  # a small room's: one person, as the tutorial announces it
+            return self.event(kind, names[0])
+        return RoomEvent(
+            kind, names[0], room=self.name, via=self.server_id, names=names, count=len(names), total=total
+        )
 
     # --- admission --------------------------------------------------------------------
 
@@ -198,6 +225,7 @@ class ChatRoom:
             reply = Error(exc.reply_code or "refused", str(exc))
             return None, [*actions, Send(refused, reply), Close(refused, code, close_reason(str(exc)))]
         self.members[member.name] = member  # claims the name; live events wait in member.waiting
+        self._folded.add(member.name.casefold())
         return member, actions
 
     def _take_over(self, hello: Hello) -> list[Action]:
@@ -213,7 +241,7 @@ class ChatRoom:
             if hello.dialect is Dialect.PLAIN:
                 raise Refused("token-required", "this server needs the json hello with a token")
             self.tokens.verify(hello.token, hello.name.strip())
-        name = validate_username(hello.name, taken=self.members)
+        name = validate_username(hello.name, taken=self._folded, folded=True)
         if self.full:
             raise Refused(
                 "room-full",
@@ -228,19 +256,24 @@ class ChatRoom:
     def welcome(self, member: Member, room_seq: int) -> tuple[ServerMessage, int | None]:
         """The welcome for ``member``, given the broker's last seq, and after which seq to replay
         (None: nothing to replay)."""
+        # A big room's welcome has the count, not the names: N of them to each of N
+        # newcomers would be N² again, in bytes.
+        big = self.presence.big(len(self.members))
+        users, count = ([], self.size) if big else (self.users, None)
         if member.dialect is Dialect.PLAIN:
             member.last_seq = room_seq
-            return Welcome(member.name, room_seq, self.users, self.server_id), None
+            return Welcome(member.name, room_seq, users, self.server_id, count=count), None
         resume = member.resume
         member.last_seq = room_seq if resume is None else min(resume, room_seq)
         beat = self.heartbeat
         welcome = Welcome(
             member.name,
             room_seq,
-            self.users,
+            users,
             self.server_id,
             (beat.interval, beat.timeout) if beat is not None else None,
             self.rate,
+            count,
         )
         return welcome, (None if resume is None else member.last_seq)
 
@@ -276,10 +309,16 @@ class ChatRoom:
         member.waiting = None
         return ([Live(member.last_seq)] if member.dialect is Dialect.JSON else []), True
 
-    def joined(self, member: Member) -> Publish:
-        """The join to publish once ``member`` is live."""
+    def joined(self, member: Member) -> list[Action]:
+        """Once ``member`` is live: its join to publish now, or nothing yet (a big room
+        announces it at the next :meth:`tick`)."""
         member.joined = True
-        return Publish(self.event(EventKind.JOIN, member.name))
+        join = self.presence.joined(member.name, len(self.members))
+        return [] if join is None else [Publish(join)]
+
+    def tick(self, now: float) -> list[Action]:
+        """The shell's timer: a big room's joins and leaves since the last tick, coalesced."""
+        return [Publish(event) for event in self.presence.tick(now, len(self.members))]
 
     # --- what clients say -------------------------------------------------------------
 
@@ -301,6 +340,8 @@ class ChatRoom:
         if problem is not None:
             ref = ref_of(message) if member.dialect is Dialect.JSON else ""
             return [Send(member, Error(problem.reply_code or "bad-message", str(problem), ref))]
+        if isinstance(said, Who):
+            return [Send(member, Users(self.everyone, self.size))]
         if not isinstance(said, Say):
             return []
         return self._say(member, said, now)
@@ -318,7 +359,9 @@ class ChatRoom:
         return [Send(member, Ack(seq, said.ref))] if seq <= member.last_seq else []
 
     def published(self, event: RoomEvent) -> None:
-        """The broker numbered ``event``: remember its ref, in case its ack gets lost."""
+        """The broker numbered ``event``: remember its ref, in case its ack gets lost, and
+        learn from it who is in (another server's joins and leaves)."""
+        self.presence.seen(event)
         if event.ref:
             self._refs[(event.name, event.ref)] = (self.epoch, event.seq)
             while len(self._refs) > self._remembered_refs:
@@ -436,7 +479,8 @@ class ChatRoom:
         """``member``'s connection ended: announce its leave, unless that was done already."""
         if not self._remove(member) or not member.joined:
             return []
-        return [Publish(self.event(EventKind.LEAVE, member.name))]
+        leave = self.presence.left(member.name, len(self.members))
+        return [] if leave is None else [Publish(leave)]
 
     def _send_away(self, member: Member, code: int, reason: str, *, abort: bool = False) -> list[Action]:
         leave = self.gone(member)
@@ -449,4 +493,5 @@ class ChatRoom:
         member.present = False
         if self.members.get(member.name) is member:
             del self.members[member.name]  # frees the name for a reconnect
+            self._folded.discard(member.name.casefold())
         return True

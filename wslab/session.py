@@ -27,7 +27,9 @@ from .protocol import (
     Reset,
     RoomEvent,
     Say,
+    Users,
     Welcome,
+    Who,
     clean_text,
     encode,
     parse_server_message,
@@ -74,7 +76,11 @@ class ChatSession:
         self.events: list[RoomEvent] = []
         self.tracker = SequenceTracker()
         self.notices: list[str] = []
+        #: Who is in, as far as this client knows: everyone in a small room; in a big one,
+        #: the names seen since the last ``users`` reply (ask with :meth:`who`).
         self.users: list[str] = []
+        #: How many are in the room: from the welcome, each coalesced event, each ``users`` reply.
+        self.count = 0
         #: The ``server_id`` of the server of the current connection (from its welcome).
         self.server = ""
         #: Welcomes received: connections that got in.
@@ -101,6 +107,10 @@ class ChatSession:
         ref = f"{self.name}-{next(self._refs)}"
         self.outbox[ref] = clean_text(text)  # as the server publishes it, so the transcript matches
         return ref, encode(Say(text, ref))
+
+    def who(self) -> str:
+        """Ask who is in the room (a big room sends counts, and names only on request)."""
+        return encode(Who())
 
     def resend(self, already: set[str]) -> list[tuple[str, str]]:
         """``(ref, wire text)`` of outbox messages not in ``already`` sent, oldest first."""
@@ -144,12 +154,15 @@ class ChatSession:
                 self.tracker.last = seq
             case Error():
                 self._refused(message)
+            case Users(users, count):
+                self.users, self.count = list(users), count
         return []
 
     def _welcomed(self, welcome: Welcome) -> list[Reaction]:
         self.connects += 1
         self.server = welcome.server
         self.users = list(welcome.users)
+        self.count = welcome.count if welcome.count is not None else len(self.users)
         self.notices.append(f"welcome as {welcome.name} (server {welcome.server or '?'}, seq {welcome.seq})")
         if self.tracker.last is None:
             self.tracker.last = welcome.seq
@@ -188,11 +201,23 @@ class ChatSession:
             self.notices.append(
                 f"gap: seq {previous + 1 if previous is not None else '?'}..{event.seq - 1} missing"
             )
-        if event.kind is EventKind.JOIN and event.name not in self.users:
-            self.users.append(event.name)
-        elif event.kind is EventKind.LEAVE and event.name in self.users:
-            self.users.remove(event.name)
+        if event.kind is not EventKind.CHAT:
+            self._presence(event)
         self.events.append(event)
+
+    def _presence(self, event: RoomEvent) -> None:
+        """A join or leave: one person's (a small room), or a tick's, with names shown and counts."""
+        for name in event.names or (event.name,):
+            if event.kind is EventKind.JOIN and name not in self.users:
+                self.users.append(name)
+                self.count += 1
+            elif event.kind is EventKind.LEAVE and (name in self.users or self.count > len(self.users)):
+                # In a big room the list is partial: someone not in it can still leave.
+                if name in self.users:
+                    self.users.remove(name)
+                self.count -= 1
+        if event.coalesced:
+            self.count = event.total
 
     # Reading the transcript
 

@@ -2,9 +2,14 @@
 
 import sys
 
-from . import fanout, pollpush, scale
+from . import fanout, join, pollpush, scale
 
-CHILDREN = {"fanout": fanout.child_main, "scale": scale.child_main, "poll-vs-push": pollpush.child_main}
+CHILDREN = {
+    "fanout": fanout.child_main,
+    "scale": scale.child_main,
+    "poll-vs-push": pollpush.child_main,
+    "join": join.child_main,
+}
 
 if len(sys.argv) < 2 or sys.argv[1] not in CHILDREN:
     sys.exit(f"internal: python -m wslab.bench {{{','.join(CHILDREN)}}} ROLE ...; use python -m wslab bench")

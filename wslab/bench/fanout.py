@@ -226,23 +226,6 @@ COLUMNS = [
 ]
 
 
-def _ratio(records: Sequence[dict[str, Any]], dialect: str) -> str | None:
-    """``chat / baseline`` deliveries/s in one dialect, from undisturbed runs when there are both."""
-    mine = [r for r in records if r["dialect"] == dialect]
-    calm = [r for r in mine if not harness.disturbed(r)]
-    if not (any(r["server"] == "chat" for r in calm) and any(r["server"] == "baseline" for r in calm)):
-        calm = mine
-    rates = {server: [r["deliveries_per_s"] for r in calm if r["server"] == server] for server in SERVERS}
-    if not (rates["chat"] and rates["baseline"]):
-        return None
-    chat, baseline = harness.median(rates["chat"]), harness.median(rates["baseline"])
-    which = "" if len(rates["chat"]) + len(rates["baseline"]) == 2 else "medians, "
-    if len(calm) < len(mine):
-        which += "undisturbed runs only, "
-    ratio = chat / baseline if baseline else float("nan")
-    return f"chat / baseline deliveries/s, {dialect}: {ratio:.2f} ({which}{chat:,.0f} / {baseline:,.0f})"
-
-
 def _summary(records: list[dict[str, Any]], args: argparse.Namespace) -> str:
     pace = f"paced at {args.rate:g} msg/s" if args.rate > 0 else "burst"
     head = (
@@ -250,7 +233,7 @@ def _summary(records: list[dict[str, Any]], args: argparse.Namespace) -> str:
         f"({args.text}, {pace}, compression {args.compression})"
     )
     lines = [head, "", harness.results_table(records, COLUMNS, left=3), *harness.disturbed_note(records)]
-    ratios = [line for dialect in args.dialects.split(",") if (line := _ratio(records, dialect))]
+    ratios = [line for dialect in args.dialects.split(",") if (line := harness.ratio_line(records, dialect))]
     return "\n".join([*lines, *(["", *ratios] if ratios else [])])
 
 

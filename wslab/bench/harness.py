@@ -39,7 +39,9 @@ __all__ = [
     "median",
     "message_options",
     "process_cpu_s",
+    "process_rss_kib",
     "raise_open_files_limit",
+    "ratio_line",
     "read_command",
     "record_result",
     "results_table",
@@ -200,6 +202,18 @@ def process_cpu_s(pid: int | None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def process_rss_kib(pid: int | None) -> int | None:
+    """Resident memory of process ``pid`` in KiB (Linux ``/proc/PID/status``), or None."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 class Clocks:
     """CPU clocks of the processes taking part, read at the start and the end of a measurement."""
 
@@ -285,6 +299,24 @@ def record_result(
     )
     if as_json:
         print(json.dumps(record), flush=True)
+
+
+def ratio_line(records: Sequence[dict[str, Any]], dialect: str) -> str | None:
+    """``chat / baseline`` deliveries/s in one dialect, from undisturbed runs when there are both."""
+    mine = [r for r in records if r["dialect"] == dialect]
+    calm = [r for r in mine if not disturbed(r)]
+    if not (any(r["server"] == "chat" for r in calm) and any(r["server"] == "baseline" for r in calm)):
+        calm = mine
+    servers = ("chat", "baseline")
+    rates = {server: [r["deliveries_per_s"] for r in calm if r["server"] == server] for server in servers}
+    if not (rates["chat"] and rates["baseline"]):
+        return None
+    chat, baseline = median(rates["chat"]), median(rates["baseline"])
+    which = "" if len(rates["chat"]) + len(rates["baseline"]) == 2 else "medians, "
+    if len(calm) < len(mine):
+        which += "undisturbed runs only, "
+    ratio = chat / baseline if baseline else float("nan")
+    return f"chat / baseline deliveries/s, {dialect}: {ratio:.2f} ({which}{chat:,.0f} / {baseline:,.0f})"
 
 
 def median(values: Sequence[float]) -> float:

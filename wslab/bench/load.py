@@ -33,6 +33,8 @@ __all__ = [
     "client_options",
     "connect_and_warm_up",
     "drop",
+    "join",
+    "join_in_batches",
     "percentile_ms",
     "report_progress",
     "text",
@@ -237,7 +239,9 @@ async def _receive(connection: Any, load: Load, live: asyncio.Future[None]) -> N
         live.set_exception(ConnectionError(f"closed before it went live: {connection.close_reason}"))
 
 
-async def _join(url: str, name: str, load: Load, options: dict[str, Any], tasks: set[Any]) -> Any:
+async def join(url: str, name: str, load: Load, options: dict[str, Any], tasks: set[Any]) -> Any:
+    """One client, in the room: its connection once the server said it is live (its reader
+    task, in ``tasks``, counts what it receives)."""
     from websockets.asyncio.client import connect
 
     connection = await connect(url, **options)
@@ -247,6 +251,27 @@ async def _join(url: str, name: str, load: Load, options: dict[str, Any], tasks:
     tasks.add(task)
     await asyncio.wait_for(asyncio.shield(live), options["open_timeout"])
     return connection
+
+
+async def join_in_batches(
+    url: str, load: Load, options: dict[str, Any], tasks: set[Any], *, batch: int = CONNECT_BATCH
+) -> tuple[list[Any], list[str]]:
+    """Join ``load.clients`` receivers, ``batch`` at a time, counting failures instead of stopping:
+    the connections that got in, and why the others did not (``Type: message``)."""
+    joined: list[Any] = []
+    failures: list[str] = []
+    for first in range(0, load.clients, batch):
+        names = [f"r{i:05d}" for i in range(first, min(load.clients, first + batch))]
+        outcomes = await asyncio.gather(
+            *(join(url, name, load, options, tasks) for name in names), return_exceptions=True
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                failures.append(f"{type(outcome).__name__}: {outcome}")
+            else:
+                joined.append(outcome)
+        emit(phase="connect", done=len(joined) + len(failures), total=load.clients)
+    return joined, failures
 
 
 async def report_progress(load: Load, interval: float = 0.2) -> None:
@@ -278,7 +303,7 @@ async def connect_and_warm_up(
         for first in range(0, n, CONNECT_BATCH):
             batch = range(first, min(n, first + CONNECT_BATCH))
             joined = await asyncio.gather(
-                *(_join(receive_url, f"r{i:05d}", load, options, tasks) for i in batch),
+                *(join(receive_url, f"r{i:05d}", load, options, tasks) for i in batch),
                 return_exceptions=True,
             )
             for outcome in joined:
@@ -286,7 +311,7 @@ async def connect_and_warm_up(
                     raise outcome
             receivers += joined
             emit(phase="connect", done=len(receivers), total=n)
-        publisher = await _join(publish_url, PUBLISHER, load, options, tasks)
+        publisher = await join(publish_url, PUBLISHER, load, options, tasks)
     except Exception as exc:  # refused, reset, timed out: say so instead of a traceback
         emit(error=f"connecting clients failed after {len(receivers)}: {type(exc).__name__}: {exc}")
         return None

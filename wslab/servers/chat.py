@@ -5,7 +5,8 @@ real broker: it reads each connection's messages and feeds them to the room, pub
 what the room says to publish, pushes what the broker delivers to whoever the room says,
 and closes whom the room sends away. Every recipient of a fan-out is written to on its
 own, as :func:`websockets.asyncio.server.broadcast` does: one client failing never stops
-the delivery to the others.
+the delivery to the others. A big fan-out yields to the event loop every
+:data:`PUSHES_PER_TURN` writes, so new connections keep being accepted while it runs.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from ..room import (
     FanOut,
     Member,
     OverflowPolicy,
+    PresencePolicy,
     Publish,
     RoomReset,
     Send,
@@ -40,9 +42,23 @@ from ..room import (
 from ..runtime import ServerHandle, serve
 from .peers import Peer, PeerClosed, WebsocketsPeer
 
-__all__ = ["ChatServer", "ChatStats", "OverflowPolicy", "Peer", "PeerClosed", "WebsocketsPeer"]
+__all__ = [
+    "PUSHES_PER_TURN",
+    "ChatServer",
+    "ChatStats",
+    "OverflowPolicy",
+    "Peer",
+    "PeerClosed",
+    "PresencePolicy",
+    "WebsocketsPeer",
+]
 
 logger = logging.getLogger("wslab.chat")
+
+#: Writes a fan-out makes before it lets the event loop run other work (accepting and
+#: handshaking new connections, reading clients): 100 messages to 10,000 people are a
+#: million writes, seconds of work that must not hold up a handshake past its timeout.
+PUSHES_PER_TURN = 500
 
 Listener = Callable[[RoomEvent], None]
 
@@ -69,6 +85,9 @@ class ChatServer:
         heartbeat: if set, every ``interval`` json clients get ``{"type": "ping"}``, and a
             client not heard from for ``timeout`` is dropped (browsers cannot send
             protocol pings). Plain-dialect clients are left to the transport's keepalive.
+        presence: when joins and leaves are coalesced and presence goes by counts
+            (:class:`wslab.presence.PresencePolicy`; past 50 people, one announcement each
+            per 0.5 s tick, by default).
     """
 
     def __init__(
@@ -86,6 +105,7 @@ class ChatServer:
         rate: tuple[float, float] | None = None,
         tokens: Tokens | None = None,
         heartbeat: HeartbeatPolicy | None = None,
+        presence: PresencePolicy | None = None,
     ) -> None:
         self.broker = broker if broker is not None else MemoryBroker()
         #: Every decision: admission, catch-up, fan-out, limits, heartbeat verdicts, stats.
@@ -99,6 +119,7 @@ class ChatServer:
             rate=rate,
             tokens=tokens,
             heartbeat=heartbeat,
+            presence=presence,
         )
         self.send_buffer = send_buffer
         self.hello_timeout = hello_timeout
@@ -108,6 +129,7 @@ class ChatServer:
         self._background: set[asyncio.Task[Any]] = set()
         #: Servers attached (see :meth:`attach`) that have not detached yet.
         self._attached = 0
+        self._pushed = 0  # writes since the fan-out last let the event loop run
 
     # What the room knows, under the names the lessons use
 
@@ -128,6 +150,11 @@ class ChatServer:
     def users(self) -> list[str]:
         """Who is connected to this server, in order of arrival."""
         return self.room.users
+
+    @property
+    def everyone(self) -> list[str]:
+        """Who is in the whole room: this server's users, then those other servers announced."""
+        return self.room.everyone
 
     @property
     def full(self) -> bool:
@@ -172,6 +199,7 @@ class ChatServer:
         if self._subscription is None:
             self._subscription = subscription = await self.broker.subscribe(self.room.name)
             self._tasks.append(asyncio.create_task(self._dispatch(subscription), name="chat-dispatch"))
+            self._tasks.append(asyncio.create_task(self._presence_ticks(), name="chat-presence"))
             if self.heartbeat is not None:
                 self._tasks.append(asyncio.create_task(self._beat(self.heartbeat), name="chat-heartbeat"))
 
@@ -228,7 +256,8 @@ class ChatServer:
             return
         try:
             await self._catch_up(member)
-            await self._perform(self.room.joined(member))
+            for action in self.room.joined(member):
+                await self._perform(action)
             async for message in peer:
                 for action in self.room.receive(member, message):
                     await self._perform(action)
@@ -248,7 +277,8 @@ class ChatServer:
 
     async def _admit(self, peer: Peer) -> Member | None:
         try:
-            first = await asyncio.wait_for(peer.recv(), self.hello_timeout)
+            async with asyncio.timeout(self.hello_timeout):  # no extra task per newcomer, as wait_for makes
+                first = await peer.recv()
         except TimeoutError:
             await peer.close(CloseCode.POLICY_VIOLATION, "send your username first")
             return None
@@ -306,8 +336,12 @@ class ChatServer:
         with contextlib.suppress(PeerClosed):
             await peer.close(action.code, action.reason)
 
-    def _carry_out(self, plan: FanOut) -> None:
-        """Push a fan-out now, isolating every recipient; its other actions run in the background."""
+    async def _carry_out(self, plan: FanOut) -> None:
+        """Push a fan-out, isolating every recipient; its other actions run in the background.
+
+        Every :data:`PUSHES_PER_TURN` writes it lets the event loop turn once: the plan
+        was decided at once, so the order of events per client stays the room's.
+        """
         for delivery in plan.deliveries.values():
             text, data = delivery.text, delivery.data
             for member in delivery.to:
@@ -315,6 +349,10 @@ class ChatServer:
                     member.connection.push(text, data)
                 except Exception as exc:  # one client's failure never touches another's delivery
                     self._push_failed(member, exc)
+                self._pushed += 1
+                if self._pushed >= PUSHES_PER_TURN:
+                    self._pushed = 0
+                    await asyncio.sleep(0)
         for action in plan.actions:
             self._in_background(self._perform_quietly(action))
 
@@ -342,9 +380,9 @@ class ChatServer:
                     logger.warning(
                         "room %s reset by its broker: new numbering after %s", item.room, item.last_seq
                     )
-                    self._carry_out(self.room.reset(RoomReset(item.room, item.last_seq)))
+                    await self._carry_out(self.room.reset(RoomReset(item.room, item.last_seq)))
                     continue
-                self._carry_out(self.room.fan_out(item, _backlog))
+                await self._carry_out(self.room.fan_out(item, _backlog))
             except Exception:  # one bad event must not end delivery for everyone
                 logger.exception("delivering %r failed", item)
                 continue
@@ -357,7 +395,15 @@ class ChatServer:
     async def _beat(self, policy: HeartbeatPolicy) -> None:
         while True:
             await asyncio.sleep(policy.interval)
-            self._carry_out(self.room.heartbeat_tick(self.room.clock(), time.time()))
+            await self._carry_out(self.room.heartbeat_tick(self.room.clock(), time.time()))
+
+    async def _presence_ticks(self) -> None:
+        """A big room's joins and leaves, announced once per tick (a small room's never wait)."""
+        interval = self.room.presence.policy.tick
+        while True:
+            await asyncio.sleep(interval)
+            for action in self.room.tick(self.room.clock()):
+                await self._perform_quietly(action)
 
 
 def _backlog(member: Member) -> int:

@@ -227,7 +227,7 @@ def _json_api(chat: ChatServer, tokens: Tokens, join_code: str | None) -> list[R
         return JSONResponse({"status": "ok", "server": chat.server_id, "users": len(chat.users)})
 
     async def users(request: Request) -> Response:
-        return JSONResponse({"users": chat.users, "count": len(chat.users), "full": chat.full})
+        return JSONResponse({"users": chat.everyone, "count": chat.room.size, "full": chat.full})
 
     async def token(request: Request) -> Response:
         try:

@@ -68,7 +68,8 @@
   let lastSeq = null; // highest seq seen; null before the first welcome
   const missing = []; // [first, last] ranges that never arrived
   const notices = [];
-  let users = [];
+  let users = []; // a big room's list is partial: names come on request ("who")
+  let roomCount = 0; // how many are in: from the welcome, coalesced joins/leaves, "users" replies
   const unacked = new Map(); // ref -> text, in sending order
   let refCounter = 0;
   let ceiling = BACKOFF_FIRST;
@@ -107,13 +108,26 @@
     return el;
   }
 
-  function renderEvent(kind, seq, who, text, via, own) {
+  // "alice, bob, carol and 37 others joined the chat (1,204 here)", as wslab.protocol.presence_line.
+  function presenceLine(kind, names, count, total) {
+    const verb = kind === "join" ? "joined" : "left";
+    const others = Math.max(0, count - names.length);
+    let who;
+    if (others) who = `${names.join(", ")} and ${others.toLocaleString("en-US")} other${others > 1 ? "s" : ""}`;
+    else if (names.length > 1) who = `${names.slice(0, -1).join(", ")} and ${names[names.length - 1]}`;
+    else who = names[0] || "";
+    return `${who} ${verb} the chat (${total.toLocaleString("en-US")} here)`;
+  }
+
+  function renderEvent(kind, seq, who, text, via, own, presence = null) {
     const li = document.createElement("li");
     li.className = `msg ${kind}${own ? " own" : ""}`;
     li.dataset.seq = String(seq);
     const body = span("text", "");
     if (kind === "chat") {
       body.append(span("who", `[${who}]`), document.createTextNode(` ${text}`));
+    } else if (presence) {
+      body.textContent = `>>> ${presenceLine(kind, presence.names, presence.count, presence.total)}`;
     } else {
       const verb = kind === "join" ? "joined" : "left";
       body.textContent = `>>> ${who} ${verb} the chat`;
@@ -159,7 +173,7 @@
       return li;
     });
     ui.users.replaceChildren(...items);
-    ui.userCount.textContent = String(users.length);
+    ui.userCount.textContent = String(Math.max(roomCount, users.length));
   }
 
   function renderOutbox() {
@@ -348,6 +362,7 @@
       case "welcome": {
         if (typeof data.name === "string" && data.name) name = data.name;
         users = Array.isArray(data.users) ? data.users.map(String) : [];
+        roomCount = Number.isFinite(Number(data.count)) && data.count !== undefined ? Number(data.count) : users.length;
         renderUsers();
         startWatchdog(socket, data.heartbeat);
         if (Array.isArray(data.rate) && data.rate[0] > 0 && data.rate[1] >= 1) {
@@ -372,9 +387,20 @@
       }
       case "chat":
       case "join":
-      case "leave":
-        record(data.type, Number(data.seq), String(data.name ?? ""), String(data.text ?? ""), String(data.via ?? ""), false);
+      case "leave": {
+        // A big room's join or leave is coalesced: a few names, how many, and how many are in.
+        const presence = Array.isArray(data.names)
+          ? { names: data.names.map(String), count: Number(data.count) || 0, total: Number(data.total) || 0 }
+          : null;
+        record(data.type, Number(data.seq), String(data.name ?? ""), String(data.text ?? ""), String(data.via ?? ""), false, presence);
         break;
+      }
+      case "users": {
+        users = Array.isArray(data.users) ? data.users.map(String) : [];
+        roomCount = Number(data.count) || users.length;
+        renderUsers();
+        break;
+      }
       case "ack": {
         const ref = String(data.ref ?? "");
         const known = unacked.has(ref);
@@ -428,7 +454,7 @@
   }
 
   // Sequence tracking, as SequenceTracker + ChatClient._record.
-  function record(kind, seq, who, text, via, own) {
+  function record(kind, seq, who, text, via, own, presence = null) {
     if (!Number.isFinite(seq)) return;
     if (lastSeq !== null) {
       if (seq <= lastSeq) return; // duplicate: already shown
@@ -438,14 +464,20 @@
       }
     }
     lastSeq = seq;
-    if (kind === "join" && !users.includes(who)) {
-      users.push(who);
-      renderUsers();
-    } else if (kind === "leave" && users.includes(who)) {
-      users = users.filter((user) => user !== who);
+    if (kind !== "chat") {
+      for (const person of presence ? presence.names : [who]) {
+        if (kind === "join" && !users.includes(person)) {
+          users.push(person);
+          if (!presence) roomCount += 1;
+        } else if (kind === "leave" && users.includes(person)) {
+          users = users.filter((user) => user !== person);
+          if (!presence) roomCount -= 1;
+        }
+      }
+      if (presence) roomCount = presence.total;
       renderUsers();
     }
-    renderEvent(kind, seq, who, text, via, own);
+    renderEvent(kind, seq, who, text, via, own, presence);
   }
 
   // ---- pacing (a token bucket, as wslab.limits.TokenBucket) ----
@@ -631,6 +663,10 @@
     if (window.matchMedia && window.matchMedia("(max-width: 40rem)").matches) {
       ui.usersPanel.open = false;
     }
+    // A big room sends counts, not names: opening the list asks who is in.
+    ui.usersPanel.addEventListener("toggle", () => {
+      if (ui.usersPanel.open && live && roomCount > users.length) send(ws, { type: "who" });
+    });
     ui.joinForm.addEventListener("submit", onJoin);
     ui.sendForm.addEventListener("submit", onSend);
     ui.leaveButton.addEventListener("click", onLeave);
@@ -650,6 +686,7 @@
     notices: () => [...notices],
     missing: () => missing.map((range) => [...range]),
     users: () => [...users],
+    count: () => roomCount,
     unacked: () => [...unacked.values()],
   });
 

@@ -1,0 +1,122 @@
+"""A room's events, as brokers carry them, history keeps them and clients receive them.
+
+Part of the wire protocol (:mod:`wslab.protocol` re-exports everything here), in a module
+of its own because every layer reads it: the room, the brokers, the clients.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+__all__ = ["NAMES_SHOWN", "EventKind", "RoomEvent", "json_message", "presence_line"]
+
+#: Names a coalesced join or leave shows its clients; the rest are counted ("and 38 others").
+NAMES_SHOWN = 3
+
+
+def json_message(message_type: str, **fields: Any) -> str:
+    """A json-dialect message: ``{"type": message_type, ...fields}``, compact."""
+    return json.dumps({"type": message_type, **fields}, separators=(",", ":"), ensure_ascii=False)
+
+
+class EventKind(StrEnum):
+    """What happened in a room. Every kind gets a sequence number and lands in history."""
+
+    CHAT = "chat"
+    JOIN = "join"
+    LEAVE = "leave"
+
+
+@dataclass(frozen=True, slots=True)
+class RoomEvent:
+    """One event of a room, as the broker carries it, history keeps it and clients get it.
+
+    ``seq`` is 0 until the broker assigns it. ``via`` names the server the author is
+    connected to; ``at`` is the publishing time (for latency measurements).
+
+    A *coalesced* join or leave (a big room's, one per tick) has ``names``: every name
+    in the broker's copy, so each server's room can keep its roster; only the first
+    :data:`NAMES_SHOWN` on the wire. ``count`` is how many people it is about, ``total``
+    how many were in the room after it; ``name`` is its first name.
+    """
+
+    kind: EventKind
+    name: str
+    text: str = ""
+    room: str = "lobby"
+    seq: int = 0
+    via: str = ""
+    at: float = field(default_factory=time.time)
+    #: The author's own id for the message, echoed in its ack so the author can match it.
+    ref: str = ""
+    names: tuple[str, ...] = ()
+    count: int = 0
+    total: int = 0
+
+    @property
+    def coalesced(self) -> bool:
+        return bool(self.names)
+
+    def with_seq(self, seq: int) -> RoomEvent:
+        return replace(self, seq=seq)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {"type": str(self.kind), **{k: v for k, v in asdict(self).items() if k != "kind"}}
+        if not self.names:  # a per-user event keeps the shape it always had
+            del data["names"], data["count"], data["total"]
+        else:
+            data["names"] = list(self.names)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RoomEvent:
+        names = data.get("names") or ()
+        return cls(
+            EventKind(data["type"]),
+            str(data["name"]),
+            str(data.get("text", "")),
+            str(data.get("room", "lobby")),
+            int(data.get("seq", 0)),
+            str(data.get("via", "")),
+            float(data.get("at", 0.0)),
+            str(data.get("ref", "")),
+            tuple(str(name) for name in names) if isinstance(names, list) else (),
+            int(data.get("count", 0)),
+            int(data.get("total", 0)),
+        )
+
+    def to_json(self) -> str:
+        """The whole event, as brokers carry it and history stores it."""
+        return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False)
+
+    def to_wire(self) -> str:
+        """The event as a json-dialect client receives it: only what a client uses.
+
+        ``room`` (a server serves one), ``at`` and ``ref`` (the author alone needs it, and
+        gets it in its ack) stay behind: each byte left out is left out a thousand times over
+        in a room of a thousand. So do a coalesced event's names past :data:`NAMES_SHOWN`.
+        """
+        fields: dict[str, Any] = {"seq": self.seq, "name": self.name, "text": self.text, "via": self.via}
+        if self.names:
+            fields.update(names=list(self.names[:NAMES_SHOWN]), count=self.count, total=self.total)
+        return json_message(str(self.kind), **fields)
+
+    @classmethod
+    def from_json(cls, payload: str | bytes) -> RoomEvent:
+        return cls.from_dict(json.loads(payload))
+
+
+def presence_line(event: RoomEvent) -> str:
+    """``alice, bob, carol and 37 others joined`` (plus ``(1,204 here)``) for a coalesced event."""
+    verb = "joined" if event.kind is EventKind.JOIN else "left"
+    shown = list(event.names[:NAMES_SHOWN])
+    others = max(0, event.count - len(shown))
+    if others:
+        who = f"{', '.join(shown)} and {others:,} other{'s' if others > 1 else ''}"
+    else:
+        who = " and ".join([", ".join(shown[:-1]), shown[-1]]) if len(shown) > 1 else shown[0]
+    return f"{who} {verb} the chat ({event.total:,} here)"
