@@ -9,8 +9,9 @@ NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval-sanitize
 # JupyterLab listens on this machine only; it refuses to run as root unless told it may.
 LAB_ARGS := --ServerApp.root_dir=notebooks --ServerApp.ip=127.0.0.1 \
             $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
-# The quick loop: no real browser, no notebook, no broker process, no fresh install.
-UNIT   := -m "not browser and not broker and not lab"
+# The quick loop: no real browser, no notebook, no broker process, no fresh install; four
+# workers, since most of these tests wait on sockets and timers rather than compute.
+UNIT   := -m "not browser and not broker and not lab" -n 4 --dist worksteal
 
 .PHONY: lab test unit lint notebooks browser nginx clean help
 .DEFAULT_GOAL := help
