@@ -21,9 +21,9 @@ from helpers import TIMEOUT, close_code, wait_for, wait_while_progressing
 from websockets.asyncio.client import ClientConnection, connect
 
 from wslab.brokers import Broker
-from wslab.clients import ChatClient
-from wslab.protocol import EventKind, HistoryTooOld, RoomEvent, backoff_delays
-from wslab.runtime import ServerHandle
+from wslab.clients.chat import ChatClient
+from wslab.core.protocol import EventKind, HistoryTooOld, RoomEvent, backoff_delays
+from wslab.runtime.handles import ServerHandle
 from wslab.servers import ChatServer, OverflowPolicy
 
 # --- helpers ----------------------------------------------------------------------------

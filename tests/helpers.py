@@ -16,8 +16,8 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 
 import wslab
+from wslab.runtime.waiting import poll, run_async
 from wslab.services import BrokerServer, ServiceUnavailable, start_services
-from wslab.waiting import poll, run_async
 
 #: Upper bound for any single wait in the suite; a healthy run needs a fraction of it.
 TIMEOUT = 5.0

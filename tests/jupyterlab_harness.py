@@ -43,7 +43,7 @@ from typing import Any, NoReturn
 
 import pytest
 
-from wslab.net import free_port
+from wslab.runtime.net import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / ".test-artifacts"

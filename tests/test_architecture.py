@@ -68,7 +68,7 @@ def top_level_imports(module: str, path: Path) -> Iterator[tuple[ast.ImportFrom 
 
 
 def wslab_targets(node: ast.ImportFrom | ast.Import, target: str) -> list[str]:
-    """The package modules an import loads (``from . import net`` loads ``wslab.net``)."""
+    """The package modules an import loads (``from . import net`` loads ``wslab.runtime.net``)."""
     if not target.startswith("wslab"):
         return []
     found = []
@@ -179,7 +179,9 @@ def test_files_and_functions_stay_short_or_say_why(name: str) -> None:
 def test_the_rules_can_fail(tmp_path: Path) -> None:
     """The checks above find what they look for: a private import, and a long function."""
     source = tmp_path / "sample.py"
-    source.write_text("from wslab.runtime import _secret\nimport wslab.net\nwslab.net._hidden\n")
+    source.write_text(
+        "from wslab.runtime.handles import _secret\nimport wslab.runtime.net\nwslab.runtime.net._hidden\n"
+    )
     found = list(private_uses("wslab.sample", source))
     assert len(found) == 2, found
     body = "\n".join(f"    x{i} = {i}" for i in range(MAX_FUNCTION_LINES))

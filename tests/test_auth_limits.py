@@ -6,8 +6,8 @@ import base64
 
 import pytest
 
-from wslab.auth import TokenError, Tokens
-from wslab.limits import TokenBucket
+from wslab.core.auth import TokenError, Tokens
+from wslab.core.limits import TokenBucket
 
 
 class Clock:

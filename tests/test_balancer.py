@@ -17,9 +17,9 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import InvalidStatus
 
 import wslab
-from wslab.balancer import Balancer, add_forwarded_for
-from wslab.forwarded import client_address
-from wslab.net import free_port
+from wslab.core.forwarded import client_address
+from wslab.runtime.net import free_port
+from wslab.servers.balancer import Balancer, add_forwarded_for
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="clients bind 127.0.0.5: Linux only")
 TRUSTED = {"127.0.0.1"}

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from wslab.bench import add_bench_parser
-from wslab.cli import build_parser
+from wslab.cli.main import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENTS, MESSAGES = 5, 20

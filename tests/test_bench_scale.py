@@ -17,7 +17,7 @@ import pytest
 from helpers import unavailable
 
 from wslab.bench.scale import UNAVAILABLE
-from wslab.cli import build_parser
+from wslab.cli.main import build_parser
 
 pytestmark = pytest.mark.broker  # real Redis/NATS processes: not in `make unit`
 

@@ -15,8 +15,8 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from wslab.brokers import Broker, MemoryBroker
 from wslab.brokers.redis import RedisBroker
-from wslab.clients import ChatClient
-from wslab.protocol import EventKind
+from wslab.clients.chat import ChatClient
+from wslab.core.protocol import EventKind
 from wslab.servers import ChatServer
 from wslab.servers import chat as chat_module
 from wslab.servers.chat import PresencePolicy

@@ -33,8 +33,8 @@ from wslab.brokers import Broker, BrokerReset, BrokerUnavailable, MemoryBroker
 from wslab.brokers.base import broker_address, broker_down_as_unavailable
 from wslab.brokers.nats import NatsBroker
 from wslab.brokers.redis import RedisBroker
-from wslab.errors import WslabError
-from wslab.protocol import EventKind, HistoryTooOld, RoomEvent
+from wslab.core.errors import WslabError
+from wslab.core.protocol import EventKind, HistoryTooOld, RoomEvent
 from wslab.services import BrokerServer, Services, ServiceUnavailable, discovery, start_services
 
 KINDS = ["redis", "nats"]
@@ -95,7 +95,7 @@ PUBLISHER = """
 import asyncio, sys
 from wslab.brokers.nats import NatsBroker
 from wslab.brokers.redis import RedisBroker
-from wslab.protocol import EventKind, RoomEvent
+from wslab.core.protocol import EventKind, RoomEvent
 
 kind, url, prefix, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 
@@ -601,7 +601,7 @@ def test_python_m_wslab_services_prints_urls_and_stops_on_sigterm() -> None:
 
 
 def test_serve_chat_broker_option_picks_the_broker() -> None:
-    from wslab.cli import _chat_broker, build_parser
+    from wslab.cli.main import _chat_broker, build_parser
 
     def broker_for(*extra: str) -> Broker:
         return _chat_broker(build_parser().parse_args(["serve", "chat", *extra]))

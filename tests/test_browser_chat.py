@@ -34,8 +34,8 @@ import pytest
 from helpers import stop_servers  # noqa: F401  (autouse: every server a test starts is stopped)
 from jupyterlab_harness import ARTIFACTS, CHROMIUM_ARGS, find_chromium, skip_or_fail
 
-from wslab.clients import ChatClient
-from wslab.protocol import AppCloseCode, render_plain
+from wslab.clients.chat import ChatClient
+from wslab.core.protocol import AppCloseCode, render_plain
 from wslab.servers.chat import ChatServer
 from wslab.servers.web import AsgiServerHandle, create_app, serve_web
 

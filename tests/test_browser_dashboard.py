@@ -18,7 +18,7 @@ from test_browser_chat import browser, until  # noqa: F401  (browser: fixture)
 
 import wslab
 from wslab.brokers import MemoryBroker
-from wslab.fleet import Change, Status
+from wslab.core.fleet import Change, Status
 from wslab.servers.dashboard import DashboardHandle, serve_dashboard
 from wslab.servers.fleet_feed import FleetFeed
 

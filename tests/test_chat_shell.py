@@ -13,9 +13,9 @@ import wslab
 from wslab.brokers import Broker, MemoryBroker, Subscription
 from wslab.brokers.base import BrokerReset, QueuedSubscription
 from wslab.brokers.redis import RedisBroker
-from wslab.clients import ChatClient
-from wslab.events import EventLog, LogKind
-from wslab.protocol import RoomEvent, backoff_delays
+from wslab.clients.chat import ChatClient
+from wslab.core.connection_log import EventLog, LogKind
+from wslab.core.protocol import RoomEvent, backoff_delays
 from wslab.servers import ChatServer
 
 __all__ = ["stop_servers"]

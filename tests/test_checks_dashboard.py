@@ -8,8 +8,8 @@ import json
 from helpers import stop_servers  # noqa: F401  (autouse fixture)
 from test_checks import assert_hint, assert_not_yet, assert_passed
 
-from wslab.checks_dashboard import check_break_even, check_etag_match, check_sse_resume
-from wslab.fleet import Change
+from wslab.checks.lesson07 import check_break_even, check_etag_match, check_sse_resume
+from wslab.core.fleet import Change
 from wslab.solutions import lesson07
 
 

@@ -16,9 +16,9 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.server import ServerConnection
 
 import wslab
-from wslab.checks_heartbeat import check_every_message_counts, check_heartbeat, check_watchdog
-from wslab.heartbeat import HeartbeatPolicy
-from wslab.keepalive import keep_alive
+from wslab.checks.lesson05 import check_every_message_counts, check_heartbeat, check_watchdog
+from wslab.core.heartbeat import HeartbeatPolicy
+from wslab.runtime.keepalive import keep_alive
 from wslab.servers import echo
 from wslab.solutions import lesson05
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from helpers import stop_servers  # noqa: F401  (autouse fixture)
 from test_checks import assert_hint, assert_not_yet, assert_passed
 
-from wslab.checks_production import check_graceful_stop, check_heartbeat_for_proxy
+from wslab.checks.lesson08 import check_graceful_stop, check_heartbeat_for_proxy
 from wslab.solutions import lesson08
 
 

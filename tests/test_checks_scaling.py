@@ -10,7 +10,7 @@ from typing import Any
 from helpers import stop_servers  # noqa: F401  (autouse fixture)
 from test_checks import assert_hint, assert_not_yet, assert_passed, failing
 
-from wslab.checks_scaling import check_catch_up, check_claim_name
+from wslab.checks.lesson06 import check_catch_up, check_claim_name
 from wslab.solutions import lesson06
 
 # --- lesson 06: catching up from the history --------------------------------------------------

@@ -115,7 +115,7 @@ async def test_send_to_a_closed_port_exits_1_with_an_explanation() -> None:
 
 def test_each_server_keeps_its_own_defaults() -> None:
     """serve web's public-friendly defaults must not leak into serve echo or serve chat."""
-    from wslab.cli import build_parser
+    from wslab.cli.main import build_parser
 
     parser = build_parser()
     for server in ("echo", "chat"):

@@ -29,8 +29,8 @@ from websockets.http11 import Request
 
 import wslab
 from wslab.brokers import MemoryBroker
-from wslab.cli import _chat_broker, build_parser
-from wslab.clients import ChatClient
+from wslab.cli.main import _chat_broker, build_parser
+from wslab.clients.chat import ChatClient
 from wslab.servers.chat import ChatServer, OverflowPolicy
 
 ROOT = Path(__file__).resolve().parent.parent

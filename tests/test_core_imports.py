@@ -8,21 +8,21 @@ import sys
 import pytest
 
 CORE = [
-    "wslab.protocol",
-    "wslab.room_event",
-    "wslab.presence",
-    "wslab.events",
-    "wslab.handshake",
-    "wslab.heartbeat",
-    "wslab.auth",
-    "wslab.limits",
-    "wslab.room",
-    "wslab.decisions",
-    "wslab.session",
-    "wslab.errors",
-    "wslab.history",
-    "wslab.backoff",
-    "wslab.close_codes",
+    "wslab.core.protocol",
+    "wslab.core.room_event",
+    "wslab.core.presence",
+    "wslab.core.connection_log",
+    "wslab.core.handshake",
+    "wslab.core.heartbeat",
+    "wslab.core.auth",
+    "wslab.core.limits",
+    "wslab.core.room",
+    "wslab.core.actions",
+    "wslab.core.session",
+    "wslab.core.errors",
+    "wslab.core.history",
+    "wslab.core.backoff",
+    "wslab.core.close_codes",
 ]
 FORBIDDEN = ("asyncio", "websockets", "ipywidgets")
 
@@ -40,9 +40,9 @@ def test_a_core_module_imports_no_io(module: str) -> None:
 def test_import_wslab_is_cheap_and_its_names_load_on_first_use() -> None:
     probe = (
         "import sys, wslab\n"
-        "before = 'wslab.runtime' in sys.modules\n"
+        "before = 'wslab.runtime.handles' in sys.modules\n"
         "wslab.EventLog, wslab.serve\n"
-        "print(before, 'wslab.runtime' in sys.modules)"
+        "print(before, 'wslab.runtime.handles' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["False", "True"]

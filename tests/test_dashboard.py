@@ -19,10 +19,10 @@ from helpers import TIMEOUT, stop_servers  # noqa: F401  (autouse fixture)
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from wslab.checks_dashboard import check_conditional_get
+from wslab.checks.lesson07 import check_conditional_get
+from wslab.core.sse import SseParser
 from wslab.servers.dashboard import DashboardHandle, serve_dashboard
 from wslab.servers.web import CONTENT_SECURITY_POLICY
-from wslab.sse import SseParser
 
 
 @pytest.fixture

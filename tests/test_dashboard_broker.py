@@ -10,7 +10,7 @@ import httpx
 import pytest
 from helpers import TIMEOUT, stop_servers, wait_for  # noqa: F401  (autouse fixture)
 
-from wslab.fleet_client import FleetClient
+from wslab.clients.fleet import FleetClient
 from wslab.services.dashboard_processes import start_dashboard_servers
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(120)]

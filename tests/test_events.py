@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from wslab.events import PREVIEW_CHARS, EventLog, LogEvent, LogKind, close_label
+from wslab.core.connection_log import PREVIEW_CHARS, EventLog, LogEvent, LogKind, close_label
 
 PEER = "127.0.0.1:50000"
 

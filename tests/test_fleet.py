@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from wslab.fleet import Change, Fleet, FleetSimulation, Status, etag_matches, parse_seq
-from wslab.sse import SseParser, comment, format_event
+from wslab.core.fleet import Change, Fleet, FleetSimulation, Status, etag_matches, parse_seq
+from wslab.core.sse import SseParser, comment, format_event
 
 
 def numbered(fleet: Fleet, service: str, seq: int, status: Status = Status.DEPLOYING) -> Change:

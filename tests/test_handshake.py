@@ -11,8 +11,8 @@ from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
 import wslab
-from wslab.clients import capture_handshake
-from wslab.handshake import RFC_SAMPLE_KEY, Response, accept_key, close_frame, new_key, upgrade_request
+from wslab.clients.chat import capture_handshake
+from wslab.core.handshake import RFC_SAMPLE_KEY, Response, accept_key, close_frame, new_key, upgrade_request
 from wslab.servers import echo
 
 

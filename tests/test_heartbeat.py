@@ -27,11 +27,11 @@ from websockets.protocol import State
 
 import wslab
 from wslab import EventLog
-from wslab.events import LogKind
+from wslab.core.connection_log import LogKind
+from wslab.core.heartbeat import HeartbeatPolicy, Verdict
 from wslab.faults import FaultProxy
-from wslab.heartbeat import HeartbeatPolicy, Verdict
-from wslab.keepalive import keep_alive
-from wslab.runtime import ServerHandle
+from wslab.runtime.handles import ServerHandle
+from wslab.runtime.keepalive import keep_alive
 from wslab.servers import ChatServer, echo
 
 #: The lesson's short values: a ping every 0.3 s, dead after 0.9 s of silence.

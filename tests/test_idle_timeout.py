@@ -17,7 +17,7 @@ from websockets.protocol import State
 
 import wslab
 from wslab import EventLog
-from wslab.events import LogKind
+from wslab.core.connection_log import LogKind
 from wslab.faults import FaultProxy
 from wslab.servers import echo
 

@@ -20,7 +20,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 
 import wslab
-from wslab.forwarded import client_address
+from wslab.core.forwarded import client_address
 from wslab.services.nginx import NginxServer, find_nginx, nginx_config
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="clients bind 127.0.0.5: Linux only")

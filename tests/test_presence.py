@@ -7,8 +7,8 @@ import json
 import pytest
 from test_room import Broker, Clock, hello, live_member, no_backlog, texts
 
-from wslab.presence import PresencePolicy
-from wslab.protocol import (
+from wslab.core.presence import PresencePolicy
+from wslab.core.protocol import (
     NAMES_SHOWN,
     EventKind,
     RoomEvent,
@@ -16,8 +16,8 @@ from wslab.protocol import (
     parse_server_message,
     render_plain,
 )
-from wslab.room import ChatRoom, Publish, Send
-from wslab.session import ChatSession
+from wslab.core.room import ChatRoom, Publish, Send
+from wslab.core.session import ChatSession
 
 WHO = json.dumps({"type": "who"})
 

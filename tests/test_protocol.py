@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from wslab.protocol import (
+from wslab.core.protocol import (
     MAX_NAME_LENGTH,
     MAX_TEXT_LENGTH,
     Ack,

@@ -9,8 +9,8 @@ import pytest
 from helpers import stop_servers, wait_for  # noqa: F401  (stop_servers: autouse fixture)
 from websockets.frames import CloseCode
 
-from wslab.balancer import Balancer
-from wslab.clients import ChatClient
+from wslab.clients.chat import ChatClient
+from wslab.servers.balancer import Balancer
 from wslab.services import ChatProcess
 
 pytestmark = pytest.mark.broker

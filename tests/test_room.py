@@ -7,10 +7,10 @@ from itertools import count
 
 import pytest
 
-from wslab.auth import Tokens
-from wslab.heartbeat import HeartbeatPolicy
-from wslab.history import HistoryTooOld
-from wslab.protocol import (
+from wslab.core.auth import Tokens
+from wslab.core.heartbeat import HeartbeatPolicy
+from wslab.core.history import HistoryTooOld
+from wslab.core.protocol import (
     Ack,
     AppCloseCode,
     Dialect,
@@ -22,7 +22,7 @@ from wslab.protocol import (
     RoomEvent,
     Welcome,
 )
-from wslab.room import ChatRoom, Close, FanOut, Member, OverflowPolicy, Publish, RoomReset, Send
+from wslab.core.room import ChatRoom, Close, FanOut, Member, OverflowPolicy, Publish, RoomReset, Send
 
 
 class Clock:

@@ -18,7 +18,7 @@ from websockets.asyncio.server import ServerConnection
 
 import wslab
 from wslab import EventLog, LogKind
-from wslab.runtime import RecordedConnection
+from wslab.runtime.handles import RecordedConnection
 from wslab.servers import echo
 
 

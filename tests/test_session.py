@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from wslab.heartbeat import HeartbeatPolicy
-from wslab.protocol import (
+from wslab.core.heartbeat import HeartbeatPolicy
+from wslab.core.protocol import (
     Ack,
     Error,
     EventKind,
@@ -18,9 +18,9 @@ from wslab.protocol import (
     encode,
     parse_client_message,
 )
-from wslab.protocol import Dialect as _Dialect
-from wslab.room import ChatRoom
-from wslab.session import Answer, ChatSession, ResendOutbox, WatchServer
+from wslab.core.protocol import Dialect as _Dialect
+from wslab.core.room import ChatRoom
+from wslab.core.session import Answer, ChatSession, ResendOutbox, WatchServer
 
 
 def event(seq: int, name: str = "ben", text: str = "hi") -> str:

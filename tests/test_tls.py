@@ -2,7 +2,7 @@
 
 The client that trusts the lesson's CA gets in; a wrong host name, an IP the certificate
 does not name, an untrusted CA and a ws:// URL on a TLS port each fail with one line that
-says why (:func:`wslab.tls.explain_tls_error`), as ``python -m wslab send`` prints it.
+says why (:func:`wslab.runtime.tls.explain_tls_error`), as ``python -m wslab send`` prints it.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from helpers import stop_servers, wait_for  # noqa: F401  (stop_servers: autouse
 from websockets.asyncio.client import connect
 
 import wslab
-from wslab.cli import main
-from wslab.clients import ChatClient
+from wslab.cli.main import main
+from wslab.clients.chat import ChatClient
+from wslab.runtime.tls import LocalCA, explain_tls_error
 from wslab.servers import echo
 from wslab.servers.chat import ChatServer
-from wslab.tls import LocalCA, explain_tls_error
 
 
 @pytest.fixture(scope="module")

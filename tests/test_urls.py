@@ -1,7 +1,7 @@
 """Browser URLs: loopback locally (unchanged), ``<base>proxy/PORT/`` under a hub or a prefixed server.
 
-The decision (:func:`wslab.places.find_place`) is tested with plain inputs; the shell
-(:mod:`wslab.urls`) in a child process whose parent "is" a Jupyter server: a real
+The decision (:func:`wslab.core.places.find_place`) is tested with plain inputs; the shell
+(:mod:`wslab.runtime.urls`) in a child process whose parent "is" a Jupyter server: a real
 ``jpserver-<pid>.json`` written into a temporary runtime directory, found by
 ``list_running_servers()`` and matched by pid.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from wslab.places import JupyterServer, PlaceKind, find_place, match_server
+from wslab.core.places import JupyterServer, PlaceKind, find_place, match_server
 
 LAB = JupyterServer(pid=4242, url="http://127.0.0.1:8888/", base_url="/", port=8888, token="t")
 PREFIXED = JupyterServer(
@@ -85,7 +85,7 @@ def test_the_server_is_matched_by_the_nearest_pid_in_the_lineage() -> None:
 
 HELPER = """
 import json
-from wslab import urls
+from wslab.runtime import urls
 place = urls.here()
 print(json.dumps({"kind": place.kind.value, "url": urls.browser_url(8000, "page"),
                   "ws": urls.browser_ws_url(8000), "origins": urls.notebook_origins()}))
@@ -93,7 +93,7 @@ print(json.dumps({"kind": place.kind.value, "url": urls.browser_url(8000, "page"
 
 
 def run_helper(runtime: Path, **env: str) -> dict[str, object]:
-    """What :mod:`wslab.urls` decides in a child of this process, given ``runtime`` and ``env``."""
+    """What :mod:`wslab.runtime.urls` decides in a child of this process, given ``runtime`` and ``env``."""
     child_env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTERHUB_", "JPY_"))}
     child_env.update(JUPYTER_RUNTIME_DIR=str(runtime), **env)
     result = subprocess.run(

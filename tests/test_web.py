@@ -29,8 +29,8 @@ from websockets.typing import Origin
 
 import wslab
 from wslab import EventLog
-from wslab.auth import Tokens
-from wslab.clients import ChatClient
+from wslab.clients.chat import ChatClient
+from wslab.core.auth import Tokens
 from wslab.servers.chat import ChatServer
 from wslab.servers.web import AsgiServerHandle, create_app, serve_web
 

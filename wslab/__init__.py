@@ -14,22 +14,22 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .events import CloseCode, EventLog, LogEvent, LogKind
+    from .core.connection_log import CloseCode, EventLog, LogEvent, LogKind
     from .orientation import where
-    from .runtime import ServerHandle, running, serve, stop, stop_all, wait_until
+    from .runtime.handles import ServerHandle, running, serve, stop, stop_all, wait_until
 
 #: Each public name, and the module that defines it.
 _EXPORTS = {
-    "CloseCode": "events",
-    "EventLog": "events",
-    "LogEvent": "events",
-    "LogKind": "events",
-    "ServerHandle": "runtime",
-    "running": "runtime",
-    "serve": "runtime",
-    "stop": "runtime",
-    "stop_all": "runtime",
-    "wait_until": "runtime",
+    "CloseCode": "core.connection_log",
+    "EventLog": "core.connection_log",
+    "LogEvent": "core.connection_log",
+    "LogKind": "core.connection_log",
+    "ServerHandle": "runtime.handles",
+    "running": "runtime.handles",
+    "serve": "runtime.handles",
+    "stop": "runtime.handles",
+    "stop_all": "runtime.handles",
+    "wait_until": "runtime.handles",
     "where": "orientation",
 }
 

@@ -18,10 +18,10 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 
-from .places import JupyterServer, Place
+from .core.places import JupyterServer, Place
+from .runtime.urls import here
 from .services.discovery import find_nats_server, find_redis_server
 from .services.nginx import find_nginx
-from .urls import here
 
 __all__ = ["Report", "where"]
 

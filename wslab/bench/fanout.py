@@ -52,7 +52,7 @@ from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 
-from ..argtypes import comma_list, positive_int
+from ..cli.argtypes import comma_list, positive_int
 from . import harness
 from .harness import Child, Progress, emit
 from .load import DIALECTS, Load, client_options, connect_and_warm_up, drop, report_progress, text

@@ -19,8 +19,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..argtypes import comma_list, positive_int
-from ..protocol import MAX_TEXT_LENGTH
+from ..cli.argtypes import comma_list, positive_int
+from ..core.protocol import MAX_TEXT_LENGTH
 from ..services.process import DIE_WITH_PARENT
 
 __all__ = [

@@ -40,7 +40,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from ..argtypes import positive_int
+from ..cli.argtypes import positive_int
 from . import harness
 from .fanout import SERVERS
 from .harness import Child, Progress, emit

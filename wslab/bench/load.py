@@ -21,7 +21,7 @@ from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 
-from ..protocol import Dialect, Hello, Say, encode
+from ..core.protocol import Dialect, Hello, Say, encode
 from .harness import emit
 
 __all__ = [

@@ -41,7 +41,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from ..argtypes import positive_int
+from ..cli.argtypes import positive_int
 from . import harness
 from .harness import Child, emit
 from .tabs import MODES, Meter, Tab, make_tab
@@ -58,7 +58,7 @@ CATCH_UP = 3.0
 async def _serve_main(seed: int) -> int:
     """A dashboard with no simulation of its own: on command, the same seeded changes at the same
     seeded moments for every mode (services, moments, and so which changes a poll coalesces)."""
-    from ..fleet import FleetSimulation
+    from ..core.fleet import FleetSimulation
     from ..servers.dashboard import serve_dashboard
     from ..servers.fleet_feed import FleetFeed
 

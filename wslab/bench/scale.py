@@ -50,9 +50,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from ..argtypes import non_negative_float, positive_float, positive_int
+from ..cli.argtypes import non_negative_float, positive_float, positive_int
+from ..runtime.signals import cancel_on_signal
 from ..services import ChatProcess, ServiceUnavailable, start_services
-from ..signals import cancel_on_signal
 from . import harness
 from .harness import Child, Progress, emit
 from .load import SYNC, Load, client_options, connect_and_warm_up, drop, percentile_ms, report_progress, text

@@ -24,7 +24,7 @@ from websockets.extensions.permessage_deflate import enable_client_permessage_de
 from websockets.frames import Opcode
 from websockets.uri import parse_uri
 
-from ..sse import SseParser
+from ..core.sse import SseParser
 
 __all__ = ["BROWSER_HEADERS", "MODES", "Meter", "Tab", "make_tab"]
 

@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from ..errors import WslabError
-from ..protocol import RoomEvent, backoff_delays
+from ..core.errors import WslabError
+from ..core.protocol import RoomEvent, backoff_delays
 
 __all__ = [
     "Broker",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..protocol import History, RoomEvent
+from ..core.protocol import History, RoomEvent
 from .base import Broker, QueuedSubscription, Subscription
 
 __all__ = ["MemoryBroker"]

@@ -81,7 +81,7 @@ from nats.js.api import (
     StreamConfig,
 )
 
-from ..protocol import HistoryTooOld, RoomEvent
+from ..core.protocol import HistoryTooOld, RoomEvent
 from .base import Broker, BrokerUnavailable, Subscription, broker_address, broker_down_as_unavailable
 from .base import reconnect_delays as default_reconnect_delays
 from .nats_subscriptions import CoreNatsSubscription, NatsSubscription

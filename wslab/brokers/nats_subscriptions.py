@@ -13,7 +13,7 @@ import nats.js.errors
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscriptionHandle
 
-from ..protocol import RoomEvent
+from ..core.protocol import RoomEvent
 from .base import BrokerUnavailable, QueuedSubscription
 from .resumable import BrokerState, ResumableSubscription
 from .resumption import Resume, classify_resume

@@ -50,7 +50,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..protocol import HistoryTooOld, RoomEvent
+from ..core.protocol import HistoryTooOld, RoomEvent
 from .base import Broker, BrokerUnavailable, Subscription, broker_address, broker_down_as_unavailable
 from .base import reconnect_delays as default_reconnect_delays
 from .resumable import BrokerState, ResumableSubscription

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from .. import net
-from ..events import EventLog, LogKind
+from ..core.connection_log import EventLog, LogKind
+from ..runtime import net
 from .stats import Flow
 
 __all__ = ["FaultSettings", "Hub", "Link", "abort_socket", "close_socket", "reset_socket"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from .. import net
-from ..events import EventLog
-from ..runtime import ServerHandle, register, release
+from ..core.connection_log import EventLog
+from ..runtime import net
+from ..runtime.handles import ServerHandle, register, release
 from .links import Hub, Link, abort_socket, reset_socket
 from .stats import Flow, FlowStats, Mode, ProxyStats
 

@@ -9,7 +9,7 @@ from collections import deque
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from .. import net
+from ..runtime import net
 from .peers import Peer, PeerClosed
 
 __all__ = ["AsgiPeer"]

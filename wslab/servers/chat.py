@@ -21,12 +21,12 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection
 from websockets.frames import CloseCode
 
-from ..auth import Tokens
 from ..brokers import Broker, BrokerReset, BrokerUnavailable, MemoryBroker, Subscription
-from ..close_codes import AppCloseCode
-from ..heartbeat import HeartbeatPolicy
-from ..protocol import HistoryTooOld, RoomEvent, ServerMessage
-from ..room import (
+from ..core.auth import Tokens
+from ..core.close_codes import AppCloseCode
+from ..core.heartbeat import HeartbeatPolicy
+from ..core.protocol import HistoryTooOld, RoomEvent, ServerMessage
+from ..core.room import (
     Action,
     ChatRoom,
     ChatStats,
@@ -39,7 +39,7 @@ from ..room import (
     RoomReset,
     Send,
 )
-from ..runtime import ServerHandle, serve
+from ..runtime.handles import ServerHandle, serve
 from .peers import Peer, PeerClosed, WebsocketsPeer
 
 __all__ = [

@@ -30,10 +30,10 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from .. import sse
 from ..brokers import BrokerUnavailable
-from ..fleet import Change, etag_matches, parse_seq
-from ..runtime import ServerHandle, register
+from ..core import sse
+from ..core.fleet import Change, etag_matches, parse_seq
+from ..runtime.handles import ServerHandle, register
 from .fleet_feed import FleetFeed
 from .web import AccessLog, AsgiServerHandle, OriginGuard, page_routes, serve_web
 

@@ -20,8 +20,8 @@ import time
 from collections.abc import Callable, Iterable
 
 from ..brokers import Broker, BrokerReset, BrokerUnavailable, MemoryBroker
-from ..fleet import DEFAULT_SERVICES, Change, Fleet, FleetSimulation, Status
-from ..protocol import EventKind, HistoryTooOld, RoomEvent
+from ..core.fleet import DEFAULT_SERVICES, Change, Fleet, FleetSimulation, Status
+from ..core.protocol import EventKind, HistoryTooOld, RoomEvent
 
 __all__ = ["FleetFeed"]
 

@@ -14,9 +14,9 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
-from ..errors import WslabError
-from ..events import LogKind
-from ..runtime import RecordedConnection, peer_name
+from ..core.connection_log import LogKind
+from ..core.errors import WslabError
+from ..runtime.handles import RecordedConnection, peer_name
 
 __all__ = ["Peer", "PeerClosed", "WebsocketsPeer"]
 

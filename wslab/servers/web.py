@@ -38,10 +38,10 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from ..auth import Tokens
-from ..events import EventLog, LogKind
-from ..protocol import UsernameError, validate_username
-from ..runtime import ServerHandle, register, release, wait_until
+from ..core.auth import Tokens
+from ..core.connection_log import EventLog, LogKind
+from ..core.protocol import UsernameError, validate_username
+from ..runtime.handles import ServerHandle, register, release, wait_until
 from .asgi_peer import AsgiPeer
 from .chat import ChatServer
 

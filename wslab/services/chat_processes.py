@@ -10,7 +10,7 @@ from websockets.frames import CloseCode
 
 from .. import runtime
 from ..brokers import MemoryBroker
-from ..runtime import ServerHandle
+from ..runtime.handles import ServerHandle
 from ..servers.chat import ChatServer
 from .process import START_TIMEOUT, ServerProcess
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from ..signals import until_signalled
+from ..runtime.signals import until_signalled
 from .broker_servers import start_services
 
 __all__ = ["run_services"]

@@ -13,7 +13,8 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from .. import net, runtime
+from .. import runtime
+from ..runtime import net
 from .process import START_TIMEOUT, ServerProcess
 
 __all__ = ["NginxServer", "find_nginx", "nginx_config"]

@@ -26,10 +26,11 @@ import weakref
 from pathlib import Path
 from typing import Self
 
-from .. import net, runtime
-from ..errors import WslabError
-from ..runtime import ServerHandle
-from ..waiting import Steps, poll, run_async, run_blocking
+from .. import runtime
+from ..core.errors import WslabError
+from ..runtime import net
+from ..runtime.handles import ServerHandle
+from ..runtime.waiting import Steps, poll, run_async, run_blocking
 
 __all__ = ["START_TIMEOUT", "STOP_TIMEOUT", "ServerProcess", "ServiceUnavailable", "die_with_parent"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from wslab.fleet import Change
+from ..core.fleet import Change
 
 
 def not_modified(if_none_match: str | None, etag: str) -> bool:

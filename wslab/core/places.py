@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import net
+from ..runtime import net
 
 __all__ = ["JupyterServer", "Place", "PlaceKind", "find_place", "match_server"]
 

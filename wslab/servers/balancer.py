@@ -22,9 +22,9 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 
-from . import net
-from .events import EventLog, LogKind
-from .runtime import ServerHandle, register, release
+from ..core.connection_log import EventLog, LogKind
+from ..runtime import net
+from ..runtime.handles import ServerHandle, register, release
 
 __all__ = ["Balancer", "add_forwarded_for"]
 

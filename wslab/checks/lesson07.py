@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 
-from .checks import CheckReport
-from .fleet import Change, Status
-from .sse import SseParser
+from ..core.fleet import Change, Status
+from ..core.sse import SseParser
+from .basics import CheckReport
 
 __all__ = ["check_break_even", "check_conditional_get", "check_etag_match", "check_sse_resume"]
 

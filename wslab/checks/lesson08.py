@@ -18,10 +18,10 @@ from websockets.asyncio.client import connect
 from websockets.frames import CloseCode
 from websockets.protocol import State
 
-from .checks import REPLY_TIMEOUT, CheckReport
-from .faults import FaultProxy
-from .net import free_port
-from .runtime import serve
+from ..faults import FaultProxy
+from ..runtime.handles import serve
+from ..runtime.net import free_port
+from .basics import REPLY_TIMEOUT, CheckReport
 
 __all__ = ["check_graceful_stop", "check_heartbeat_for_proxy"]
 

@@ -23,11 +23,11 @@ from typing import Any
 import anywidget
 import traitlets
 
-from .urls import browser_url
+from ..runtime.urls import browser_url
 
 __all__ = ["BrowserChat"]
 
-_STATIC = Path(__file__).parent / "static"
+_STATIC = Path(__file__).parent.parent / "static"
 
 
 class BrowserChat(anywidget.AnyWidget):

@@ -25,20 +25,20 @@ from typing import Any
 from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI, WebSocketException
 from websockets.frames import CloseCode
 
-from . import runtime
+from .. import runtime
+from ..bench import add_bench_parser
+from ..brokers import BROKER_SCHEMES, Broker, BrokerUnavailable, broker_from_url
+from ..brokers.base import broker_address
+from ..clients.chat import exchange
+from ..core.connection_log import EventLog, LogEvent, LogKind, close_label
+from ..core.protocol import backoff_delays
+from ..runtime.logs import LogFormat, configure_logging, event_fields
+from ..runtime.signals import cancel_on_signal
+from ..runtime.tls import explain_tls_error
+from ..servers import echo
+from ..servers.chat import ChatServer, OverflowPolicy
 from .argtypes import positive_int
-from .bench import add_bench_parser
-from .brokers import BROKER_SCHEMES, Broker, BrokerUnavailable, broker_from_url
-from .brokers.base import broker_address
-from .clients import exchange
-from .events import EventLog, LogEvent, LogKind, close_label
-from .logs import LogFormat, configure_logging, event_fields
-from .protocol import backoff_delays
-from .servers import echo
-from .servers.chat import ChatServer, OverflowPolicy
-from .signals import cancel_on_signal
 from .terminal import run_client
-from .tls import explain_tls_error
 
 log = logging.getLogger("wslab.cli")
 
@@ -79,7 +79,7 @@ def _broker_url(text: str) -> str:
 
 
 async def _services(args: argparse.Namespace) -> int:
-    from .services import ServiceUnavailable, run_services
+    from ..services import ServiceUnavailable, run_services
 
     only = args.only
     try:
@@ -133,8 +133,8 @@ async def _start_chat(args: argparse.Namespace, events: EventLog) -> runtime.Ser
 
 
 async def _start_web(args: argparse.Namespace, events: EventLog) -> runtime.ServerHandle:
-    from .auth import Tokens
-    from .servers.web import create_app, serve_web
+    from ..core.auth import Tokens
+    from ..servers.web import create_app, serve_web
 
     if args.host is None:  # every interface for an audience; this machine only otherwise
         args.host = "0.0.0.0" if args.public else "127.0.0.1"
@@ -158,7 +158,7 @@ async def _start_web(args: argparse.Namespace, events: EventLog) -> runtime.Serv
 
 def _audience_lines(args: argparse.Namespace, handle: runtime.ServerHandle) -> list[str]:
     """What an instructor puts on the projector: URLs and a QR code for the first."""
-    from .audience import join_urls, qr_text
+    from ..widgets.audience import join_urls, qr_text
 
     urls = join_urls(handle.port, host=args.host, code=args.join_code or None)
     lines = ["join from a phone or laptop on this network:", *(f"  {url}" for url in urls)]
@@ -168,7 +168,7 @@ def _audience_lines(args: argparse.Namespace, handle: runtime.ServerHandle) -> l
 
 
 async def _start_dashboard(args: argparse.Namespace, events: EventLog) -> runtime.ServerHandle:
-    from .servers.dashboard import start_dashboard_from_args
+    from ..servers.dashboard import start_dashboard_from_args
 
     return await start_dashboard_from_args(args, events)
 
@@ -323,7 +323,7 @@ def _add_web_parser(servers: Any) -> None:
 
 def _add_dashboard_parser(servers: Any) -> None:
     """``serve dashboard``: lesson 07's fleet dashboard (its options: wslab.servers.dashboard)."""
-    from .servers.dashboard import add_dashboard_options
+    from ..servers.dashboard import add_dashboard_options
 
     dashboard = servers.add_parser(
         "dashboard",

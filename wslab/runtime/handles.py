@@ -24,8 +24,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.protocol import State
 
+from ..core.connection_log import EventLog, LogKind
 from . import net, waiting
-from .events import EventLog, LogKind
 from .signals import STOP_SIGNALS, until_signalled
 
 __all__ = [

@@ -16,7 +16,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from .runtime import Handler, serve, wait_until
+from ..runtime.handles import Handler, serve, wait_until
 
 __all__ = [
     "CheckReport",
@@ -258,8 +258,8 @@ def check_backoff(backoff: Callable[[int], float]) -> CheckReport:
 
 async def check_collect(collect: Callable[[str, str, int], Awaitable[list[str]]]) -> CheckReport:
     """Exercise: ``await collect(url, name, n)``: join, return the first ``n`` lines after the welcome."""
-    from .clients import ChatClient  # late: checks for lesson 01 need no chat machinery
-    from .servers.chat import ChatServer
+    from ..clients.chat import ChatClient  # late: checks for lesson 01 need no chat machinery
+    from ..servers.chat import ChatServer
 
     report = CheckReport("collect")
     chat = ChatServer(server_id="check")
@@ -433,7 +433,7 @@ async def check_websocket_counter(middleware: Callable[[Any], Any]) -> CheckRepo
     from starlette.applications import Starlette
     from starlette.routing import Mount
 
-    from .servers.web import serve_web
+    from ..servers.web import serve_web
 
     report = CheckReport("WebSocket counter")
     try:

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from .checks import REPLY_TIMEOUT, CheckReport
+from .basics import REPLY_TIMEOUT, CheckReport
 
 __all__ = ["check_catch_up", "check_claim_name"]
 

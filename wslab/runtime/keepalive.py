@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .heartbeat import HeartbeatPolicy, Verdict
+from ..core.heartbeat import HeartbeatPolicy, Verdict
 
 __all__ = ["keep_alive"]
 

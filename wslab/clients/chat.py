@@ -15,11 +15,11 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.frames import CloseCode
 from websockets.uri import parse_uri
 
-from .backoff import backoff_delays
-from .handshake import RFC_SAMPLE_KEY, Response, close_frame, upgrade_request
-from .heartbeat import HeartbeatPolicy, Verdict
-from .runtime import close_details
-from .session import Answer, ChatSession, ResendOutbox, WatchServer
+from ..core.backoff import backoff_delays
+from ..core.handshake import RFC_SAMPLE_KEY, Response, close_frame, upgrade_request
+from ..core.heartbeat import HeartbeatPolicy, Verdict
+from ..core.session import Answer, ChatSession, ResendOutbox, WatchServer
+from ..runtime.handles import close_details
 
 __all__ = ["ChatClient", "Handshake", "capture_handshake", "exchange"]
 

@@ -25,10 +25,10 @@ import sys
 import threading
 from typing import TextIO
 
-from .clients import ChatClient
-from .protocol import EventKind, render_plain
-from .runtime import wait_until
-from .signals import handle_signals
+from ..clients.chat import ChatClient
+from ..core.protocol import EventKind, render_plain
+from ..runtime.handles import wait_until
+from ..runtime.signals import handle_signals
 
 __all__ = ["StdinLines", "TranscriptPrinter", "run_client"]
 

@@ -19,9 +19,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.uri import parse_uri
 
-from .checks import REPLY_TIMEOUT, CheckReport
-from .protocol import EventKind
-from .runtime import Handler, ServerHandle, serve, wait_until
+from ..core.protocol import EventKind
+from ..runtime.handles import Handler, ServerHandle, serve, wait_until
+from .basics import REPLY_TIMEOUT, CheckReport
 
 __all__ = [
     "check_gives_up",
@@ -342,7 +342,7 @@ async def check_reconnecting_client(make: Callable[[str, str], Any], *, outage: 
     Its server restarts (1012) and stays down ``outage`` seconds, refusing every handshake
     meanwhile; others talk, and the client's user types, while it is away.
     """
-    from .servers.chat import ChatServer  # late: lesson 01's checks need no chat machinery
+    from ..servers.chat import ChatServer  # late: lesson 01's checks need no chat machinery
 
     report = CheckReport("reconnecting client")
     chat = ChatServer(server_id="check")
@@ -426,8 +426,8 @@ async def check_gives_up(make: Callable[[str, str], Any]) -> CheckReport:
     A name already in the room is refused with an error and close code 1008: ``run()``
     must return, after one try. A server restart (1012) must still be reconnected.
     """
-    from .clients import ChatClient
-    from .servers.chat import ChatServer
+    from ..clients.chat import ChatClient
+    from ..servers.chat import ChatServer
 
     report = CheckReport("gives up on 1008")
     chat = ChatServer(server_id="check")

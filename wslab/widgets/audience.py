@@ -12,7 +12,7 @@ import sys
 
 import segno
 
-from .urls import browser_url
+from ..runtime.urls import browser_url
 
 __all__ = ["join_urls", "lan_addresses", "qr_svg", "qr_text"]
 

@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING
 import ipywidgets as widgets
 from IPython import get_ipython
 
-from .events import EventLog, LogEvent
-from .protocol import render_plain
+from ..core.connection_log import EventLog, LogEvent
+from ..core.protocol import render_plain
 
 if TYPE_CHECKING:
-    from .clients import ChatClient
-    from .fleet_client import FleetClient
-    from .servers.chat import ChatServer
+    from ..clients.chat import ChatClient
+    from ..clients.fleet import FleetClient
+    from ..servers.chat import ChatServer
 
 __all__ = ["AudienceView", "ChatBox", "ChatPanel", "FleetView", "MessageLog", "ServerPanel"]
 

@@ -17,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .actions import Action, ChatStats, Close, Delivery, FanOut, OverflowPolicy, Publish, Send, close_reason
 from .auth import Tokens
 from .close_codes import AppCloseCode, CloseCode
-from .decisions import Action, ChatStats, Close, Delivery, FanOut, OverflowPolicy, Publish, Send, close_reason
 from .errors import WslabError
 from .heartbeat import HeartbeatPolicy, Verdict
 from .history import HistoryTooOld

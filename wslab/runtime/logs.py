@@ -19,7 +19,7 @@ import time
 from enum import StrEnum
 from typing import Any, TextIO
 
-from .events import LogEvent
+from ..core.connection_log import LogEvent
 
 __all__ = ["JsonFormatter", "KeyValueFormatter", "LogFormat", "configure_logging", "event_fields"]
 

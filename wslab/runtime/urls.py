@@ -24,7 +24,7 @@ import functools
 import os
 from typing import Protocol
 
-from .places import JupyterServer, Place, find_place
+from ..core.places import JupyterServer, Place, find_place
 
 __all__ = ["browser_url", "browser_ws_url", "here", "notebook_origins"]
 

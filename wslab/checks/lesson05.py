@@ -23,9 +23,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
-from .checks import REPLY_TIMEOUT, CheckReport
-from .faults import FaultProxy
-from .runtime import Handler, ServerHandle, serve, wait_until
+from ..faults import FaultProxy
+from ..runtime.handles import Handler, ServerHandle, serve, wait_until
+from .basics import REPLY_TIMEOUT, CheckReport
 
 __all__ = ["LATE_TIMERS", "check_every_message_counts", "check_heartbeat", "check_watchdog"]
 

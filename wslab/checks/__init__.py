@@ -1,0 +1,1 @@
+"""Exercise checks: each runs the learner's code against real connections and says what differs."""
