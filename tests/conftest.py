@@ -1,21 +1,22 @@
-"""Shared pytest configuration."""
+"""Shared pytest configuration: markers, the fixtures every test or several modules use.
+
+Helpers that tests call (waits, clients, assertions) are in ``helpers.py``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
-from helpers import unavailable
+from helpers import Wslab, unavailable
+from jupyterlab_harness import CHROMIUM_ARGS, find_chromium, skip_or_fail
+
+import wslab
 
 #: Fixtures that start (or reach) a real broker server, and the broker kinds a test may be parametrized with.
 BROKER_FIXTURES = frozenset({"redis_url", "nats_url"})
 BROKER_KINDS = frozenset({"redis", "nats"})
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "browser: drives a real browser (Chromium) through JupyterLab")
-    config.addinivalue_line("markers", "broker: needs a real Redis (Valkey) or NATS server process")
-    config.addinivalue_line("markers", "lab: runs the README's main command on a fresh copy (installs)")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -29,6 +30,45 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         kinds = {value for value in params.values() if isinstance(value, str)}
         if BROKER_FIXTURES & set(getattr(item, "fixturenames", ())) or BROKER_KINDS & kinds:
             item.add_marker(pytest.mark.broker)
+
+
+@pytest.fixture(autouse=True)
+async def stop_servers() -> AsyncIterator[None]:
+    """Every server a test starts (``wslab.serve`` and the like) is stopped after it."""
+    yield
+    await wslab.stop_all()
+
+
+# --- processes and browsers ---------------------------------------------------------------
+
+
+@pytest.fixture
+async def processes() -> AsyncIterator[list[Wslab]]:
+    """``python -m wslab`` processes a test starts; any still running at the end are killed."""
+    started: list[Wslab] = []
+    yield started
+    for process in started:
+        await process.kill()
+
+
+@pytest.fixture
+async def chromium() -> AsyncIterator[Any]:
+    """A headless Chromium driven by Playwright's async API, in the test's event loop."""
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        skip_or_fail("Playwright for Python is not installed (pip install -e '.[test]')")
+    async with async_playwright() as playwright:
+        executable = find_chromium(playwright)
+        if executable is None:
+            skip_or_fail("no Chromium found (set WSLAB_CHROMIUM, or see jupyterlab_harness.find_chromium)")
+        browser = await playwright.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
 
 
 # --- real broker servers (lesson 06) ------------------------------------------------------

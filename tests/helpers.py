@@ -1,26 +1,47 @@
 """Shared helpers for the wslab tests: ``from helpers import ...`` in a test module.
 
-Kept out of ``conftest.py`` on purpose: fixtures are imported explicitly by the modules
-that use them, so each test file shows where its servers get stopped.
+Fixtures live in ``conftest.py`` (pytest finds them there); what a test calls lives here.
+Test modules import from this module only, never from each other.
+
+Time in the suite is counted in :data:`MS`, one scaled millisecond, as in websockets' own
+tests: a slow or busy machine runs it with ``WSLAB_TESTS_TIMEOUT_FACTOR=3`` (every wait,
+timeout and bound three times longer, the ratios between them unchanged).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import json
 import os
+import re
 import socket
-from collections.abc import AsyncIterator, Callable, Iterator
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection
 
-import wslab
+from wslab.clients.chat import ChatClient
+from wslab.core.protocol import RoomEvent, backoff_delays
+from wslab.core.room import ChatRoom, FanOut, Member
 from wslab.runtime.waiting import poll, run_async
 from wslab.services import BrokerServer, ServiceUnavailable, start_services
 
+if TYPE_CHECKING:
+    from wslab.checks.basics import CheckReport
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# --- time -------------------------------------------------------------------------------
+
+#: One millisecond, scaled: every timeout, interval and bound in the tests is a multiple of it.
+MS = 0.001 * float(os.environ.get("WSLAB_TESTS_TIMEOUT_FACTOR", "1"))
 #: Upper bound for any single wait in the suite; a healthy run needs a fraction of it.
-TIMEOUT = 5.0
+TIMEOUT = 5_000 * MS
 
 
 async def wait_for(predicate: Callable[[], object], timeout: float = TIMEOUT, what: str = "") -> None:
@@ -46,6 +67,74 @@ async def wait_while_progressing(
         elif loop.time() >= deadline:
             raise AssertionError(f"condition {what or predicate!r} still false, no progress for {stall:g} s")
         await asyncio.sleep(0.01)
+
+
+async def assert_stays(predicate: Callable[[], object], duration: float, what: str = "") -> None:
+    """Check that ``predicate`` holds all through ``duration`` s (loop time); fail the moment it does not.
+
+    The one deliberate wait in the suite: a test that shows something does *not* happen
+    (a connection is not cut, a client is not dropped) has to let the time pass, and says
+    so by calling this, with the window written in :data:`MS`. Checked every 10 ms, so a
+    failure names the moment, not only the end of the window.
+    """
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while (elapsed := loop.time() - started) < duration:
+        assert predicate(), f"{what or predicate!r} stopped holding after {elapsed:.3f} s of {duration:g} s"
+        await asyncio.sleep(0.01)
+    assert predicate(), f"{what or predicate!r} stopped holding at the end of {duration:g} s"
+
+
+async def until(
+    check: Callable[[], Awaitable[Any]],
+    what: str,
+    timeout: float = 3 * TIMEOUT,
+    describe: Callable[[], Awaitable[str]] | None = None,
+) -> Any:
+    """Poll the async ``check`` until it returns something truthy (returned); fail after ``timeout``.
+
+    For conditions that take a round trip to read, such as a page's state in a browser.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if loop.time() >= deadline:
+            detail = f"\n{await describe() if describe else result!r}"
+            raise AssertionError(f"still waiting after {timeout:g} s for {what}{detail}")
+        await asyncio.sleep(0.02)
+
+
+class LoopLag:
+    """The worst lateness of a 10 ms sleep while it watches: how busy the machine is.
+
+    On a busy machine every wake-up comes late; a bound that adds a few times this moves
+    with the machine, not with a guess, and stays tight on an idle one.
+    """
+
+    def __init__(self) -> None:
+        self.worst = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            asked = loop.time() + 0.01
+            await asyncio.sleep(0.01)
+            self.worst = max(self.worst, loop.time() - asked)
+
+    def start(self) -> None:
+        self.worst = 0.0
+        self._task = asyncio.ensure_future(self._watch())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
+# --- sockets ----------------------------------------------------------------------------
 
 
 async def close_code(connection: ClientConnection, timeout: float = TIMEOUT) -> int | None:
@@ -77,6 +166,9 @@ def refused_port() -> Iterator[int]:
         yield sock.getsockname()[1]
 
 
+# --- broker servers ---------------------------------------------------------------------
+
+
 def unavailable(reason: str) -> None:
     """Skip, or under ``CI=true`` fail: CI must run every broker test against a real server."""
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
@@ -103,8 +195,208 @@ async def own_broker_server(kind: str) -> AsyncIterator[BrokerServer]:
         await services.stop()
 
 
-@pytest.fixture(autouse=True)
-async def stop_servers() -> AsyncIterator[None]:
-    """Autouse once imported into a test module: every server a test starts is stopped."""
-    yield
-    await wslab.stop_all()
+# --- chat clients -----------------------------------------------------------------------
+
+
+def quick_delays() -> Iterator[float]:
+    """Reconnection delays for tests: 10 ms, 20 ms, 40 ms, then 50 ms; no randomness."""
+    return backoff_delays(first=10 * MS, cap=50 * MS, jitter=lambda: 1.0)
+
+
+def assert_complete_transcript(client: ChatClient) -> None:
+    """Each event once, in order, nothing missing: consecutive sequence numbers."""
+    seqs = [event.seq for event in client.events]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), f"not consecutive: {seqs}"
+    assert client.tracker.missing == []
+    assert client.tracker.duplicates == 0
+
+
+class Clients:
+    """Starts :class:`ChatClient` objects that reconnect quickly; ``stop_all()`` after the test."""
+
+    def __init__(self) -> None:
+        self.started: list[ChatClient] = []
+
+    def start(self, url: str, name: str, **options: Any) -> ChatClient:
+        options.setdefault("delays", quick_delays)
+        client = ChatClient(url, name, **options).start()
+        self.started.append(client)
+        return client
+
+    async def join(self, url: str, name: str, **options: Any) -> ChatClient:
+        """Start a client and wait until it is live (welcomed, replay over)."""
+        client = self.start(url, name, **options)
+        await wait_for(lambda: client.live, what=f"{name} is live")
+        return client
+
+    async def stop_all(self) -> None:
+        for client in self.started:
+            await asyncio.wait_for(client.stop(), TIMEOUT)
+
+
+# --- the room without sockets (wslab.core) ----------------------------------------------
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class NumberingBroker:
+    """Numbers events like a real broker would: the room never numbers anything itself."""
+
+    def __init__(self) -> None:
+        self.seqs = itertools.count(1)
+
+    def number(self, event: RoomEvent) -> RoomEvent:
+        return event.with_seq(next(self.seqs))
+
+
+def hello(name: str, **fields: object) -> str:
+    return json.dumps({"type": "hello", "name": name, **fields})
+
+
+def live_member(room: ChatRoom, name: str, first: str | None = None, seq: int = 0) -> Member:
+    """Admit ``name``, welcome it at ``seq`` and take it live, as the server does."""
+    member, actions = room.admit(f"conn-{name}", first if first is not None else hello(name))
+    assert member is not None, actions
+    room.welcome(member, seq)
+    while not room.catch_up(member)[1]:
+        pass
+    room.joined(member)
+    return member
+
+
+def texts(plan: FanOut) -> dict[str, list[str]]:
+    """Who receives what in a fan-out: member name -> texts."""
+    received: dict[str, list[str]] = {}
+    for delivery in plan.deliveries.values():
+        for member in delivery.to:
+            received.setdefault(member.name, []).append(delivery.text)
+    return received
+
+
+def no_backlog(member: Member) -> int:
+    return 0
+
+
+# --- exercise check reports -------------------------------------------------------------
+
+
+def failing(report: CheckReport, fragment: str) -> str:
+    """The one failure line containing ``fragment``; fails if there is none."""
+    lines = [line for line in report.failures if fragment in line]
+    assert lines, f"no failure mentions {fragment!r}:\n{report}"
+    return lines[0]
+
+
+def assert_hint(report: CheckReport, fragment: str) -> None:
+    """A hint mentioning ``fragment`` is shown under the results."""
+    shown = [line for line in str(report).splitlines() if line.startswith("  hint: ")]
+    assert any(fragment in line for line in shown), f"no hint mentions {fragment!r}:\n{report}"
+
+
+def assert_passed(report: CheckReport) -> None:
+    assert report.passed, str(report)
+    assert report.failures == []
+    assert "hint:" not in str(report)
+    n = len(report.results)
+    assert str(report).splitlines()[0] == f"{report.exercise}: PASSED ({n} of {n} checks hold)"
+
+
+def assert_not_yet(report: CheckReport) -> None:
+    assert not report
+    assert "NOT YET" in str(report).splitlines()[0]
+    assert "  FAIL " in str(report)
+
+
+# --- `python -m wslab ...` as a process -------------------------------------------------
+
+
+class Wslab:
+    """One ``python -m wslab ...`` process; its stdout is read line by line, with deadlines."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        #: Every stdout line read so far, without line endings.
+        self.lines: list[str] = []
+
+    @classmethod
+    async def start(cls, *args: str) -> Wslab:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "wslab",
+            *args,
+            cwd=ROOT,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        return cls(process)
+
+    async def expect(self, pattern: str, timeout: float = TIMEOUT) -> re.Match[str]:
+        """Read stdout until a line matches ``pattern`` (a regex, searched); fail on timeout or exit."""
+        assert self.process.stdout is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            try:
+                raw = await asyncio.wait_for(self.process.stdout.readline(), deadline - loop.time())
+            except TimeoutError:
+                raw = None
+            if not raw:
+                err = await self._stop_and_read_stderr()
+                why = "timed out" if raw is None else "stdout ended"
+                raise AssertionError(
+                    f"{why} waiting for {pattern!r}; stdout so far: {self.lines!r}; stderr: {err}"
+                )
+            line = raw.decode().rstrip("\r\n")
+            self.lines.append(line)
+            match = re.search(pattern, line)
+            if match:
+                return match
+
+    async def type(self, line: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(f"{line}\n".encode())
+        await self.process.stdin.drain()
+
+    def close_stdin(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+
+    async def finish(self, timeout: float = TIMEOUT) -> tuple[int, list[str], str]:
+        """Wait for the exit: its status, every stdout line (including those read before), stderr."""
+        out, err = await asyncio.wait_for(self.process.communicate(), timeout)
+        self.lines += out.decode().splitlines()
+        assert self.process.returncode is not None
+        return self.process.returncode, self.lines, err.decode()
+
+    async def _stop_and_read_stderr(self) -> str:
+        if self.process.returncode is None:
+            self.process.kill()
+        _, err = await self.process.communicate()
+        return err.decode()
+
+    async def kill(self) -> None:
+        if self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+
+
+#: The line ``serve chat`` prints once it listens: its URL and port.
+LISTENING = re.compile(r"^chat server listening on (ws://127\.0\.0\.1:(\d+)/) \(Ctrl-C to stop\)$")
+
+
+async def serve_chat(processes: list[Wslab], *options: str, port: int = 0) -> tuple[Wslab, str]:
+    """``serve chat`` on 127.0.0.1 (as a process, kept in ``processes``) and the URL it announced."""
+    server = await Wslab.start("serve", "chat", "--host", "127.0.0.1", "--port", str(port), *options)
+    processes.append(server)
+    match = await server.expect(LISTENING.pattern, timeout=3 * TIMEOUT)
+    return server, match.group(1)

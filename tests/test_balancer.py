@@ -11,7 +11,7 @@ import json
 import sys
 
 import pytest
-from helpers import TIMEOUT, stop_servers, wait_for  # noqa: F401  (stop_servers: autouse fixture)
+from helpers import TIMEOUT, wait_for
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import InvalidStatus

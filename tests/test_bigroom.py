@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from helpers import TIMEOUT, stop_servers, wait_for
+from helpers import TIMEOUT, wait_for
 from websockets.asyncio.client import ClientConnection, connect
 
 from wslab.brokers import Broker, MemoryBroker
@@ -20,8 +20,6 @@ from wslab.core.protocol import EventKind
 from wslab.servers import ChatServer
 from wslab.servers import chat as chat_module
 from wslab.servers.chat import PresencePolicy
-
-__all__ = ["stop_servers"]
 
 #: Small enough that a handful of clients make a big room; short enough to wait for.
 POLICY = PresencePolicy(exact_up_to=2, tick=0.05)

@@ -31,8 +31,8 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import stop_servers  # noqa: F401  (autouse: every server a test starts is stopped)
-from jupyterlab_harness import ARTIFACTS, CHROMIUM_ARGS, find_chromium, skip_or_fail
+from helpers import TIMEOUT, until
+from jupyterlab_harness import ARTIFACTS
 
 from wslab.clients.chat import ChatClient
 from wslab.core.protocol import AppCloseCode, render_plain
@@ -41,8 +41,8 @@ from wslab.servers.web import AsgiServerHandle, create_app, serve_web
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 
-#: Deadline of any single wait (seconds); a healthy run needs a small fraction of it.
-WAIT = 15.0
+#: Deadline of any single wait in a browser (seconds); a healthy run needs a small fraction of it.
+WAIT = 3 * TIMEOUT
 #: The room as the pages render it: li.msg lines as (data-seq, text of the line).
 TRANSCRIPT_JS = """() => [...document.querySelectorAll("#messages li.msg")].map(
   (li) => [Number(li.dataset.seq), li.querySelector(".text").textContent])"""
@@ -59,25 +59,6 @@ STATE_RECORDER = """(() => {
 })();"""
 
 Transcript = list[tuple[int, str]]
-
-
-async def until(
-    check: Callable[[], Awaitable[Any]],
-    what: str,
-    timeout: float = WAIT,
-    describe: Callable[[], Awaitable[str]] | None = None,
-) -> Any:
-    """Poll the async ``check`` until it returns something truthy (returned); fail after ``timeout``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if loop.time() >= deadline:
-            detail = f"\n{await describe() if describe else result!r}"
-            raise AssertionError(f"still waiting after {timeout:g} s for {what}{detail}")
-        await asyncio.sleep(0.02)
 
 
 @dataclass
@@ -285,29 +266,10 @@ def assert_same_room(reference: Transcript, transcript: Transcript, who: str) ->
 
 
 @pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError:
-        skip_or_fail("Playwright for Python is not installed (pip install -e '.[test]')")
-    async with async_playwright() as playwright:
-        executable = find_chromium(playwright)
-        if executable is None:
-            skip_or_fail("no Chromium found (set WSLAB_CHROMIUM, or see jupyterlab_harness.find_chromium)")
-        browser = await playwright.chromium.launch(
-            executable_path=executable, headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield browser
-        finally:
-            await browser.close()
-
-
-@pytest.fixture
-async def room(browser: Any, request: pytest.FixtureRequest) -> AsyncIterator[Room]:
+async def room(chromium: Any, request: pytest.FixtureRequest) -> AsyncIterator[Room]:
     chat = ChatServer(server_id="web")
     handle = await serve_web(create_app(chat), name="browser-chat", host="127.0.0.1", port=0)
-    room = Room(browser, handle, chat)
+    room = Room(chromium, handle, chat)
     failed_before = request.session.testsfailed
     try:
         yield room

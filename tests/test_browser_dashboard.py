@@ -13,8 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from helpers import stop_servers  # noqa: F401  (autouse: every server a test starts is stopped)
-from test_browser_chat import browser, until  # noqa: F401  (browser: fixture)
+from helpers import until
 
 import wslab
 from wslab.brokers import MemoryBroker
@@ -30,8 +29,8 @@ TILES_JS = '() => [...document.querySelectorAll("#tiles .name")].map((n) => n.te
 
 
 @pytest.fixture
-async def page(browser: Any) -> AsyncIterator[Any]:  # noqa: F811
-    context = await browser.new_context()
+async def page(chromium: Any) -> AsyncIterator[Any]:
+    context = await chromium.new_context()
     page = await context.new_page()
     page.errors, page.dialogs = [], []
     page.on("pageerror", lambda error: page.errors.append(str(error)))

@@ -11,11 +11,10 @@ from importlib import resources
 from typing import Any
 
 import pytest
-from helpers import stop_servers  # noqa: F401  (autouse: every server a test starts is stopped)
+from helpers import until
 from starlette.applications import Starlette
 from starlette.responses import HTMLResponse
 from starlette.routing import Route, WebSocketRoute
-from test_browser_chat import browser, until  # noqa: F401  (browser: fixture)
 from websockets.asyncio.client import connect
 
 import wslab
@@ -49,10 +48,10 @@ def mini_app() -> Starlette:
     return app
 
 
-async def test_mini_page_chats_and_reconnects(browser: Any) -> None:  # noqa: F811
+async def test_mini_page_chats_and_reconnects(chromium: Any) -> None:
     app = mini_app()
     handle = await serve_web(app, name="mini-page")
-    context = await browser.new_context()
+    context = await chromium.new_context()
     page = await context.new_page()
     try:
         await page.goto(handle.url)

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from helpers import TIMEOUT, own_broker_server, stop_servers, wait_for
+from helpers import TIMEOUT, own_broker_server, wait_for
 
 import wslab
 from wslab.brokers import Broker, MemoryBroker, Subscription
@@ -17,8 +17,6 @@ from wslab.clients.chat import ChatClient
 from wslab.core.connection_log import EventLog, LogKind
 from wslab.core.protocol import RoomEvent, backoff_delays
 from wslab.servers import ChatServer
-
-__all__ = ["stop_servers"]
 
 
 def quick_delays() -> Iterator[float]:

@@ -10,8 +10,7 @@ import random
 from typing import Any
 
 import pytest
-from helpers import stop_servers  # noqa: F401  (autouse fixture)
-from test_checks import assert_hint, assert_not_yet, assert_passed, failing
+from helpers import assert_hint, assert_not_yet, assert_passed, failing
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import json
 
-from helpers import stop_servers  # noqa: F401  (autouse fixture)
-from test_checks import assert_hint, assert_not_yet, assert_passed
+from helpers import assert_hint, assert_not_yet, assert_passed
 
 from wslab.checks.lesson07 import check_break_even, check_etag_match, check_sse_resume
 from wslab.core.fleet import Change

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from helpers import stop_servers  # noqa: F401  (autouse fixture)
-from test_checks import assert_hint, assert_not_yet, assert_passed
+from helpers import assert_hint, assert_not_yet, assert_passed
 
 from wslab.checks.lesson08 import check_graceful_stop, check_heartbeat_for_proxy
 from wslab.solutions import lesson08

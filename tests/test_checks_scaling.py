@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from helpers import stop_servers  # noqa: F401  (autouse fixture)
-from test_checks import assert_hint, assert_not_yet, assert_passed, failing
+from helpers import assert_hint, assert_not_yet, assert_passed, failing
 
 from wslab.checks.lesson06 import check_catch_up, check_claim_name
 from wslab.solutions import lesson06

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from helpers import stop_servers  # noqa: F401  (autouse fixture)
+from helpers import assert_hint, assert_not_yet, assert_passed, failing
 from starlette.middleware.base import BaseHTTPMiddleware
-from test_checks import assert_hint, assert_not_yet, assert_passed, failing
 
 import wslab
 from wslab.checks.basics import check_origin_guard, check_origin_rule, check_websocket_counter

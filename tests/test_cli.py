@@ -10,11 +10,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from helpers import (  # noqa: F401  (stop_servers: autouse fixture)
+from helpers import (
     TIMEOUT,
     close_code,
     refused_port,
-    stop_servers,
 )
 from websockets.asyncio.client import connect
 

@@ -11,16 +11,15 @@ import itertools
 import json
 import re
 import signal
-import sys
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
-from helpers import (  # noqa: F401  (stop_servers: autouse fixture)
+from helpers import (
     TIMEOUT,
+    Wslab,
     close_code,
+    quick_delays,
     refused_port,
-    stop_servers,
+    serve_chat,
     wait_for,
 )
 from websockets.asyncio.client import ClientConnection, connect
@@ -33,102 +32,11 @@ from wslab.cli.main import _chat_broker, build_parser
 from wslab.clients.chat import ChatClient
 from wslab.servers.chat import ChatServer, OverflowPolicy
 
-ROOT = Path(__file__).resolve().parent.parent
-LISTENING = re.compile(r"^chat server listening on (ws://127\.0\.0\.1:(\d+)/) \(Ctrl-C to stop\)$")
-
-
-class Wslab:
-    """One ``python -m wslab ...`` process; its stdout is read line by line, with deadlines."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-        #: Every stdout line read so far, without line endings.
-        self.lines: list[str] = []
-
-    @classmethod
-    async def start(cls, *args: str) -> Wslab:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "wslab",
-            *args,
-            cwd=ROOT,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        return cls(process)
-
-    async def expect(self, pattern: str, timeout: float = TIMEOUT) -> re.Match[str]:
-        """Read stdout until a line matches ``pattern`` (a regex, searched); fail on timeout or exit."""
-        assert self.process.stdout is not None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            try:
-                raw = await asyncio.wait_for(self.process.stdout.readline(), deadline - loop.time())
-            except TimeoutError:
-                raw = None
-            if not raw:
-                err = await self._stop_and_read_stderr()
-                why = "timed out" if raw is None else "stdout ended"
-                raise AssertionError(
-                    f"{why} waiting for {pattern!r}; stdout so far: {self.lines!r}; stderr: {err}"
-                )
-            line = raw.decode().rstrip("\r\n")
-            self.lines.append(line)
-            match = re.search(pattern, line)
-            if match:
-                return match
-
-    async def type(self, line: str) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(f"{line}\n".encode())
-        await self.process.stdin.drain()
-
-    def close_stdin(self) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-
-    async def finish(self, timeout: float = TIMEOUT) -> tuple[int, list[str], str]:
-        """Wait for the exit: its status, every stdout line (including those read before), stderr."""
-        out, err = await asyncio.wait_for(self.process.communicate(), timeout)
-        self.lines += out.decode().splitlines()
-        assert self.process.returncode is not None
-        return self.process.returncode, self.lines, err.decode()
-
-    async def _stop_and_read_stderr(self) -> str:
-        if self.process.returncode is None:
-            self.process.kill()
-        _, err = await self.process.communicate()
-        return err.decode()
-
-    async def kill(self) -> None:
-        if self.process.returncode is None:
-            self.process.kill()
-            await self.process.wait()
-
-
-@pytest.fixture
-async def processes() -> AsyncIterator[list[Wslab]]:
-    """Processes a test starts; any still running at the end are killed."""
-    started: list[Wslab] = []
-    yield started
-    for process in started:
-        await process.kill()
-
 
 async def start(processes: list[Wslab], *args: str) -> Wslab:
     process = await Wslab.start(*args)
     processes.append(process)
     return process
-
-
-async def serve_chat(processes: list[Wslab], *options: str, port: int = 0) -> tuple[Wslab, str]:
-    """``serve chat`` on 127.0.0.1 and the URL it announced."""
-    server = await start(processes, "serve", "chat", "--host", "127.0.0.1", "--port", str(port), *options)
-    match = await server.expect(LISTENING.pattern, timeout=15)
-    return server, match.group(1)
 
 
 async def chat_client(processes: list[Wslab], url: str, name: str) -> Wslab:
@@ -349,10 +257,6 @@ async def test_a_client_survives_a_server_restart(processes: list[Wslab]) -> Non
 
 
 # --- ChatClient: what the terminal client relies on ------------------------------------------
-
-
-def quick_delays() -> itertools.repeat[float]:
-    return itertools.repeat(0.01)
 
 
 async def test_chat_client_starts_a_new_epoch_when_the_servers_numbering_restarts() -> None:

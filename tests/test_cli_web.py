@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import TIMEOUT, close_code, stop_servers  # noqa: F401  (stop_servers: autouse fixture)
+from helpers import TIMEOUT, close_code
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin

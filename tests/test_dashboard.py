@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import TIMEOUT, stop_servers  # noqa: F401  (autouse fixture)
+from helpers import TIMEOUT
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 

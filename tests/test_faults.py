@@ -14,12 +14,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
-from helpers import (  # noqa: F401  (stop_servers: autouse fixture)
+from helpers import (
     TIMEOUT,
     close_code,
     refused_port,
     refuses_connections,
-    stop_servers,
     wait_for,
 )
 from websockets.asyncio.client import connect

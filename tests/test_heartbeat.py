@@ -18,8 +18,7 @@ import math
 from collections.abc import AsyncIterator, Callable
 
 import pytest
-from chat_contract import Clients, assert_complete_transcript
-from helpers import TIMEOUT, stop_servers, wait_for  # noqa: F401  (stop_servers: autouse fixture)
+from helpers import TIMEOUT, Clients, assert_complete_transcript, wait_for
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosedError

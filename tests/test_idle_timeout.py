@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from helpers import TIMEOUT, close_code, stop_servers, wait_for  # noqa: F401  (stop_servers: autouse)
+from helpers import TIMEOUT, close_code, wait_for
 from websockets.asyncio.client import connect
 from websockets.protocol import State
 

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import TIMEOUT, close_code, stop_servers  # noqa: F401  (stop_servers: autouse fixture)
+from helpers import TIMEOUT, close_code
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from helpers import stop_servers, wait_for  # noqa: F401  (stop_servers: autouse fixture)
+from helpers import wait_for
 from websockets.frames import CloseCode
 
 from wslab.clients.chat import ChatClient

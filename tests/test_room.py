@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from itertools import count
 
 import pytest
+from helpers import Clock, NumberingBroker, hello, live_member, no_backlog, texts
 
 from wslab.core.auth import Tokens
 from wslab.core.heartbeat import HeartbeatPolicy
@@ -22,59 +22,11 @@ from wslab.core.protocol import (
     RoomEvent,
     Welcome,
 )
-from wslab.core.room import ChatRoom, Close, FanOut, Member, OverflowPolicy, Publish, RoomReset, Send
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Broker:
-    """Numbers events like a real broker would: the room never numbers anything itself."""
-
-    def __init__(self) -> None:
-        self.seqs = count(1)
-
-    def number(self, event: RoomEvent) -> RoomEvent:
-        return event.with_seq(next(self.seqs))
-
-
-def hello(name: str, **fields: object) -> str:
-    return json.dumps({"type": "hello", "name": name, **fields})
+from wslab.core.room import ChatRoom, Close, OverflowPolicy, Publish, RoomReset, Send
 
 
 def say(text: str, ref: str = "") -> str:
     return json.dumps({"type": "chat", "text": text, "ref": ref})
-
-
-def live_member(room: ChatRoom, name: str, first: str | None = None, seq: int = 0) -> Member:
-    """Admit ``name``, welcome it at ``seq`` and take it live, as the server does."""
-    member, actions = room.admit(f"conn-{name}", first if first is not None else hello(name))
-    assert member is not None, actions
-    room.welcome(member, seq)
-    while not room.catch_up(member)[1]:
-        pass
-    room.joined(member)
-    return member
-
-
-def texts(plan: FanOut) -> dict[str, list[str]]:
-    """Who receives what in a fan-out: member name -> texts."""
-    received: dict[str, list[str]] = {}
-    for delivery in plan.deliveries.values():
-        for member in delivery.to:
-            received.setdefault(member.name, []).append(delivery.text)
-    return received
-
-
-def no_backlog(member: Member) -> int:
-    return 0
 
 
 # --- admission --------------------------------------------------------------------------
@@ -207,7 +159,7 @@ def test_the_rate_limit_closes_with_1008_and_pongs_do_not_count() -> None:
 
 
 def test_a_resent_ref_is_acknowledged_not_published_twice() -> None:
-    room, broker = ChatRoom(), Broker()
+    room, broker = ChatRoom(), NumberingBroker()
     ana = live_member(room, "ana")
     [publish] = room.receive(ana, say("once", "ana-1"))
     numbered = broker.number(publish.event)  # type: ignore[union-attr]
@@ -284,7 +236,7 @@ def test_too_many_events_waiting_during_a_replay_count_as_too_slow() -> None:
 
 
 def test_a_broker_reset_starts_a_new_epoch_for_everyone_and_later_events_arrive() -> None:
-    room, broker = ChatRoom(), Broker()
+    room, broker = ChatRoom(), NumberingBroker()
     ana, _ = live_member(room, "ana"), live_member(room, "ben")
     plain = live_member(room, "pat", "pat")
     for text in ("a", "b", "c"):
@@ -302,7 +254,7 @@ def test_a_broker_reset_starts_a_new_epoch_for_everyone_and_later_events_arrive(
 
 
 def test_a_message_whose_ack_was_lost_in_a_reset_is_acknowledged_and_never_published_again() -> None:
-    room, broker = ChatRoom(), Broker()
+    room, broker = ChatRoom(), NumberingBroker()
     ana = live_member(room, "ana")
     [publish] = room.receive(ana, say("lost ack", "ana-1"))
     room.published(broker.number(publish.event))  # type: ignore[union-attr]

@@ -19,13 +19,12 @@ import re
 from collections.abc import AsyncIterator
 
 import pytest
-from chat_contract import Clients, assert_complete_transcript
-from helpers import (  # noqa: F401  (stop_servers: autouse fixture)
+from helpers import (
     TIMEOUT,
+    Clients,
+    assert_complete_transcript,
     own_broker_server,
     refuses_connections,
-    stop_servers,
-    unavailable,
     wait_for,
 )
 

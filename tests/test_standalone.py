@@ -11,8 +11,7 @@ import asyncio
 import json
 import signal
 
-from helpers import TIMEOUT, close_code, stop_servers  # noqa: F401  (stop_servers: autouse fixture)
-from test_cli_chat import Wslab, processes, serve_chat  # noqa: F401  (processes: fixture)
+from helpers import TIMEOUT, Wslab, close_code, serve_chat
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.uri import parse_uri
 
@@ -42,7 +41,7 @@ async def _stuck_client(url: str) -> asyncio.StreamWriter:
 
 
 async def test_sigterm_closes_every_client_with_1001_and_exits_within_the_drain_timeout(
-    processes: list[Wslab],  # noqa: F811
+    processes: list[Wslab],
 ) -> None:
     server, url = await serve_chat(processes, "--log-format", "json", "--drain-timeout", "1")
     clients = [await _join(url, name) for name in ("ana", "ben", "cleo")]
@@ -65,7 +64,7 @@ async def test_sigterm_closes_every_client_with_1001_and_exits_within_the_drain_
     assert sorted(r.get("code") for r in disconnects).count(1001) >= 3
 
 
-async def test_a_restart_stop_code_sends_1012_and_key_value_logs(processes: list[Wslab]) -> None:  # noqa: F811
+async def test_a_restart_stop_code_sends_1012_and_key_value_logs(processes: list[Wslab]) -> None:
     server, url = await serve_chat(processes, "--stop-code", "1012", "--log-format", "kv")
     ws = await _join(url, "ana")
     server.process.send_signal(signal.SIGTERM)
