@@ -5,6 +5,7 @@ Helpers that tests call (waits, clients, assertions) are in ``helpers.py``.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -33,8 +34,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(autouse=True)
-async def stop_servers() -> AsyncIterator[None]:
-    """Every server a test starts (``wslab.serve`` and the like) is stopped after it."""
+def stop_servers(request: pytest.FixtureRequest) -> None:
+    """Every server an async test starts (``wslab.serve`` and the like) is stopped after it.
+
+    Async tests only: a sync test has no event loop to run servers in, and one driving
+    Playwright's sync API runs inside Playwright's loop, where no other can run.
+    """
+    if inspect.iscoroutinefunction(request.function):
+        request.getfixturevalue("servers_stopped_after")
+
+
+@pytest.fixture
+async def servers_stopped_after() -> AsyncIterator[None]:
     yield
     await wslab.stop_all()
 
