@@ -83,4 +83,4 @@ async def test_a_script_that_does_not_listen(tmp_path: Path) -> None:
     script = _script(tmp_path, "raise SystemExit('no')\n")
     report = await check_graceful_stop(script)
     assert_not_yet(report)
-    assert report.failures[0].startswith("nothing listens on 127.0.0.1:")
+    assert report.failures[0].startswith("nothing listens on 127.0.0.1 (python server.py 0")

@@ -20,7 +20,6 @@ from websockets.protocol import State
 
 from ..faults import FaultProxy
 from ..runtime.handles import serve
-from ..runtime.net import free_port
 from .basics import REPLY_TIMEOUT, CheckReport
 
 __all__ = ["check_graceful_stop", "check_heartbeat_for_proxy"]
@@ -99,36 +98,46 @@ async def _raw_client(port: int) -> asyncio.StreamWriter:
     return writer
 
 
-async def _started(process: asyncio.subprocess.Process, port: int, timeout: float = 15) -> bool:
+async def _listening_port(process: asyncio.subprocess.Process, timeout: float = 15) -> int | None:
+    """The port ``process`` listens on, once it does; None if it exits or never listens.
+
+    Read from the process's own sockets (psutil, which IPython requires), so it is the
+    program under test that answers, never another one that took a port meanwhile.
+    """
+    import psutil
+
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
+    child = psutil.Process(process.pid)
     while loop.time() < deadline and process.returncode is None:
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            await asyncio.sleep(0.05)
-            continue
-        writer.close()
-        return True
-    return False
+        with contextlib.suppress(psutil.Error):
+            for connection in child.net_connections(kind="tcp"):
+                if connection.status == psutil.CONN_LISTEN:
+                    return connection.laddr.port
+        await asyncio.sleep(0.05)
+    return None
 
 
 async def check_graceful_stop(script: str | Path) -> CheckReport:
     """Exercise 2: ``python script PORT`` serves WebSockets on 127.0.0.1:PORT; on SIGTERM it
     must close every client with 1012 and exit with status 0 within 3 s, even though one
-    client never answers the closing handshake."""
+    client never answers the closing handshake.
+
+    The check passes PORT 0: the program listens on a port the system chooses, free for
+    sure, and the check reads which from the program's sockets.
+    """
     report = CheckReport("graceful stop on SIGTERM")
-    port = free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         str(script),
-        str(port),
+        "0",
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
     try:
-        if not await _started(process, port):
-            report.add(False, f"nothing listens on 127.0.0.1:{port} (python {Path(script).name} {port})")
+        port = await _listening_port(process)
+        if port is None:
+            report.add(False, f"nothing listens on 127.0.0.1 (python {Path(script).name} 0: serve on port 0)")
             return report
         clients = [await connect(f"ws://127.0.0.1:{port}/") for _ in range(2)]
         stuck = await _raw_client(port)
