@@ -13,7 +13,7 @@ LAB_ARGS := --ServerApp.root_dir=notebooks --ServerApp.ip=127.0.0.1 \
 # workers, since most of these tests wait on sockets and timers rather than compute.
 UNIT   := -m "not browser and not broker and not lab" -n 4 --dist worksteal
 
-.PHONY: lab test unit lint notebooks browser nginx clean help
+.PHONY: lab test unit soak lint notebooks browser nginx clean help
 .DEFAULT_GOAL := help
 
 help:
@@ -22,6 +22,7 @@ help:
 	@echo "make unit       the quick loop: the tests that need no browser, notebook or broker (under a minute)"
 	@echo "make notebooks  re-execute every lesson in a fresh kernel and store its outputs"
 	@echo "make lint       ruff over the package and the tests"
+	@echo "make soak       make unit RUNS times (default 10) beside two CPU hogs: the flake hunt"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -67,6 +68,11 @@ test: $(STAMP) browser nginx lint
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests $(UNIT) -q
+
+# make unit again and again on a machine made busy on purpose (tests/soak.sh says how).
+RUNS ?= 10
+soak: $(STAMP)
+	tests/soak.sh $(RUNS)
 
 notebooks: $(STAMP)
 	$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
