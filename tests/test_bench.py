@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import TIMEOUT
 
 from wslab.bench import add_bench_parser
 from wslab.cli.main import build_parser
@@ -27,7 +28,7 @@ def bench(*args: str) -> subprocess.CompletedProcess[str]:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=90,
+        timeout=18 * TIMEOUT,
     )
 
 

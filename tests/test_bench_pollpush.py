@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import TIMEOUT
 
 from wslab.cli.main import build_parser
 
@@ -26,7 +27,7 @@ FIELDS = {
 def bench(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "wslab", "bench", "poll-vs-push", *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        cwd=ROOT, capture_output=True, text=True, timeout=24 * TIMEOUT,
     )  # fmt: skip
 
 

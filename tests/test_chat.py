@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from helpers import (
+    MS,
     TIMEOUT,
     Clients,
     assert_complete_transcript,
@@ -422,7 +423,7 @@ async def test_a_binary_first_message_gets_an_error_then_1008(url: str) -> None:
 
 
 async def test_a_silent_connection_is_closed_after_the_hello_timeout(broker: Broker) -> None:
-    chat = ChatServer(broker=broker, hello_timeout=0.05)
+    chat = ChatServer(broker=broker, hello_timeout=50 * MS)
     handle = await chat.serve(name="chat")
     async with connect(handle.url) as ws:
         assert await close_code(ws) == 1008
@@ -805,7 +806,7 @@ def start_slow(clients: Clients, url: str) -> ChatClient:
     bytes each, and a slow reader's first read then takes in so much of the burst that the
     server may never see a backlog; a slow network does not compress what it holds.
     """
-    return clients.start(url, "slow", read_delay=0.2, max_queue=4, receive_buffer=4096, compression=None)
+    return clients.start(url, "slow", read_delay=200 * MS, max_queue=4, receive_buffer=4096, compression=None)
 
 
 async def burst(fast: ClientConnection) -> list[str]:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from helpers import TIMEOUT, own_broker_server, wait_for
+from helpers import TIMEOUT, own_broker_server, quick_delays, wait_for
 
 import wslab
 from wslab.brokers import Broker, MemoryBroker, Subscription
@@ -15,12 +15,8 @@ from wslab.brokers.base import BrokerReset, QueuedSubscription
 from wslab.brokers.redis import RedisBroker
 from wslab.clients.chat import ChatClient
 from wslab.core.connection_log import EventLog, LogKind
-from wslab.core.protocol import RoomEvent, backoff_delays
+from wslab.core.protocol import RoomEvent
 from wslab.servers import ChatServer
-
-
-def quick_delays() -> Iterator[float]:
-    return backoff_delays(first=0.01, cap=0.05, jitter=lambda: 1.0)
 
 
 @pytest.fixture
@@ -147,13 +143,13 @@ async def test_redis_restarted_without_its_data_leaves_no_client_deaf(started: l
             await redis.restart(keep_data=False)
             await wait_for(
                 lambda: all(any("reset" in n for n in c.notices) for c in (ana, bob)),
-                timeout=15,
+                timeout=3 * TIMEOUT,
                 what="every client heard the reset",
             )
             after = [f"after {i}" for i in range(5)]
             for text in after:
                 await ana.send(text)
-            await wait_for(lambda: bob.texts()[3:] == after, timeout=15, what="every later message")
+            await wait_for(lambda: bob.texts()[3:] == after, timeout=3 * TIMEOUT, what="every later message")
             await wait_for(lambda: ana.unacknowledged == [], what="ana's messages acknowledged")
             published = bob.texts(author="ana")
             assert len(published) == len(set(published)), "a message was published twice"

@@ -21,12 +21,13 @@ from wslab.runtime.keepalive import keep_alive
 from wslab.servers import echo
 from wslab.solutions import lesson05
 
-INTERVAL, TIMEOUT = 0.3, 0.9
+#: The lesson's values, as a learner passes them to the checks (whose reports quote them).
+INTERVAL, SILENCE = 0.3, 0.9
 
 
 async def tutorial_heartbeat(connection: ServerConnection) -> None:
     """The tutorial's heartbeat: a ping every interval, whatever the client says."""
-    beat = asyncio.create_task(keep_alive(connection, HeartbeatPolicy(INTERVAL, TIMEOUT)))
+    beat = asyncio.create_task(keep_alive(connection, HeartbeatPolicy(INTERVAL, SILENCE)))
     try:
         async for message in connection:
             await connection.send(f"Echo: {message}")
@@ -38,7 +39,7 @@ async def drop_when_silent(connection: ServerConnection) -> None:
     """Never pings: drops any client silent for the timeout, a quiet live one included."""
 
     async def watch() -> None:
-        while time.monotonic() - heard[0] <= TIMEOUT:
+        while time.monotonic() - heard[0] <= SILENCE:
             await asyncio.sleep(INTERVAL)
         connection.transport.abort()
 
@@ -57,9 +58,9 @@ async def drop_when_silent(connection: ServerConnection) -> None:
 
 async def test_the_tutorial_heartbeat_and_the_builtin_keepalive_pass_the_same_check() -> None:
     hand_rolled, builtin = await asyncio.gather(
-        check_heartbeat(tutorial_heartbeat, interval=INTERVAL, timeout=TIMEOUT),
+        check_heartbeat(tutorial_heartbeat, interval=INTERVAL, timeout=SILENCE),
         check_heartbeat(
-            echo, interval=INTERVAL, timeout=TIMEOUT, ping_interval=INTERVAL, ping_timeout=TIMEOUT
+            echo, interval=INTERVAL, timeout=SILENCE, ping_interval=INTERVAL, ping_timeout=SILENCE
         ),
     )
     assert_passed(hand_rolled)
@@ -68,7 +69,7 @@ async def test_the_tutorial_heartbeat_and_the_builtin_keepalive_pass_the_same_ch
 
 
 async def test_heartbeat_fails_without_one() -> None:
-    report = await check_heartbeat(echo, interval=INTERVAL, timeout=TIMEOUT)
+    report = await check_heartbeat(echo, interval=INTERVAL, timeout=SILENCE)
     assert_not_yet(report)
     assert report.failures == ["a stalled client is still connected 1.7 s after the stall"]
     assert_hint(report, "sleep(interval), ping")
@@ -76,7 +77,7 @@ async def test_heartbeat_fails_without_one() -> None:
 
 @pytest.mark.parametrize("check", [check_heartbeat, check_every_message_counts])
 async def test_a_heartbeat_that_never_pings_drops_the_quiet_slow_client(check: Any) -> None:
-    report = await check(drop_when_silent, interval=INTERVAL, timeout=TIMEOUT)
+    report = await check(drop_when_silent, interval=INTERVAL, timeout=SILENCE)
     assert_not_yet(report)
     assert report.failures == ["a quiet client on a slow link (0.1 s each way) is kept for 1.2 s"]
     if check is check_every_message_counts:
@@ -88,12 +89,12 @@ async def test_a_heartbeat_that_never_pings_drops_the_quiet_slow_client(check: A
 
 async def test_every_message_counts_solution_passes() -> None:
     assert_passed(
-        await check_every_message_counts(lesson05.every_message_counts, interval=INTERVAL, timeout=TIMEOUT)
+        await check_every_message_counts(lesson05.every_message_counts, interval=INTERVAL, timeout=SILENCE)
     )
 
 
 async def test_every_message_counts_fails_on_the_tutorial_heartbeat_that_pings_a_talking_client() -> None:
-    report = await check_every_message_counts(tutorial_heartbeat, interval=INTERVAL, timeout=TIMEOUT)
+    report = await check_every_message_counts(tutorial_heartbeat, interval=INTERVAL, timeout=SILENCE)
     assert_not_yet(report)
     assert report.failures == ["a client talking every 0.1 s for 0.9 s was pinged: expected no pings"]
     assert_hint(report, "ping only when the client has been silent")
@@ -153,6 +154,6 @@ async def test_watchdog_fails_when_it_leaves_the_connection_open_or_loses_ticks(
 
 
 async def test_heartbeat_checks_stop_their_servers_and_proxies() -> None:
-    await check_heartbeat(echo, interval=INTERVAL, timeout=TIMEOUT)
+    await check_heartbeat(echo, interval=INTERVAL, timeout=SILENCE)
     await check_watchdog(lesson05.watchdog, timeout=0.6)
     assert wslab.running() == []

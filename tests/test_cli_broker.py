@@ -95,7 +95,7 @@ async def test_serve_chat_serves_once_its_broker_comes_up(
     try:
         if services.redis is None:
             unavailable("REDIS_URL is set: the test cannot start Redis on a port of its choosing")
-        url = (await read_until(serve_chat.stdout, LISTENING, timeout=15)).group(1)
+        url = (await read_until(serve_chat.stdout, LISTENING, timeout=3 * TIMEOUT)).group(1)
         async with connect(url) as user:
             await user.send("alice")
             assert await asyncio.wait_for(user.recv(), TIMEOUT) == "Welcome, alice!"

@@ -249,7 +249,7 @@ async def test_without_a_broker_the_servers_share_an_in_process_one() -> None:
         await servers[0].crash()
         for text in sent[5:]:
             await ben.send(text)
-        await wait_for(lambda: ana.texts(author="ben") == sent, timeout=15)
+        await wait_for(lambda: ana.texts(author="ben") == sent, timeout=3 * TIMEOUT)
         assert ana.closes[-1][0] == 1006
         assert ana.url == servers[1].url
         assert ana.tracker.missing == [] and ana.tracker.duplicates == 0
