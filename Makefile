@@ -11,7 +11,7 @@ LAB_ARGS := --ServerApp.root_dir=notebooks --ServerApp.ip=127.0.0.1 \
             $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 # The quick loop: no real browser, no notebook, no broker process, no fresh install; four
 # workers, since most of these tests wait on sockets and timers rather than compute.
-UNIT   := -m "not browser and not broker and not lab" -n 4 --dist worksteal
+UNIT   := -m "not browser and not broker and not lab" -n 4 --dist worksteal -p no:nbval
 
 .PHONY: lab test unit soak lint notebooks browser nginx clean help
 .DEFAULT_GOAL := help

@@ -32,7 +32,8 @@ def bench(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_json_reports_every_field_for_every_mode() -> None:
-    done = bench("--tabs", "4", "--interval", "0.3", "--duration", "1", "--rate", "2", "--json")
+    # Two changes in half a second, polled every 0.1 s: polls that find nothing new (304s) too.
+    done = bench("--tabs", "4", "--interval", "0.1", "--duration", "0.5", "--rate", "4", "--json")
 
     assert done.returncode == 0, done.stderr
     records = {r["mode"]: r for r in map(json.loads, done.stdout.splitlines())}

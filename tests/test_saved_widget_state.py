@@ -23,8 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import nbclient
-import nbformat
 import pytest
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
@@ -163,6 +161,10 @@ def test_a_view_saves_what_it_showed_when_the_notebook_ended(tmp_path: Path) -> 
         "async with connect(server.url) as ws:\n    await ws.send('hello')\n    reply = await ws.recv()",
         "stopped = await wslab.stop_all()",
     ]
+    # Imported here: nbformat's schema validation costs every xdist worker seconds at collection.
+    import nbclient
+    import nbformat
+
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in cells])
     client = nbclient.NotebookClient(
         notebook, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
