@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from helpers import Wslab, unavailable
+from helpers import TIMEOUT_FACTOR, Wslab, unavailable
 from jupyterlab_harness import CHROMIUM_ARGS, find_chromium, skip_or_fail
 
 import wslab
@@ -20,17 +20,22 @@ BROKER_FIXTURES = frozenset({"redis_url", "nats_url"})
 BROKER_KINDS = frozenset({"redis", "nats"})
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark every test that needs a broker process ``broker``, so ``make unit`` can leave it out.
 
     A module that starts its own servers says so with ``pytestmark``; here the rest is found:
-    tests that use the session's servers, or run once per broker kind.
+    tests that use the session's servers, or run once per broker kind. A slower machine
+    (``WSLAB_TESTS_TIMEOUT_FACTOR`` above 1) stretches each test's overall timeout too.
     """
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
         kinds = {value for value in params.values() if isinstance(value, str)}
         if BROKER_FIXTURES & set(getattr(item, "fixturenames", ())) or BROKER_KINDS & kinds:
             item.add_marker(pytest.mark.broker)
+        if TIMEOUT_FACTOR > 1:
+            marker = item.get_closest_marker("timeout")
+            seconds = marker.args[0] if marker and marker.args else config.getini("timeout")
+            item.add_marker(pytest.mark.timeout(float(seconds) * TIMEOUT_FACTOR))
 
 
 @pytest.fixture(autouse=True)

@@ -38,8 +38,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # --- time -------------------------------------------------------------------------------
 
+#: How much slower than a quiet 2-core machine this one may be (CI may raise it).
+TIMEOUT_FACTOR = float(os.environ.get("WSLAB_TESTS_TIMEOUT_FACTOR", "1"))
 #: One millisecond, scaled: every timeout, interval and bound in the tests is a multiple of it.
-MS = 0.001 * float(os.environ.get("WSLAB_TESTS_TIMEOUT_FACTOR", "1"))
+MS = 0.001 * TIMEOUT_FACTOR
 #: Upper bound for any single wait in the suite; a healthy run needs a fraction of it.
 TIMEOUT = 5_000 * MS
 

@@ -331,7 +331,7 @@ async def publish_when_back(broker: Broker, text: str) -> RoomEvent:
         except BrokerUnavailable:
             if loop.time() > deadline:
                 raise
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.02)  # a client's pause before it resends
 
 
 @pytest.mark.parametrize("own_server", KINDS, indirect=True)

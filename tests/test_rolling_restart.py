@@ -28,7 +28,7 @@ async def test_a_rolling_restart_loses_and_duplicates_nothing(redis_url: str) ->
     async def ana_talks() -> None:
         for text in said:
             await people["ana"].send(text)
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.02)  # paces the stream; not synchronisation
 
     talking = asyncio.create_task(ana_talks())
     for server in servers:
