@@ -43,12 +43,11 @@ URL: ``kafka://host:port`` (one bootstrap broker, as the course runs it).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import hashlib
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -59,6 +58,7 @@ from aiokafka.errors import KafkaError
 from ..protocol import HistoryTooOld, RoomEvent
 from .base import Broker, BrokerUnavailable, Subscription, broker_address, broker_down_as_unavailable
 from .base import reconnect_delays as default_reconnect_delays
+from .kafka_clients import quiet_client_logs, stop_quietly
 from .kafka_lifeline import Lifeline
 from .kafka_subscriptions import KafkaSubscription
 
@@ -128,6 +128,7 @@ class KafkaBroker(Broker):
         #: ``with self.down(): ...`` turns aiokafka's "cannot reach it" into BrokerUnavailable.
         self.down = functools.partial(broker_down_as_unavailable, "Kafka", url, _DOWN)
         self.lifeline = Lifeline(self.host, self.port, timeout=timeout)
+        quiet_client_logs()
         self._generation = 0  # the lifeline generation the clients below were made in
         self._producer: AIOKafkaProducer | None = None
         self._admin: AIOKafkaAdminClient | None = None
@@ -136,6 +137,7 @@ class KafkaBroker(Broker):
         self._starting = asyncio.Lock()
         self._topics: set[str] = set()
         self._subscriptions: set[KafkaSubscription] = set()
+        self._background: set[asyncio.Task[None]] = set()
         self._closed = False
 
     def __repr__(self) -> str:
@@ -196,7 +198,7 @@ class KafkaBroker(Broker):
         ):
             if stop is not None:
                 # In the background: a producer flushing to a broker that is gone waits out its timeout.
-                asyncio.get_running_loop().create_task(_quietly(stop()))
+                self._in_background(stop_quietly(stop(), timeout=self.timeout))
 
     async def _started(self, attribute: str, make: Callable[[], Any]) -> Any:
         """The client kept in ``attribute``, made and started if there is none."""
@@ -210,7 +212,7 @@ class KafkaBroker(Broker):
                         async with asyncio.timeout(self.timeout):
                             await client.start()
                     except BaseException:
-                        await _quietly(client.close() if attribute == "_admin" else client.stop())
+                        await stop_quietly(client.close() if attribute == "_admin" else client.stop())
                         raise
                 setattr(self, attribute, client)
         return client
@@ -288,7 +290,7 @@ class KafkaBroker(Broker):
                             ]
                 except BaseException:
                     self._reader = None  # start afresh next time: its position is unknown
-                    asyncio.get_running_loop().create_task(_quietly(reader.stop()))
+                    self._in_background(stop_quietly(reader.stop(), timeout=self.timeout))
                     raise
         return records
 
@@ -342,10 +344,15 @@ class KafkaBroker(Broker):
         self._producer = self._admin = self._reader = None
         for stop in (producer.stop if producer else None, reader.stop if reader else None):
             if stop is not None:
-                await _quietly(stop(), timeout=self.timeout)
+                await stop_quietly(stop(), timeout=self.timeout)
         if admin is not None:
-            await _quietly(admin.close(), timeout=self.timeout)
+            await stop_quietly(admin.close(), timeout=self.timeout)
         await self.lifeline.close()
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def forget(self, subscription: KafkaSubscription) -> None:
         """A closing subscription leaves: the broker no longer closes it."""
@@ -355,10 +362,3 @@ class KafkaBroker(Broker):
 def _topic_errors(response: Any) -> list[tuple[str, int, str]]:
     """``[(topic, error code, message), ...]`` of a CreateTopics response, whatever its version."""
     return [(entry[0], entry[1], entry[2] if len(entry) > 2 else "") for entry in response.topic_errors]
-
-
-async def _quietly(work: Any, *, timeout: float | None = None) -> None:
-    """Await a client's stop or close, ignoring its errors: it is being let go."""
-    with contextlib.suppress(Exception):
-        async with asyncio.timeout(timeout):
-            await work

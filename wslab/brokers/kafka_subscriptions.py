@@ -14,6 +14,7 @@ from aiokafka.structs import ConsumerRecord
 
 from ..protocol import RoomEvent
 from .base import BrokerUnavailable
+from .kafka_clients import stop_quietly
 from .resumable import BrokerState, ResumableSubscription
 
 if TYPE_CHECKING:
@@ -85,8 +86,7 @@ class KafkaSubscription(ResumableSubscription):
                 async with asyncio.timeout(self.broker.timeout):
                     await consumer.start()
             except BaseException:
-                with contextlib.suppress(Exception):
-                    await consumer.stop()
+                await stop_quietly(consumer.stop(), timeout=self.broker.timeout)
                 raise
         consumer.assign([self.partition])
         consumer.seek(self.partition, offset)
@@ -112,9 +112,7 @@ class KafkaSubscription(ResumableSubscription):
     async def _detach(self) -> None:
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(self.broker.timeout):
-                    await consumer.stop()
+            await stop_quietly(consumer.stop(), timeout=self.broker.timeout)
 
     # Reading
 
