@@ -170,16 +170,22 @@ async def test_a_crashed_server_s_client_fails_over_and_resumes_with_every_messa
     assert not ben.unacknowledged
 
 
+async def three_in_a_room(broker_url: str, clients: Clients) -> tuple[ChatClient, ChatClient, ChatClient]:
+    """ana on server a, ben and cleo on b (each with the other server as fallback), all in."""
+    a, b = await start_servers(broker_url, "a", "b")
+    ana = await clients.join([a.url, b.url], "ana")
+    ben = await clients.join([b.url, a.url], "ben")
+    cleo = await clients.join([b.url, a.url], "cleo")
+    await wait_for(lambda: "cleo" in ana.users, what="everyone in the room")
+    return ana, ben, cleo
+
+
 async def test_a_broker_restart_that_keeps_its_data_loses_nothing(
     own_broker: BrokerServer, clients: Clients
 ) -> None:
     if not own_broker.keeps_data:
         pytest.skip(f"{own_broker.binary.name} as started here stores in memory: see the next test")
-    a, b = await start_servers(own_broker.url, "a", "b")
-    ana = await clients.join([a.url, b.url], "ana")
-    ben = await clients.join([b.url, a.url], "ben")
-    cleo = await clients.join([b.url, a.url], "cleo")
-    await wait_for(lambda: "cleo" in ana.users, what="everyone in the room")
+    ana, ben, cleo = await three_in_a_room(own_broker.url, clients)
     said = [f"through the outage {i}" for i in range(30)]
     starts = own_broker.starts
 
@@ -232,11 +238,7 @@ async def test_a_broker_restart_that_loses_its_data_tells_everyone_and_publishes
 ) -> None:
     """A memory-only broker dies mid-stream: what was in flight is gone and everyone is told; the
     rest reaches everyone once, in order, and the room goes on in a new numbering."""
-    a, b = await start_servers(own_broker.url, "a", "b")
-    ana = await clients.join([a.url, b.url], "ana")
-    ben = await clients.join([b.url, a.url], "ben")
-    cleo = await clients.join([b.url, a.url], "cleo")
-    await wait_for(lambda: "cleo" in ana.users, what="everyone in the room")
+    ana, ben, cleo = await three_in_a_room(own_broker.url, clients)
     said = [f"through the crash {i}" for i in range(30)]
 
     talking = asyncio.create_task(talk(ben, said))

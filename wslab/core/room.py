@@ -23,6 +23,7 @@ from .close_codes import AppCloseCode, CloseCode
 from .errors import WslabError
 from .heartbeat import HeartbeatPolicy, Verdict
 from .history import HistoryTooOld
+from .in_doubt import InDoubt
 from .limits import TokenBucket
 from .presence import Presence, PresencePolicy
 from .protocol import (
@@ -170,9 +171,7 @@ class ChatRoom:
         self.last_seq = 0
         self._refs: OrderedDict[tuple[str, str], tuple[int, int]] = OrderedDict()
         self._remembered_refs = remembered_refs
-        #: After a reset, messages published just before it and not delivered yet, with the seq
-        #: their publish got: lost with the old broker, or numbered by the one that came back.
-        self._in_doubt: dict[tuple[str, str], int] = {}
+        self._in_doubt = InDoubt()
         #: Who is in the whole room, and the joins and leaves a big room announces per tick.
         self.presence = Presence(presence or PresencePolicy(), server_id, self._presence_event)
         self._folded: set[str] = set()  # members' names, casefolded: a name check costs O(1)
@@ -351,7 +350,7 @@ class ChatRoom:
 
     def _say(self, member: Member, said: Say, now: float) -> list[Action]:
         if said.ref and (member.name, said.ref) in self._in_doubt:
-            return []  # its fate is settled by the new numbering (see reset)
+            return []  # the new numbering settles it (see reset)
         known = self._refs.get((member.name, said.ref)) if said.ref else None
         if known is None:
             self.stats.note_published(now)
@@ -387,8 +386,9 @@ class ChatRoom:
         self.last_seq = event.seq
         self.transcript.append(event)
         self.published(event)
-        if self._in_doubt:
-            self._settle(event, plan)
+        for name, ref in self._in_doubt.settle(event) if self._in_doubt else ():  # gone: number lost
+            if (author := self.members.get(name)) is not None and author.dialect is Dialect.JSON:
+                plan.add(author, Ack(0, ref), ("ack", name, ref))
         for member in list(self.members.values()):
             if member.waiting is not None:  # still being sent its replay: the event waits
                 self._hold(member, event, plan)
@@ -435,17 +435,13 @@ class ChatRoom:
     def reset(self, reset: RoomReset) -> FanOut:
         """The broker lost the room's data: every client starts a new epoch after ``reset.last_seq``.
 
-        Without this a connected client would ignore every new event as already seen. Its
-        messages published but not delivered before the reset are in doubt: the broker that
-        came back may have numbered them already (a publish can return before the subscription
-        sees the reset), or they died with the old one. The new numbering settles it
-        (:meth:`_settle`): delivered, or acknowledged with seq 0 (published, number gone), so
-        the client never resends them.
+        Without this a connected client would ignore every new event as already seen. Messages
+        published but not delivered before it stay in doubt until the new numbering settles them
+        (:mod:`wslab.in_doubt`); the client never resends them.
         """
         plan = FanOut()
-        for key, (epoch, seq) in self._refs.items():
-            if epoch == self.epoch and seq > self.last_seq:
-                self._in_doubt[key] = seq
+        undelivered = ((k, seq) for k, (epoch, seq) in self._refs.items() if epoch == self.epoch)
+        self._in_doubt.add((k, seq) for k, seq in undelivered if seq > self.last_seq)
         self.epoch += 1
         self.last_seq = reset.last_seq
         for member in list(self.members.values()):
@@ -455,18 +451,6 @@ class ChatRoom:
             member.last_seq = reset.last_seq
             plan.add(member, Reset(reset.last_seq), ("reset", member.dialect))
         return plan
-
-    def _settle(self, event: RoomEvent, plan: FanOut) -> None:
-        """Messages in doubt since a reset: one that ``event`` carries was numbered by the broker
-        that came back (its ack goes out with the event); one whose publish got a seq this
-        numbering has now reached without it died with the old broker: ack 0."""
-        self._in_doubt.pop((event.name, event.ref), None)
-        for (name, ref), seq in list(self._in_doubt.items()):
-            if seq <= event.seq:
-                del self._in_doubt[(name, ref)]
-                member = self.members.get(name)
-                if member is not None and member.dialect is Dialect.JSON:
-                    plan.add(member, Ack(0, ref), ("ack", name, ref))
 
     # --- leaving ----------------------------------------------------------------------
 
