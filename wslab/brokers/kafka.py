@@ -55,7 +55,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
-from ..protocol import HistoryTooOld, RoomEvent
+from ..core.protocol import HistoryTooOld, RoomEvent
 from .base import Broker, BrokerUnavailable, Subscription, broker_address, broker_down_as_unavailable
 from .base import reconnect_delays as default_reconnect_delays
 from .kafka_clients import quiet_client_logs, stop_quietly

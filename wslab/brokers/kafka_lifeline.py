@@ -22,7 +22,7 @@ import contextlib
 import itertools
 import logging
 
-from .kafka_wire import api_versions_request, parse_api_versions, split_frames
+from ..core.kafka_wire import api_versions_request, parse_api_versions, split_frames
 
 __all__ = ["Lifeline"]
 

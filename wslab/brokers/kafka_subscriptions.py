@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import ConsumerStoppedError, KafkaError
 from aiokafka.structs import ConsumerRecord
 
-from ..protocol import RoomEvent
+from ..core.protocol import RoomEvent
 from .base import BrokerUnavailable
 from .kafka_clients import stop_quietly
 from .resumable import BrokerState, ResumableSubscription

@@ -437,7 +437,7 @@ class ChatRoom:
 
         Without this a connected client would ignore every new event as already seen. Messages
         published but not delivered before it stay in doubt until the new numbering settles them
-        (:mod:`wslab.in_doubt`); the client never resends them.
+        (:mod:`wslab.core.in_doubt`); the client never resends them.
         """
         plan = FanOut()
         undelivered = ((k, seq) for k, (epoch, seq) in self._refs.items() if epoch == self.epoch)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import socket
 
-from ..brokers.kafka_wire import api_versions_request, parse_api_versions, split_frames
+from ..core.kafka_wire import api_versions_request, parse_api_versions, split_frames
 
 __all__ = ["kafka_ready", "nats_jetstream_ready", "redis_command", "redis_ready"]
 
