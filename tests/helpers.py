@@ -86,14 +86,14 @@ def unavailable(reason: str) -> None:
 
 @contextlib.asynccontextmanager
 async def own_broker_server(kind: str) -> AsyncIterator[BrokerServer]:
-    """A ``redis`` or ``nats`` server for one test alone, so restarting it disturbs no other."""
+    """A ``redis``, ``nats`` or ``kafka`` server for one test alone, so restarting it disturbs no other."""
     try:
         services = await start_services(
-            redis=kind == "redis", nats=kind == "nats", required=True, register=False
+            redis=kind == "redis", nats=kind == "nats", kafka=kind == "kafka", required=True, register=False
         )
     except ServiceUnavailable as exc:
         unavailable(str(exc))
-    server = services.redis if kind == "redis" else services.nats
+    server = getattr(services, kind)
     try:
         if server is None:
             unavailable(f"{kind} comes from an environment URL; restarting it is not up to the tests")

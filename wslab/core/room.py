@@ -23,6 +23,7 @@ from .close_codes import AppCloseCode, CloseCode
 from .errors import WslabError
 from .heartbeat import HeartbeatPolicy, Verdict
 from .history import HistoryTooOld
+from .in_doubt import InDoubt
 from .limits import TokenBucket
 from .presence import Presence, PresencePolicy
 from .protocol import (
@@ -170,6 +171,7 @@ class ChatRoom:
         self.last_seq = 0
         self._refs: OrderedDict[tuple[str, str], tuple[int, int]] = OrderedDict()
         self._remembered_refs = remembered_refs
+        self._in_doubt = InDoubt()
         #: Who is in the whole room, and the joins and leaves a big room announces per tick.
         self.presence = Presence(presence or PresencePolicy(), server_id, self._presence_event)
         self._folded: set[str] = set()  # members' names, casefolded: a name check costs O(1)
@@ -347,6 +349,8 @@ class ChatRoom:
         return self._say(member, said, now)
 
     def _say(self, member: Member, said: Say, now: float) -> list[Action]:
+        if said.ref and (member.name, said.ref) in self._in_doubt:
+            return []  # the new numbering settles it (see reset)
         known = self._refs.get((member.name, said.ref)) if said.ref else None
         if known is None:
             self.stats.note_published(now)
@@ -382,6 +386,9 @@ class ChatRoom:
         self.last_seq = event.seq
         self.transcript.append(event)
         self.published(event)
+        for name, ref in self._in_doubt.settle(event) if self._in_doubt else ():  # gone: number lost
+            if (author := self.members.get(name)) is not None and author.dialect is Dialect.JSON:
+                plan.add(author, Ack(0, ref), ("ack", name, ref))
         for member in list(self.members.values()):
             if member.waiting is not None:  # still being sent its replay: the event waits
                 self._hold(member, event, plan)
@@ -428,14 +435,13 @@ class ChatRoom:
     def reset(self, reset: RoomReset) -> FanOut:
         """The broker lost the room's data: every client starts a new epoch after ``reset.last_seq``.
 
-        Without this a connected client would ignore every new event as already seen. Its
-        messages published before the reset whose ack never came are acknowledged with seq
-        0 (published, number gone), so it does not resend them.
+        Without this a connected client would ignore every new event as already seen. Messages
+        published but not delivered before it stay in doubt until the new numbering settles them
+        (:mod:`wslab.core.in_doubt`); the client never resends them.
         """
         plan = FanOut()
-        lost = [
-            key for key, (epoch, seq) in self._refs.items() if epoch == self.epoch and seq > self.last_seq
-        ]
+        undelivered = ((k, seq) for k, (epoch, seq) in self._refs.items() if epoch == self.epoch)
+        self._in_doubt.add((k, seq) for k, seq in undelivered if seq > self.last_seq)
         self.epoch += 1
         self.last_seq = reset.last_seq
         for member in list(self.members.values()):
@@ -444,10 +450,6 @@ class ChatRoom:
                 continue
             member.last_seq = reset.last_seq
             plan.add(member, Reset(reset.last_seq), ("reset", member.dialect))
-        for name, ref in lost:
-            member = self.members.get(name)
-            if member is not None and member.dialect is Dialect.JSON:
-                plan.add(member, Ack(0, ref), ("ack", name, ref))
         return plan
 
     # --- leaving ----------------------------------------------------------------------

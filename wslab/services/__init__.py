@@ -1,9 +1,9 @@
-"""Real Redis (or Valkey) and NATS servers, and chat server processes, for lesson 06 and the tests.
+"""Real Redis (or Valkey), NATS and Kafka-protocol servers, and chat server processes, for lesson 06.
 
 Where a broker comes from, in order:
 
-1. a URL in the environment: ``REDIS_URL`` / ``NATS_URL`` (a server someone else runs);
-2. a server program on ``PATH``: ``redis-server`` or ``valkey-server`` / ``nats-server``;
+1. a URL in the environment: ``REDIS_URL`` / ``NATS_URL`` / ``KAFKA_URL`` (a server someone else runs);
+2. a server program on ``PATH``: ``redis-server`` or ``valkey-server`` / ``nats-server`` / ``tansu``;
 3. the programs that wslab's own dependencies ship (:mod:`~wslab.services.discovery`).
 
 A server found as a program is started here as a child process
@@ -19,7 +19,8 @@ or ``async with running_redis() as url: ...``; from a terminal, ``python -m wsla
 
 The modules: ``discovery`` (finding the programs), ``process`` (one child-process server's
 lifecycle), ``probes`` (is a broker ready), ``broker_servers`` (Redis, NATS, and both for a
-lesson), ``chat_processes`` (chat servers sharing a broker), ``command`` (the CLI loop).
+lesson), ``kafka_server`` (tansu, a Kafka-protocol broker; started with ``kafka=True``),
+``chat_processes`` (chat servers sharing a broker), ``command`` (the CLI loop).
 """
 
 from .broker_servers import (
@@ -27,6 +28,7 @@ from .broker_servers import (
     NatsServer,
     RedisServer,
     Services,
+    running_kafka,
     running_nats,
     running_redis,
     start_services,
@@ -34,21 +36,25 @@ from .broker_servers import (
 )
 from .chat_processes import ChatProcess, InProcessChat, start_chat_servers
 from .command import run_services
-from .discovery import find_nats_server, find_redis_server
+from .discovery import find_kafka_server, find_nats_server, find_redis_server
+from .kafka_server import KafkaServer
 from .process import ServerProcess, ServiceUnavailable
 
 __all__ = [
     "BrokerServer",
     "ChatProcess",
     "InProcessChat",
+    "KafkaServer",
     "NatsServer",
     "RedisServer",
     "ServerProcess",
     "ServiceUnavailable",
     "Services",
+    "find_kafka_server",
     "find_nats_server",
     "find_redis_server",
     "run_services",
+    "running_kafka",
     "running_nats",
     "running_redis",
     "start_chat_servers",

@@ -1,10 +1,11 @@
-"""Real Redis (or Valkey) and NATS servers for lesson 06 and the tests: found or started here.
+"""Real Redis (or Valkey), NATS and Kafka-protocol servers for lesson 06 and the tests: found or started here.
 
 Where a broker comes from, in order: a URL in the environment (``REDIS_URL`` /
-``NATS_URL``: a server someone else runs); else a program found by
+``NATS_URL`` / ``KAFKA_URL``: a server someone else runs); else a program found by
 :mod:`wslab.services.discovery`, started here as a child process on a free port of
 127.0.0.1: Redis with persistence off (``--save "" --appendonly no``), NATS with
-JetStream (``-js``) storing into the server's temporary directory.
+JetStream (``-js``) storing into the server's temporary directory, tansu with memory
+storage (:mod:`wslab.services.kafka_server`). Kafka is started only when asked for.
 """
 
 from __future__ import annotations
@@ -13,19 +14,24 @@ import contextlib
 import os
 import shutil
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import runtime
 from . import discovery, probes
 from .process import STOP_TIMEOUT, ServerProcess, ServiceUnavailable
+
+if TYPE_CHECKING:
+    from .kafka_server import KafkaServer
 
 __all__ = [
     "BrokerServer",
     "NatsServer",
     "RedisServer",
     "Services",
+    "running_kafka",
     "running_nats",
     "running_redis",
     "start_services",
@@ -34,9 +40,11 @@ __all__ = [
 
 
 class BrokerServer(ServerProcess):
-    """A broker server (Redis or NATS) running as a child process; restart it for an outage."""
+    """A broker server (Redis, NATS, Kafka) running as a child process; restart it for an outage."""
 
     kind = "broker"
+    #: Whether a planned restart (``kill(keep_data=True)``) can keep what it stored.
+    keeps_data = True
 
 
 class RedisServer(BrokerServer):
@@ -102,14 +110,16 @@ class Services:
 
     redis_url: str | None = None
     nats_url: str | None = None
+    kafka_url: str | None = None
     redis: RedisServer | None = None
     nats: NatsServer | None = None
+    kafka: KafkaServer | None = None
     #: Why a URL is None, or where it came from: for the lesson to show.
     notes: list[str] = field(default_factory=list)
 
     @property
     def servers(self) -> list[BrokerServer]:
-        return [s for s in (self.redis, self.nats) if s is not None]
+        return [s for s in (self.redis, self.nats, self.kafka) if s is not None]
 
     async def stop(self) -> None:
         for server in self.servers:
@@ -124,37 +134,41 @@ class Services:
 
     def adopt(self, server: BrokerServer) -> None:
         """Take in a server started for these services: its URL, and a note on where it came from."""
-        extra = "JetStream on" if isinstance(server, NatsServer) else "persistence off"
-        if isinstance(server, RedisServer):
-            self.redis, self.redis_url = server, server.url
-        elif isinstance(server, NatsServer):
-            self.nats, self.nats_url = server, server.url
+        extras = {"redis": "persistence off", "nats": "JetStream on", "kafka": "memory storage"}
+        setattr(self, server.kind, server)
+        setattr(self, f"{server.kind}_url", server.url)
+        extra = extras.get(server.kind, "")
         where = f"{server.binary.name} from {server.origin}, pid {server.pid}"
         self.notes.append(f"{server.kind}: {server.url} ({where}, {extra})")
 
 
-_KINDS: dict[str, tuple[str, type[BrokerServer]]] = {
-    "redis": ("REDIS_URL", RedisServer),
-    "nats": ("NATS_URL", NatsServer),
-}
+def _kinds() -> dict[str, tuple[str, type[BrokerServer], Callable[[], discovery.Found]]]:
+    """Per kind: the environment variable with its URL, the server class, the program's finder."""
+    from .kafka_server import KafkaServer  # it builds on BrokerServer, above
+
+    return {
+        "redis": ("REDIS_URL", RedisServer, discovery.find_redis_server),
+        "nats": ("NATS_URL", NatsServer, discovery.find_nats_server),
+        "kafka": ("KAFKA_URL", KafkaServer, discovery.find_kafka_server),
+    }
 
 
 def _plan(
-    *, redis: bool, nats: bool, required: bool, ports: dict[str, int]
+    *, wanted: dict[str, bool], required: bool, ports: dict[str, int]
 ) -> tuple[Services, list[BrokerServer]]:
     """The services with their external URLs and notes filled in, and the servers to start."""
     services = Services()
-    finders = {"redis": discovery.find_redis_server, "nats": discovery.find_nats_server}
+    kinds = _kinds()
     to_start: list[BrokerServer] = []
     missing = []
-    for kind in [k for k, wanted in (("redis", redis), ("nats", nats)) if wanted]:
-        env, cls = _KINDS[kind]
+    for kind in [k for k, want in wanted.items() if want]:
+        env, cls, find = kinds[kind]
         url = os.environ.get(env)
         if url:
             setattr(services, f"{kind}_url", url)
             services.notes.append(f"{kind}: {url} (from {env})")
             continue
-        binary, origin = finders[kind]()
+        binary, origin = find()
         if binary is None:
             services.notes.append(f"{kind}: unavailable: {origin}")
             missing.append(f"{kind}: {origin}")
@@ -171,21 +185,24 @@ async def start_services(
     *,
     redis: bool = True,
     nats: bool = True,
+    kafka: bool = False,
     required: bool = False,
     register: bool = True,
     redis_port: int = 0,
     nats_port: int = 0,
+    kafka_port: int = 0,
 ) -> Services:
-    """Find or start a Redis and a NATS server; see the module's docstring for the order.
+    """Find or start a Redis and a NATS server, and a Kafka one if asked; see the module's docstring.
 
     Args:
         required: raise :class:`ServiceUnavailable` instead of leaving a URL None.
         register: add started servers to the runtime registry (``wslab.stop_all()``
             stops them); a test session that outlives each test's ``stop_all`` says False.
-        redis_port, nats_port: 0 picks a free port.
+        redis_port, nats_port, kafka_port: 0 picks a free port.
     """
-    ports = {"redis": redis_port, "nats": nats_port}
-    services, servers = _plan(redis=redis, nats=nats, required=required, ports=ports)
+    wanted = {"redis": redis, "nats": nats, "kafka": kafka}
+    ports = {"redis": redis_port, "nats": nats_port, "kafka": kafka_port}
+    services, servers = _plan(wanted=wanted, required=required, ports=ports)
     try:
         for server in servers:
             if register:
@@ -201,11 +218,19 @@ async def start_services(
 
 
 def start_services_blocking(
-    *, redis: bool = True, nats: bool = True, required: bool = False, redis_port: int = 0, nats_port: int = 0
+    *,
+    redis: bool = True,
+    nats: bool = True,
+    kafka: bool = False,
+    required: bool = False,
+    redis_port: int = 0,
+    nats_port: int = 0,
+    kafka_port: int = 0,
 ) -> Services:
     """:func:`start_services` for code with no event loop (a pytest session fixture); not registered."""
-    ports = {"redis": redis_port, "nats": nats_port}
-    services, servers = _plan(redis=redis, nats=nats, required=required, ports=ports)
+    wanted = {"redis": redis, "nats": nats, "kafka": kafka}
+    ports = {"redis": redis_port, "nats": nats_port, "kafka": kafka_port}
+    services, servers = _plan(wanted=wanted, required=required, ports=ports)
     try:
         for server in servers:
             services.adopt(server.start_blocking())
@@ -218,7 +243,9 @@ def start_services_blocking(
 
 @contextlib.asynccontextmanager
 async def _running(kind: str) -> AsyncIterator[str]:
-    services = await start_services(redis=kind == "redis", nats=kind == "nats", required=True, register=False)
+    services = await start_services(
+        redis=kind == "redis", nats=kind == "nats", kafka=kind == "kafka", required=True, register=False
+    )
     try:
         url = getattr(services, f"{kind}_url")
         assert url is not None
@@ -235,3 +262,8 @@ def running_redis() -> contextlib.AbstractAsyncContextManager[str]:
 def running_nats() -> contextlib.AbstractAsyncContextManager[str]:
     """``async with running_nats() as url:`` a NATS server with JetStream for the block; raises if none."""
     return _running("nats")
+
+
+def running_kafka() -> contextlib.AbstractAsyncContextManager[str]:
+    """``async with running_kafka() as url:`` a Kafka broker (tansu) for the block; raises if none."""
+    return _running("kafka")
