@@ -10,8 +10,8 @@ import pytest
 from helpers import TIMEOUT, own_broker_server, stop_servers, wait_for
 
 import wslab
-from wslab.brokers import Broker, MemoryBroker, Subscription
-from wslab.brokers.base import BrokerReset, QueuedSubscription
+from wslab.brokers import Broker, MemoryBroker
+from wslab.brokers.base import BrokerReset, QueuedSubscription, Subscription
 from wslab.brokers.redis import RedisBroker
 from wslab.clients.chat import ChatClient
 from wslab.core.connection_log import EventLog, LogKind

@@ -21,7 +21,8 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection
 from websockets.frames import CloseCode
 
-from ..brokers import Broker, BrokerReset, BrokerUnavailable, MemoryBroker, Subscription
+from ..brokers.base import Broker, BrokerReset, BrokerUnavailable, Subscription
+from ..brokers.memory import MemoryBroker
 from ..core.auth import Tokens
 from ..core.close_codes import AppCloseCode
 from ..core.heartbeat import HeartbeatPolicy

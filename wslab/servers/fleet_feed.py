@@ -19,7 +19,8 @@ import random
 import time
 from collections.abc import Callable, Iterable
 
-from ..brokers import Broker, BrokerReset, BrokerUnavailable, MemoryBroker
+from ..brokers.base import Broker, BrokerReset, BrokerUnavailable
+from ..brokers.memory import MemoryBroker
 from ..core.fleet import DEFAULT_SERVICES, Change, Fleet, FleetSimulation, Status
 from ..core.protocol import EventKind, HistoryTooOld, RoomEvent
 
