@@ -1,4 +1,4 @@
-"""The fleet's changes on one server: numbered by a broker, folded into a :class:`~wslab.fleet.Fleet`.
+"""The fleet's changes on one server: numbered by a broker, folded into a :class:`~wslab.core.fleet.Fleet`.
 
 Like lesson 02's chat server, a dashboard server publishes every change through a
 :class:`~wslab.brokers.Broker` and applies what its subscription yields, even when it is
