@@ -22,9 +22,10 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from wslab.brokers import Broker
 from wslab.clients.chat import ChatClient
+from wslab.core.actions import OverflowPolicy
 from wslab.core.protocol import EventKind, HistoryTooOld, RoomEvent, backoff_delays
 from wslab.runtime.handles import ServerHandle
-from wslab.servers import ChatServer, OverflowPolicy
+from wslab.servers import ChatServer
 
 # --- helpers ----------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""What :class:`wslab.room.ChatRoom` decides, as values the asyncio shell carries out.
+"""What :class:`~wslab.core.room.ChatRoom` decides, as values the asyncio shell carries out.
 
 :class:`Send`, :class:`Close` and :class:`Publish` are single actions; a :class:`FanOut`
 is a whole delivery (each text encoded once, with its recipients) plus the actions that

@@ -1,6 +1,6 @@
 """A room's events, as brokers carry them, history keeps them and clients receive them.
 
-Part of the wire protocol (:mod:`wslab.protocol` re-exports everything here), in a module
+Part of the wire protocol (:mod:`wslab.core.protocol` re-exports everything here), in a module
 of its own because every layer reads it: the room, the brokers, the clients.
 """
 

@@ -1,4 +1,4 @@
-"""Lessons 02-06's chat server: the asyncio shell around :class:`wslab.room.ChatRoom`.
+"""Lessons 02-06's chat server: the asyncio shell around :class:`wslab.core.ChatRoom`.
 
 The room decides; this module only carries out its decisions on real connections and a
 real broker: it reads each connection's messages and feeds them to the room, publishes
@@ -21,7 +21,8 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection
 from websockets.frames import CloseCode
 
-from ..brokers import Broker, BrokerReset, BrokerUnavailable, MemoryBroker, Subscription
+from ..brokers.base import Broker, BrokerReset, BrokerUnavailable, Subscription
+from ..brokers.memory import MemoryBroker
 from ..core.auth import Tokens
 from ..core.close_codes import AppCloseCode
 from ..core.heartbeat import HeartbeatPolicy
@@ -174,7 +175,7 @@ class ChatServer:
     async def serve(
         self, *, name: str = "chat", host: str = "127.0.0.1", port: int = 0, **options: Any
     ) -> ServerHandle:
-        """Start this chat server under ``name`` with :func:`wslab.runtime.serve`; stops with it.
+        """Start this chat server under ``name`` with :func:`wslab.serve`; stops with it.
 
         The connections' ``write_limit`` defaults to half of ``max_backlog``: a replay,
         which awaits each send, then never fills a buffer past the eviction threshold.

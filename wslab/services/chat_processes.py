@@ -8,9 +8,8 @@ from pathlib import Path
 
 from websockets.frames import CloseCode
 
-from .. import runtime
-from ..brokers import MemoryBroker
-from ..runtime.handles import ServerHandle
+from ..brokers.memory import MemoryBroker
+from ..runtime.handles import ServerHandle, register, release
 from ..servers.chat import ChatServer
 from .process import START_TIMEOUT, ServerProcess
 
@@ -59,9 +58,9 @@ class ChatProcess(ServerProcess):
         Re-running a cell replaces a chat process of the same name, as for every server.
         """
         if not self.serving:
-            await runtime.release(self.name, self.host, 0)
+            await release(self.name, self.host, 0)
         await super().start(timeout)
-        runtime.register(self)
+        register(self)
         return self
 
     def __repr__(self) -> str:
