@@ -35,7 +35,7 @@ from jupyterlab_harness import REPO, WIDGET_MS, chromium, save_artifacts, skip_o
 from test_saved_widget_state import WIDGET_STATE, plain
 
 BOOK = REPO / "docs" / "book"
-NOTEBOOKS = REPO / "notebooks"
+NOTEBOOKS = REPO / "notebooks" / "complete"
 VIEW = "application/vnd.jupyter.widget-view+json"
 STATE_TAG = re.compile(r'<script type="application/vnd\.jupyter\.widget-state\+json">(.*?)</script>', re.S)
 MERMAID_BLOCK = re.compile(r"^\s*(?:```|~~~)\s*mermaid\b", re.MULTILINE)
@@ -265,7 +265,7 @@ def test_a_lesson_shows_its_stored_views_as_they_ended(offline: OfflinePage, ste
     css_class = LESSON_VIEWS[stem]
     expected = stored_views(notebook, css_class)
     assert expected, f"{stem} displays no {css_class} view (was it executed with `make notebooks`?)"
-    page = open_page(offline, f"notebooks/{stem}.html")
+    page = open_page(offline, f"notebooks/complete/{stem}.html")
 
     # Every widget output becomes a view: the wslab ones drawn, the others a note saying why not.
     outputs, notes = len(displayed_models(notebook)), len(offline_models(notebook))
@@ -294,7 +294,7 @@ def test_the_echo_log_shows_its_events(offline: OfflinePage) -> None:
     stored = " ".join(stored_views(read_lesson("01-echo-server"), "wslab-log")[0])
     events = int(re.search(r"\b0 connected · (\d+) events\b", stored).group(1))
     assert events > 0, stored
-    page = open_page(offline, "notebooks/01-echo-server.html")
+    page = open_page(offline, "notebooks/complete/01-echo-server.html")
     log = page.locator(".wslab-log").first
     log.wait_for()
     assert f"0 connected · {events} events" in log.inner_text()
@@ -307,7 +307,7 @@ def test_the_fleet_shows_its_tiles_and_a_hostile_name_as_text(offline: OfflinePa
     stored = " ".join(stored_views(read_lesson("07-fleet-dashboard"), "wslab-fleet", text=False)[0])
     tiles = len(re.findall(r"<div style='background:", stored))
     assert tiles > 0, stored
-    page = open_page(offline, "notebooks/07-fleet-dashboard.html")
+    page = open_page(offline, "notebooks/complete/07-fleet-dashboard.html")
     fleet = page.locator(".wslab-fleet").first
     fleet.wait_for()
     assert fleet.locator("div[style*='background']").count() == tiles, fleet.inner_text()
@@ -321,7 +321,7 @@ def test_a_lesson_draws_its_diagrams(offline: OfflinePage, stem: str) -> None:
     blocks = mermaid_blocks(read_lesson(stem))
     if not blocks:
         pytest.skip(f"{stem} has no ```mermaid block yet (the fixture page proves the path)")
-    page = open_page(offline, f"notebooks/{stem}.html")
+    page = open_page(offline, f"notebooks/complete/{stem}.html")
     page.wait_for_function(
         "(n) => document.querySelectorAll('.mermaid svg').length === n", arg=blocks, timeout=30_000
     )
@@ -345,9 +345,9 @@ def test_the_landing_page_is_the_readme_and_links_every_lesson(offline: OfflineP
     assert readme.splitlines()[0].removeprefix("# ") in page.locator("h1").first.inner_text()
     article = page.locator("article").first
     for lesson in sorted(NOTEBOOKS.glob("*.ipynb")):
-        link = article.locator(f"a[href='notebooks/{lesson.stem}.html']")
+        link = article.locator(f"a[href='notebooks/complete/{lesson.stem}.html']")
         assert link.count() >= 1, f"the landing page does not link {lesson.name}"
-        sidebar = page.locator(f".bd-sidebar-primary a[href='notebooks/{lesson.stem}.html']")
+        sidebar = page.locator(f".bd-sidebar-primary a[href='notebooks/complete/{lesson.stem}.html']")
         assert sidebar.count() == 1, f"the navigation does not list {lesson.name}"
     offline.assert_clean()
 
@@ -383,7 +383,7 @@ def test_no_widget_state_is_lost_on_the_way(site: Path) -> None:
     """Each lesson's page carries its notebook's whole saved widget state (MyST-NB copies it)."""
     for lesson in sorted(NOTEBOOKS.glob("*.ipynb")):
         state = widget_state(read_lesson(lesson.stem))
-        page = (site / "notebooks" / f"{lesson.stem}.html").read_text(encoding="utf-8")
+        page = (site / "notebooks" / "complete" / f"{lesson.stem}.html").read_text(encoding="utf-8")
         found = STATE_TAG.search(page)
         if not state:
             assert found is None

@@ -44,7 +44,7 @@ from jupyterlab_harness import (
 )
 
 NOTEBOOKS = REPO / "notebooks"
-LESSON = "01-echo-server.ipynb"
+LESSON = "complete/01-echo-server.ipynb"
 LOG = ".wslab-log"  # MessageLog's CSS class; the lesson's first one logs the echo server
 LOG_FALLBACK = "MessageLog('echo server': a live widget"  # its text/plain, shown where widgets can't be
 

@@ -44,7 +44,7 @@ from jupyterlab_harness import (
 )
 
 NOTEBOOKS = REPO / "notebooks"
-LESSON = "04-http-and-websockets.ipynb"
+LESSON = "complete/04-http-and-websockets.ipynb"
 WAIT = 20.0  # seconds, for any one condition; a healthy run needs a fraction
 STATES = """(() => {
   window.__states = [];

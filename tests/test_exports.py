@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]-*.ipynb"))
+NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks" / "complete").glob("[0-9][0-9]-*.ipynb"))
 LESSONS = [f"lesson{n:02}" for n in range(1, 9)]
 
 #: Every module of the API, and exactly what its ``__all__`` holds.

@@ -23,6 +23,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 NODE_MODULES = HERE / "node_modules"
+#: The lessons the site shows, where the repository keeps them (relative links keep working).
+COMPLETE = "notebooks/complete"
 
 # What the pages load from npm, as (source under node_modules, target under _static/vendor).
 VENDOR = [
@@ -69,11 +71,12 @@ def stage(source: Path, extras: list[Path]) -> None:
     """Lay out the site's sources as the repository does, so relative links keep working."""
     if source.exists():
         shutil.rmtree(source)
-    (source / "notebooks").mkdir(parents=True)
+    # The complete edition: executed, with every answer and output (the learner edition has none).
+    (source / COMPLETE).mkdir(parents=True)
     (source / "docs").mkdir()
-    lessons = sorted((REPO / "notebooks").glob("*.ipynb"))
+    lessons = sorted((REPO / COMPLETE).glob("*.ipynb"))
     for lesson in lessons:
-        shutil.copy2(lesson, source / "notebooks" / lesson.name)
+        shutil.copy2(lesson, source / COMPLETE / lesson.name)
     # The pages the lessons and README.md link to, this folder's README.md (how the site is made) among them.
     pages = [*sorted((REPO / "docs").glob("*.md")), HERE / "README.md"]
     for page in pages:
@@ -85,7 +88,7 @@ def stage(source: Path, extras: list[Path]) -> None:
         shutil.copy2(extra, source / "extras" / extra.name)
     index = landing_page(
         (REPO / "README.md").read_text(encoding="utf-8"),
-        [f"notebooks/{lesson.stem}" for lesson in lessons],
+        [f"{COMPLETE}/{lesson.stem}" for lesson in lessons],
         [page.relative_to(REPO).with_suffix("").as_posix() for page in pages],
         [f"extras/{extra.stem}" for extra in extras],
     )

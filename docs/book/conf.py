@@ -17,7 +17,8 @@ extensions = ["myst_nb", "sphinxcontrib.mermaid"]
 root_doc = "index"
 exclude_patterns = ["_build", "**.ipynb_checkpoints"]
 
-# Stored outputs only: the book shows what `make notebooks` saved, and builds in seconds.
+# Stored outputs only: the book shows what `make notebooks` saved in the complete edition
+# (notebooks/complete: every answer written, every output stored), and builds in seconds.
 nb_execution_mode = "off"
 # A fenced ```mermaid block in a markdown cell is drawn, as JupyterLab draws it.
 myst_fence_as_directive = ["mermaid"]
