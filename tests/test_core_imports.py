@@ -23,6 +23,7 @@ CORE = [
     "wslab.core.history",
     "wslab.core.backoff",
     "wslab.core.close_codes",
+    "wslab.core.blanks",
 ]
 FORBIDDEN = ("asyncio", "websockets", "ipywidgets")
 
