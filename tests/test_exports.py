@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks" / "complete").glob("[0-9][0-9]-*.ipynb"))
+COMPLETE = Path(__file__).resolve().parent.parent / "notebooks" / "complete"
+NOTEBOOKS = sorted(COMPLETE.glob("[0-9][0-9]-*.ipynb"))
 LESSONS = [f"lesson{n:02}" for n in range(1, 9)]
 
 #: Every module of the API, and exactly what its ``__all__`` holds.
@@ -91,7 +92,13 @@ API: dict[str, list[str]] = {
     ],
     "wslab.bench": ["measure", "summary"],
     "wslab.checks": LESSONS,
-    "wslab.checks.lesson01": ["check_numbered_echo", "check_polite_quit", "check_reverse"],
+    "wslab.checks.lesson01": [
+        "accept_key_exercise",
+        "check_numbered_echo",
+        "check_polite_quit",
+        "check_reverse",
+        "echo_exercise",
+    ],
     "wslab.checks.lesson02": [
         "check_find_gaps",
         "check_history_lost",
