@@ -18,6 +18,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "broker: needs a real Redis (Valkey), NATS or Kafka-protocol (tansu) server process"
     )
     config.addinivalue_line("markers", "lab: runs the README's main command on a fresh copy (installs)")
+    config.addinivalue_line("markers", "lesson: executes a whole lesson notebook in a fresh kernel")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -32,7 +32,6 @@ from jupyterlab_harness import (
     REPO,
     JupyterLab,
     chromium,
-    code_cells,
     error_outputs,
     notebook_page,
     run_command_on_cell,
@@ -109,7 +108,7 @@ def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 
 @pytest.fixture
 def lesson(browser: Any, lab: JupyterLab, request: pytest.FixtureRequest) -> Iterator[Any]:
-    """Lesson 04 open in JupyterLab, every cell but the cleanup run: its servers are up."""
+    """Lesson 04 open in JupyterLab after Run All: its servers are still up."""
     with notebook_page(browser, lab, LESSON, request=request) as page:
         console: list[str] = []
         page.on(
@@ -119,16 +118,14 @@ def lesson(browser: Any, lab: JupyterLab, request: pytest.FixtureRequest) -> Ite
         page.on("pageerror", lambda error: console.append(f"pageerror: {error}"))
         request.node.console = console
         wait_kernel_idle(page)
-        cleanup = code_cells(page, LESSON)[-1]
-        assert "cleanup" in cleanup["tags"], cleanup
         try:
-            succeeded = run_command_on_cell(page, LESSON, cleanup["index"], "notebook:run-all-above")
+            succeeded = run_command_on_cell(page, LESSON, 0, "notebook:run-all-cells")
             wait_cells_finished(page, LESSON)
         except BaseException:
             save_artifacts(page, lab, f"{request.node.name}-run-all")
             raise
         assert error_outputs(page, LESSON) == []
-        assert succeeded is True, "notebook:run-all-above reported a failure"
+        assert succeeded is True, "notebook:run-all-cells reported a failure"
         yield page
         assert widget_errors(page) == []
 
