@@ -6,21 +6,32 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval-sanitize.cfg --nbval-cell-timeout 120
-# JupyterLab listens on this machine only; it refuses to run as root unless told it may.
+# JupyterLab listens on this machine only; it refuses to run as root unless told it may. The
+# address it prints (and opens) is lesson 01 of the learner edition; it asks nothing about
+# Jupyter news and checks for no updates (see LAB_SETTINGS too).
+FIRST_LESSON := learner/01-echo-server.ipynb
 LAB_ARGS := --ServerApp.root_dir=notebooks --ServerApp.ip=127.0.0.1 \
+            --LabApp.default_url=/lab/tree/$(FIRST_LESSON) \
+            --LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate \
             $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
-# The quick loop: no real browser, no notebook, no broker process, no fresh install; four
+# Settings shipped with the course, into the virtual environment's JupyterLab (never ~/.jupyter):
+# no "get notified about official Jupyter news?" pop-up over the lessons.
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
+COMPLETE := notebooks/complete
+LEARNER  := notebooks/learner
+# The quick loop: no real browser, no notebook run, no broker process, no fresh install; four
 # workers, since most of these tests wait on sockets and timers rather than compute.
-UNIT   := -m "not browser and not broker and not lab" -n 4 --dist worksteal
+UNIT   := -m "not browser and not broker and not lab and not lesson" -n 4 --dist worksteal
 
-.PHONY: lab test unit lint notebooks browser nginx book book-npm clean help
+.PHONY: lab test unit lint notebooks learner browser nginx book book-npm clean help
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make lab        open the course in JupyterLab (first run installs into .venv)"
 	@echo "make test       run every test: unit, notebooks (nbval), brokers, real browser, make lab"
 	@echo "make unit       the quick loop: the tests that need no browser, notebook or broker (under a minute)"
-	@echo "make notebooks  re-execute every lesson in a fresh kernel and store its outputs"
+	@echo "make notebooks  re-execute every complete lesson in a fresh kernel, store its outputs, make learner"
+	@echo "make learner    write the learner edition ($(LEARNER)) from the complete one ($(COMPLETE))"
 	@echo "make lint       ruff over the package and the tests"
 	@echo "make book       the reading copy: a static site of the lessons from their stored outputs"
 
@@ -36,10 +47,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test,book]'
 	@touch $@
 
-lab: $(STAMP)
+lab: $(STAMP) $(LAB_SETTINGS)
 	@echo "Starting JupyterLab on the course (lesson 01 opens first). If no browser opens, paste the"
-	@echo "http://127.0.0.1:...?token=... address it prints below into one. Ctrl-C twice stops it."
-	$(BIN)/jupyter lab $(LAB_ARGS) notebooks/01-echo-server.ipynb
+	@echo "http://127.0.0.1:.../lab/tree/$(FIRST_LESSON)?token=... address it prints below into one."
+	@echo "Ctrl-C twice stops it."
+	$(BIN)/jupyter lab $(LAB_ARGS)
+
+$(LAB_SETTINGS): jupyter/lab/settings/overrides.json $(STAMP)
+	@mkdir -p $(@D)
+	cp $< $@
 
 # Debian's Chromium for the real-browser tests (Playwright cannot download browsers everywhere).
 # Installed when running as root with apt (as CI does); elsewhere those tests skip and say why.
@@ -64,7 +80,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check wslab tests docs/book
 
 test: $(STAMP) browser nginx lint book-npm
-	$(BIN)/python -m pytest tests notebooks $(NBVAL)
+	$(BIN)/python -m pytest tests $(COMPLETE) $(NBVAL)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests $(UNIT) -q
@@ -72,7 +88,13 @@ unit: $(STAMP)
 notebooks: $(STAMP)
 	$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 	  --ExecutePreprocessor.kernel_name=python3 --ExecutePreprocessor.record_timing=False \
-	  --ExecutePreprocessor.timeout=300 notebooks/*.ipynb
+	  --ExecutePreprocessor.timeout=300 $(COMPLETE)/*.ipynb
+	$(MAKE) --no-print-directory learner
+
+# The learner edition: every ### BEGIN SOLUTION ... ### END SOLUTION region of the complete
+# lessons becomes a skeleton; no outputs (tests/test_learner_edition.py fails when it is stale).
+learner: $(STAMP)
+	$(BIN)/python -m wslab.cli.editions --complete $(COMPLETE) --learner $(LEARNER)
 
 # The reading copy of the course (docs/book/README.md): Sphinx + MyST-NB over the stored outputs,
 # with the pages' scripts from npm (docs/book/package-lock.json), served by the site itself.
