@@ -169,7 +169,7 @@ def test_the_readme_main_command_serves_the_course_from_a_fresh_copy(tmp_path: P
     )
     output = Output(process)
     try:
-        match = output.wait_for(r"(http://[^/\s]+)(/lab\S*)\?token=(\S+)", INSTALL_AND_START_TIMEOUT)
+        match = output.wait_for(r"(http://[^/\s:]+:\d+)(/lab\S*)\?token=(\S+)", INSTALL_AND_START_TIMEOUT)
         base, path, shown = match.groups()
         assert base == f"http://127.0.0.1:{port}", f"JupyterLab should bind 127.0.0.1 only: {base}"
         assert path == f"/lab/tree/{LESSON_01}", f"the printed address should open lesson 01: {match[0]}"
