@@ -208,3 +208,22 @@ async def test_the_usual_slips_in_accept_key_get_their_hint(slip: Any, hint: str
     assert "RFC 6455's example says 's3pPLMBiTxaQ9kYGzzhZRbK+xOo=', got" in report.failures[0]
     assert any(hint in line for line in report.hints), str(report)
     assert (await accept_key_exercise(lesson01.accept_key)).verdict is Verdict.PASSED
+
+
+def test_a_script_written_by_a_cell_is_read_from_its_file(tmp_path: Any) -> None:
+    """A ``%%writefile`` blank: the check gets the script's path, and reads its functions."""
+    script = tmp_path / "graceful.py"
+    script.write_text('import asyncio\n\n\nasync def main(port):\n    """Serve."""\n    ...\n')
+    assert unwritten_parts(str(script)) == ["graceful.py: main has no body yet"]
+    script.write_text("import asyncio\n\n\nasync def main(port):\n    await asyncio.sleep(port)\n")
+    assert unwritten_parts(script) == []
+    assert unwritten_parts("missing.py") == []
+
+    @exercise(reference=str(script), hints=["sleep"])
+    def check_graceful(path: str) -> Any:
+        from wslab.checks.report import CheckReport
+
+        return CheckReport("graceful", results=[(True, "ran")])
+
+    assert check_graceful.solution_source.startswith("import asyncio")
+    assert check_graceful.check(str(script)) == str(script)

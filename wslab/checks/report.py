@@ -219,12 +219,24 @@ async def until(report: CheckReport, what: str, condition: Callable[[], bool], t
 # Exercises: a check with its hints and its reference, as the lessons use it
 
 
+def _script(answer: Any) -> Path | None:
+    """``answer`` as a Python script's path (a ``%%writefile`` cell's file), if it is one."""
+    if isinstance(answer, str | Path) and str(answer).endswith(".py") and Path(answer).is_file():
+        return Path(answer)
+    return None
+
+
 def unwritten_parts(answer: Any) -> list[str]:
-    """What in ``answer`` (a function, a method, or a class's own methods) is still a skeleton.
+    """What in ``answer`` (a function, a method, a class's own methods, or every function of a
+    script, given its path) is still a skeleton.
 
     Read from the source, which Jupyter keeps for every cell; anything whose source cannot
     be read is taken as written (and NotImplementedError, if it raises it, still tells).
     """
+    if (script := _script(answer)) is not None:
+        with contextlib.suppress(SyntaxError, OSError):
+            return [f"{script.name}: {name} has no body yet" for name in unwritten(script.read_text())]
+        return []
     if inspect.isclass(answer):
         functions = [(f"{answer.__name__}.{n}", f) for n, f in vars(answer).items() if inspect.isfunction(f)]
     elif inspect.ismethod(answer):
@@ -303,8 +315,10 @@ class Exercise:
 
     A skeleton (a body of only a docstring and ``...``, ``pass`` or ``raise
     NotImplementedError``) is told "not written yet" without being run, and so is code that
-    raises NotImplementedError while it is checked. :meth:`hint` gives the hints one at a
-    time; :meth:`solution` shows the reference, from :mod:`wslab.solutions`.
+    raises NotImplementedError while it is checked. A blank in a script that a ``%%writefile``
+    cell writes is checked by the script's path: its functions are read from the file.
+    :meth:`hint` gives the hints one at a time; :meth:`solution` shows the reference, from
+    :mod:`wslab.solutions`.
     """
 
     def __init__(
@@ -358,6 +372,8 @@ class Exercise:
 
     @property
     def _subject(self) -> str:
+        if (script := _script(self.reference)) is not None:
+            return script.name
         return getattr(self.reference, "__name__", None) or type(self.reference).__name__
 
     def check(self, answer: Any, *args: Any, **options: Any) -> Any:
@@ -379,13 +395,17 @@ class Exercise:
 
     @property
     def solution_source(self) -> str:
-        """The reference answer's source, as :meth:`solution` shows it."""
+        """The reference answer's source, as :meth:`solution` shows it (a script's whole text)."""
+        if (script := _script(self.reference)) is not None:
+            return script.read_text()
         shown = getattr(self.reference, "__func__", self.reference)
         return textwrap.dedent(inspect.getsource(shown))
 
     def solution(self) -> None:
         """Show the reference answer (from :mod:`wslab.solutions`), highlighted in a notebook."""
-        where = getattr(inspect.getmodule(self.reference), "__name__", "wslab.solutions")
+        script = _script(self.reference)
+        module = inspect.getmodule(self.reference) if script is None else None
+        where = script.name if script is not None else getattr(module, "__name__", "wslab.solutions")
         print(f"One answer (wslab's, from {where}); yours may differ and still pass:")
         try:
             from IPython.display import Code, display
