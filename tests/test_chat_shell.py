@@ -14,8 +14,9 @@ from wslab.brokers import Broker, MemoryBroker, Subscription
 from wslab.brokers.base import BrokerReset, QueuedSubscription
 from wslab.brokers.redis import RedisBroker
 from wslab.clients.chat import ChatClient
-from wslab.core.connection_log import EventLog, LogKind
+from wslab.core.connection_log import LogKind
 from wslab.core.protocol import RoomEvent, backoff_delays
+from wslab.runtime.event_log import EventLog
 from wslab.servers import ChatServer
 
 __all__ = ["stop_servers"]

@@ -81,7 +81,7 @@ def no_backlog(member: Member) -> int:
 
 
 def test_a_json_hello_is_admitted_and_claims_the_name() -> None:
-    room = ChatRoom()
+    room = ChatRoom(clock=Clock())
     member, actions = room.admit("c1", hello("ana"))
     assert actions == [] and member is not None
     assert (member.name, member.dialect, member.connection) == ("ana", Dialect.JSON, "c1")
@@ -98,7 +98,7 @@ def test_a_json_hello_is_admitted_and_claims_the_name() -> None:
     ],
 )
 def test_a_bad_hello_gets_an_error_reply_and_a_close(first: str | bytes, code: str, close: int) -> None:
-    room = ChatRoom()
+    room = ChatRoom(clock=Clock())
     member, actions = room.admit("c1", first)
     assert member is None and room.users == []
     send, closing = actions
@@ -108,7 +108,7 @@ def test_a_bad_hello_gets_an_error_reply_and_a_close(first: str | bytes, code: s
 
 
 def test_a_taken_name_is_refused_case_insensitively_in_the_plain_dialect_too() -> None:
-    room = ChatRoom()
+    room = ChatRoom(clock=Clock())
     live_member(room, "ana")
     member, actions = room.admit("c2", "ANA")
     assert member is None
@@ -116,7 +116,7 @@ def test_a_taken_name_is_refused_case_insensitively_in_the_plain_dialect_too() -
 
 
 def test_a_full_room_says_try_again_later() -> None:
-    room = ChatRoom(max_users=1)
+    room = ChatRoom(max_users=1, clock=Clock())
     live_member(room, "ana")
     _, actions = room.admit("c2", hello("ben"))
     assert [type(a) for a in actions] == [Send, Close]
@@ -125,8 +125,8 @@ def test_a_full_room_says_try_again_later() -> None:
 
 
 def test_tokens_are_required_and_a_proven_reconnect_takes_over_without_a_leave() -> None:
-    tokens = Tokens(secret=b"k" * 32)
-    room = ChatRoom(tokens=tokens)
+    tokens = Tokens(secret=b"k" * 32, clock=lambda: 1000.0)
+    room = ChatRoom(tokens=tokens, clock=Clock())
     _, refused = room.admit("c0", "ana")  # plain: cannot carry a token
     assert refused[0].message.code == "token-required"  # type: ignore[union-attr]
     _, refused = room.admit("c0", hello("ana", token="forged"))
@@ -142,7 +142,7 @@ def test_tokens_are_required_and_a_proven_reconnect_takes_over_without_a_leave()
 
 
 def test_a_resuming_client_is_welcomed_replayed_then_live() -> None:
-    room = ChatRoom(server_id="s1")
+    room = ChatRoom(server_id="s1", clock=Clock())
     member, _ = room.admit("c1", hello("ana", resume=2))
     assert member is not None
     welcome, replay_after = room.welcome(member, 5)
@@ -158,7 +158,7 @@ def test_a_resuming_client_is_welcomed_replayed_then_live() -> None:
 
 
 def test_lost_history_is_announced_and_replay_starts_at_the_oldest_kept() -> None:
-    room = ChatRoom()
+    room = ChatRoom(clock=Clock())
     member, _ = room.admit("c1", hello("ana", resume=1))
     assert member is not None
     room.welcome(member, 50)
@@ -170,7 +170,7 @@ def test_lost_history_is_announced_and_replay_starts_at_the_oldest_kept() -> Non
 
 
 def test_a_message_is_published_stripped_and_numbered_by_the_broker_not_the_room() -> None:
-    room = ChatRoom(server_id="s1")
+    room = ChatRoom(server_id="s1", clock=Clock())
     ana = live_member(room, "ana")
     [publish] = room.receive(ana, say("  hello  ", "ana-1"))
     assert isinstance(publish, Publish)
@@ -184,7 +184,7 @@ def test_a_message_is_published_stripped_and_numbered_by_the_broker_not_the_room
 
 
 def test_a_malformed_message_gets_an_error_naming_its_ref() -> None:
-    room = ChatRoom()
+    room = ChatRoom(clock=Clock())
     ana = live_member(room, "ana")
     [reply] = room.receive(ana, json.dumps({"type": "chat", "text": "x" * 5000, "ref": "ana-9"}))
     assert isinstance(reply, Send) and reply.message == Error(
@@ -207,7 +207,7 @@ def test_the_rate_limit_closes_with_1008_and_pongs_do_not_count() -> None:
 
 
 def test_a_resent_ref_is_acknowledged_not_published_twice() -> None:
-    room, broker = ChatRoom(), Broker()
+    room, broker = ChatRoom(clock=Clock()), Broker()
     ana = live_member(room, "ana")
     [publish] = room.receive(ana, say("once", "ana-1"))
     numbered = broker.number(publish.event)  # type: ignore[union-attr]
@@ -222,7 +222,7 @@ def test_a_resent_ref_is_acknowledged_not_published_twice() -> None:
 
 
 def test_fan_out_encodes_once_per_dialect_and_acks_the_author() -> None:
-    room = ChatRoom()
+    room = ChatRoom(clock=Clock())
     ana, ben, cy = live_member(room, "ana"), live_member(room, "ben"), live_member(room, "cy")
     plain = live_member(room, "pat", "pat")
     event = RoomEvent(EventKind.CHAT, "ana", "hi", seq=1, via="s1", ref="ana-1")
@@ -240,13 +240,13 @@ def test_fan_out_encodes_once_per_dialect_and_acks_the_author() -> None:
 
 
 def test_a_plain_author_never_gets_its_own_line_back() -> None:
-    room = ChatRoom()
+    room = ChatRoom(clock=Clock())
     live_member(room, "pat", "pat")
     assert texts(room.fan_out(RoomEvent(EventKind.CHAT, "pat", "hi", seq=1), no_backlog)) == {}
 
 
 def test_a_slow_client_is_disconnected_with_4001_and_its_leave_published() -> None:
-    room = ChatRoom(max_backlog=1000)
+    room = ChatRoom(max_backlog=1000, clock=Clock())
     ana, slow = live_member(room, "ana"), live_member(room, "slow")
     event = RoomEvent(EventKind.CHAT, "ana", "hi", seq=1)
     plan = room.fan_out(event, lambda m: 5000 if m is slow else 0)
@@ -261,7 +261,7 @@ def test_a_slow_client_is_disconnected_with_4001_and_its_leave_published() -> No
 
 
 def test_the_drop_policy_skips_events_for_a_slow_client_and_counts_them() -> None:
-    room = ChatRoom(max_backlog=1000, overflow=OverflowPolicy.DROP)
+    room = ChatRoom(max_backlog=1000, overflow=OverflowPolicy.DROP, clock=Clock())
     slow = live_member(room, "slow")
     plan = room.fan_out(RoomEvent(EventKind.JOIN, "x", seq=1), lambda m: 5000)
     assert texts(plan) == {} and plan.actions == []
@@ -269,7 +269,7 @@ def test_the_drop_policy_skips_events_for_a_slow_client_and_counts_them() -> Non
 
 
 def test_too_many_events_waiting_during_a_replay_count_as_too_slow() -> None:
-    room = ChatRoom(max_waiting=2)
+    room = ChatRoom(max_waiting=2, clock=Clock())
     member, _ = room.admit("c1", hello("ana", resume=0))
     assert member is not None
     room.welcome(member, 0)
@@ -284,7 +284,7 @@ def test_too_many_events_waiting_during_a_replay_count_as_too_slow() -> None:
 
 
 def test_a_broker_reset_starts_a_new_epoch_for_everyone_and_later_events_arrive() -> None:
-    room, broker = ChatRoom(), Broker()
+    room, broker = ChatRoom(clock=Clock()), Broker()
     ana, _ = live_member(room, "ana"), live_member(room, "ben")
     plain = live_member(room, "pat", "pat")
     for text in ("a", "b", "c"):
@@ -302,7 +302,7 @@ def test_a_broker_reset_starts_a_new_epoch_for_everyone_and_later_events_arrive(
 
 
 def test_a_message_whose_ack_was_lost_in_a_reset_is_acknowledged_and_never_published_again() -> None:
-    room, broker = ChatRoom(), Broker()
+    room, broker = ChatRoom(clock=Clock()), Broker()
     ana = live_member(room, "ana")
     [publish] = room.receive(ana, say("lost ack", "ana-1"))
     room.published(broker.number(publish.event))  # type: ignore[union-attr]
@@ -315,7 +315,7 @@ def test_a_message_whose_ack_was_lost_in_a_reset_is_acknowledged_and_never_publi
 
 
 def test_a_reset_during_a_replay_takes_effect_in_order() -> None:
-    room = ChatRoom()
+    room = ChatRoom(clock=Clock())
     member, _ = room.admit("c1", hello("ana", resume=5))
     assert member is not None
     room.welcome(member, 9)
@@ -330,7 +330,7 @@ def test_a_reset_during_a_replay_takes_effect_in_order() -> None:
 
 
 def test_a_leave_is_published_once_and_only_after_a_join() -> None:
-    room = ChatRoom(server_id="s1")
+    room = ChatRoom(server_id="s1", clock=Clock())
     ana = live_member(room, "ana")
     [leave] = room.gone(ana)
     assert isinstance(leave, Publish) and (leave.event.kind, leave.event.name) == (EventKind.LEAVE, "ana")
@@ -340,7 +340,7 @@ def test_a_leave_is_published_once_and_only_after_a_join() -> None:
 
 
 def test_an_instructor_can_disconnect_someone() -> None:
-    room = ChatRoom()
+    room = ChatRoom(clock=Clock())
     ana = live_member(room, "ana")
     assert room.disconnect("nobody", 4001, "bye") is None
     leave, closing = room.disconnect("ana", 4001, "bye") or []

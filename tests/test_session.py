@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 from wslab.core.heartbeat import HeartbeatPolicy
 from wslab.core.protocol import (
@@ -128,7 +129,7 @@ def test_presence_follows_joins_and_leaves_and_unknown_messages_are_ignored() ->
 
 
 def test_session_and_room_agree_end_to_end_without_sockets() -> None:
-    room = ChatRoom(server_id="s1")
+    room = ChatRoom(server_id="s1", clock=time.monotonic)
     session = ChatSession("ana")
     member, _ = room.admit("conn", session.hello())
     assert member is not None

@@ -14,14 +14,16 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .core.connection_log import CloseCode, EventLog, LogEvent, LogKind
+    from .core.close_codes import CloseCode
+    from .core.connection_log import LogEvent, LogKind
     from .orientation import where
+    from .runtime.event_log import EventLog
     from .runtime.handles import ServerHandle, running, serve, stop, stop_all, wait_until
 
 #: Each public name, and the module that defines it.
 _EXPORTS = {
-    "CloseCode": "core.connection_log",
-    "EventLog": "core.connection_log",
+    "CloseCode": "core.close_codes",
+    "EventLog": "runtime.event_log",
     "LogEvent": "core.connection_log",
     "LogKind": "core.connection_log",
     "ServerHandle": "runtime.handles",

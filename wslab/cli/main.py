@@ -19,6 +19,7 @@ import asyncio
 import logging
 import secrets
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,8 +31,9 @@ from ..bench import add_bench_parser
 from ..brokers import BROKER_SCHEMES, Broker, BrokerUnavailable, broker_from_url
 from ..brokers.base import broker_address
 from ..clients.chat import exchange
-from ..core.connection_log import EventLog, LogEvent, LogKind, close_label
+from ..core.connection_log import LogEvent, LogKind, close_label
 from ..core.protocol import backoff_delays
+from ..runtime.event_log import EventLog
 from ..runtime.logs import LogFormat, configure_logging, event_fields
 from ..runtime.signals import cancel_on_signal
 from ..runtime.tls import explain_tls_error
@@ -141,7 +143,10 @@ async def _start_web(args: argparse.Namespace, events: EventLog) -> runtime.Serv
     if args.public and args.join_code is None:
         args.join_code = f"{secrets.randbelow(10_000):04d}"
     chat = ChatServer(
-        server_id="web", max_users=args.max_users, rate=(args.rate, args.burst), tokens=Tokens()
+        server_id="web",
+        max_users=args.max_users,
+        rate=(args.rate, args.burst),
+        tokens=Tokens(clock=time.time),
     )
     app = create_app(chat, join_code=args.join_code or None, allowed_origins=args.allow_origin, log=events)
     handle = await serve_web(app, name="web", host=args.host, port=args.port, max_message=args.max_size)

@@ -7,7 +7,6 @@ came with it. No I/O here either.
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -114,9 +113,10 @@ class ChatStats:
         self.published += 1
         self._recent.append(now)
 
-    def rate(self, window: float = 2.0, *, now: float | None = None) -> float:
-        """Messages per second published through this server over the last ``window`` s."""
-        cutoff = (time.monotonic() if now is None else now) - window
+    def rate(self, window: float = 2.0, *, now: float) -> float:
+        """Messages per second published through this server over the ``window`` s before
+        ``now`` (on the room's clock)."""
+        cutoff = now - window
         return sum(1 for t in self._recent if t >= cutoff) / window
 
 

@@ -11,7 +11,6 @@ time, how many bytes wait for a client) and return what to do: messages to send 
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -129,7 +128,8 @@ class ChatRoom:
             message resent after a lost ack is acknowledged, not published twice.
         presence: when joins and leaves stop being announced one by one (see
             :mod:`wslab.presence`); past it, the shell must call :meth:`tick` on a timer.
-        clock: monotonic seconds (rate limits, heartbeats, stats).
+        clock: monotonic seconds (rate limits, heartbeats, stats): the shell's, since the
+            room reads no clock of its own.
     """
 
     def __init__(
@@ -146,7 +146,7 @@ class ChatRoom:
         heartbeat: HeartbeatPolicy | None = None,
         remembered_refs: int = 10_000,
         presence: PresencePolicy | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float],
     ) -> None:
         self.name = name
         self.server_id = server_id
@@ -248,7 +248,7 @@ class ChatRoom:
                 f"the room is full ({self.max_users} people); try again later",
                 CloseCode.TRY_AGAIN_LATER,
             )
-        limiter = TokenBucket(*self.rate, clock=self.clock) if self.rate else None
+        limiter = TokenBucket(rate=self.rate[0], burst=self.rate[1], clock=self.clock) if self.rate else None
         return Member(connection, name, hello.dialect, hello.resume, limiter=limiter, last_heard=self.clock())
 
     # --- catch-up ---------------------------------------------------------------------

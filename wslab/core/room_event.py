@@ -7,8 +7,7 @@ of its own because every layer reads it: the room, the brokers, the clients.
 from __future__ import annotations
 
 import json
-import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -36,7 +35,8 @@ class RoomEvent:
     """One event of a room, as the broker carries it, history keeps it and clients get it.
 
     ``seq`` is 0 until the broker assigns it. ``via`` names the server the author is
-    connected to; ``at`` is the publishing time (for latency measurements).
+    connected to; ``at`` is when it was published, for a publisher that measures staleness
+    (the fleet feed stamps it; 0.0 when nobody did).
 
     A *coalesced* join or leave (a big room's, one per tick) has ``names``: every name
     in the broker's copy, so each server's room can keep its roster; only the first
@@ -50,7 +50,7 @@ class RoomEvent:
     room: str = "lobby"
     seq: int = 0
     via: str = ""
-    at: float = field(default_factory=time.time)
+    at: float = 0.0
     #: The author's own id for the message, echoed in its ack so the author can match it.
     ref: str = ""
     names: tuple[str, ...] = ()

@@ -24,8 +24,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.protocol import State
 
-from ..core.connection_log import EventLog, LogKind
-from . import net, waiting
+from ..core import addresses
+from ..core.connection_log import LogKind
+from . import waiting
+from .event_log import EventLog
 from .signals import STOP_SIGNALS, until_signalled
 
 __all__ = [
@@ -61,7 +63,7 @@ def peer_name(connection: Any) -> str:
     address = connection.remote_address
     if not address:
         return "unknown"
-    return net.host_port(address[0], address[1])
+    return addresses.host_port(address[0], address[1])
 
 
 def close_details(connection: Any, *, us: str = "server", them: str = "client") -> tuple[int, str, str]:
@@ -172,7 +174,7 @@ class ServerHandle:
 
     @property
     def url(self) -> str:
-        return net.url(self.scheme, self.host, self.port, self.path)
+        return addresses.url(self.scheme, self.host, self.port, self.path)
 
     @property
     def connections(self) -> int:

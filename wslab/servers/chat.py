@@ -120,6 +120,7 @@ class ChatServer:
             tokens=tokens,
             heartbeat=heartbeat,
             presence=presence,
+            clock=time.monotonic,
         )
         self.send_buffer = send_buffer
         self.hello_timeout = hello_timeout

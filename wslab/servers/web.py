@@ -39,8 +39,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from ..core.auth import Tokens
-from ..core.connection_log import EventLog, LogKind
+from ..core.connection_log import LogKind
 from ..core.protocol import UsernameError, validate_username
+from ..runtime.event_log import EventLog
 from ..runtime.handles import ServerHandle, register, release, wait_until
 from .asgi_peer import AsgiPeer
 from .chat import ChatServer
@@ -271,7 +272,7 @@ def create_app(
             e.g. ``["https://course.example"]``; the app's own origin always is.
         log: an :class:`EventLog` for the access log (the notebook shows it live).
     """
-    tokens = tokens or chat.tokens or Tokens()
+    tokens = tokens or chat.tokens or Tokens(clock=time.time)
     chat.room.tokens = tokens
 
     async def websocket_endpoint(websocket: WebSocket) -> None:

@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING
 import ipywidgets as widgets
 from IPython import get_ipython
 
-from ..core.connection_log import EventLog, LogEvent
+from ..core.connection_log import LogEvent
 from ..core.protocol import render_plain
+from ..runtime.event_log import EventLog
 
 if TYPE_CHECKING:
     from ..clients.chat import ChatClient
@@ -291,7 +292,7 @@ class ServerPanel(widgets.HTML):
             f"<b>{html.escape(self._title)}</b> ({html.escape(s.server_id)},"
             f" broker: {html.escape(s.broker.kind)})"
             f"<br>connected: {len(s.users)} ({html.escape(users)})"
-            f"<br>messages/s: {s.stats.rate():.1f} &middot; published {s.stats.published}"
+            f"<br>messages/s: {s.stats.rate(now=s.room.clock()):.1f} &middot; published {s.stats.published}"
             f" &middot; delivered {s.stats.delivered} &middot; dropped {s.stats.dropped}"
             f" &middot; too slow {s.stats.evicted}"
         )
