@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from helpers import unavailable
+from helpers import start_services_blocking, unavailable
 
 #: Fixtures that start (or reach) a real broker server, and the broker kinds a test may be parametrized with.
 BROKER_FIXTURES = frozenset({"redis_url", "nats_url"})
@@ -35,7 +35,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def _server(kind: str) -> Iterator[str]:
-    from wslab.services import ServiceUnavailable, start_services_blocking
+    from wslab.services import ServiceUnavailable
 
     try:
         services = start_services_blocking(redis=kind == "redis", nats=kind == "nats", required=True)

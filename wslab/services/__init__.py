@@ -15,7 +15,7 @@ A server found as a program is started here as a child process
     await services.redis.restart(keep_data=False)   # lesson 06's outage
     await services.stop()
 
-or ``async with running_redis() as url: ...``; from a terminal, ``python -m wslab services``.
+From a terminal: ``python -m wslab services``.
 
 The modules: ``discovery`` (finding the programs), ``process`` (one child-process server's
 lifecycle), ``probes`` (is a broker ready), ``broker_servers`` (Redis, NATS, and both for a
@@ -27,10 +27,7 @@ from .broker_servers import (
     NatsServer,
     RedisServer,
     Services,
-    running_nats,
-    running_redis,
     start_services,
-    start_services_blocking,
 )
 from .chat_processes import ChatProcess, InProcessChat, start_chat_servers
 from .command import run_services
@@ -49,9 +46,6 @@ __all__ = [
     "find_nats_server",
     "find_redis_server",
     "run_services",
-    "running_nats",
-    "running_redis",
     "start_chat_servers",
     "start_services",
-    "start_services_blocking",
 ]

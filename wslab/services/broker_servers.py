@@ -9,11 +9,9 @@ JetStream (``-js``) storing into the server's temporary directory.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import socket
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,10 +24,8 @@ __all__ = [
     "NatsServer",
     "RedisServer",
     "Services",
-    "running_nats",
-    "running_redis",
+    "plan_services",
     "start_services",
-    "start_services_blocking",
 ]
 
 
@@ -139,10 +135,12 @@ _KINDS: dict[str, tuple[str, type[BrokerServer]]] = {
 }
 
 
-def _plan(
+def plan_services(
     *, redis: bool, nats: bool, required: bool, ports: dict[str, int]
 ) -> tuple[Services, list[BrokerServer]]:
-    """The services with their external URLs and notes filled in, and the servers to start."""
+    """The services with their external URLs and notes filled in, and the servers to start
+    (then started by :func:`start_services`, or without an event loop by their
+    ``start_blocking()``)."""
     services = Services()
     finders = {"redis": discovery.find_redis_server, "nats": discovery.find_nats_server}
     to_start: list[BrokerServer] = []
@@ -185,7 +183,7 @@ async def start_services(
         redis_port, nats_port: 0 picks a free port.
     """
     ports = {"redis": redis_port, "nats": nats_port}
-    services, servers = _plan(redis=redis, nats=nats, required=required, ports=ports)
+    services, servers = plan_services(redis=redis, nats=nats, required=required, ports=ports)
     try:
         for server in servers:
             if register:
@@ -198,40 +196,3 @@ async def start_services(
             await server.stop()
         raise
     return services
-
-
-def start_services_blocking(
-    *, redis: bool = True, nats: bool = True, required: bool = False, redis_port: int = 0, nats_port: int = 0
-) -> Services:
-    """:func:`start_services` for code with no event loop (a pytest session fixture); not registered."""
-    ports = {"redis": redis_port, "nats": nats_port}
-    services, servers = _plan(redis=redis, nats=nats, required=required, ports=ports)
-    try:
-        for server in servers:
-            services.adopt(server.start_blocking())
-    except BaseException:
-        for server in servers:
-            server.stop_blocking()
-        raise
-    return services
-
-
-@contextlib.asynccontextmanager
-async def _running(kind: str) -> AsyncIterator[str]:
-    services = await start_services(redis=kind == "redis", nats=kind == "nats", required=True, register=False)
-    try:
-        url = getattr(services, f"{kind}_url")
-        assert url is not None
-        yield url
-    finally:
-        await services.stop()
-
-
-def running_redis() -> contextlib.AbstractAsyncContextManager[str]:
-    """``async with running_redis() as url:`` a Redis (or Valkey) for the block; raises if none."""
-    return _running("redis")
-
-
-def running_nats() -> contextlib.AbstractAsyncContextManager[str]:
-    """``async with running_nats() as url:`` a NATS server with JetStream for the block; raises if none."""
-    return _running("nats")
