@@ -34,7 +34,8 @@ from wslab.brokers.base import broker_address, broker_down_as_unavailable
 from wslab.brokers.nats import NatsBroker
 from wslab.brokers.redis import RedisBroker
 from wslab.core.errors import WslabError
-from wslab.core.protocol import EventKind, HistoryTooOld, RoomEvent
+from wslab.core.history import HistoryTooOld
+from wslab.core.room_event import EventKind, RoomEvent
 from wslab.services import BrokerServer, Services, ServiceUnavailable, discovery, start_services
 
 KINDS = ["redis", "nats"]

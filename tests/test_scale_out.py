@@ -31,7 +31,7 @@ from helpers import (  # noqa: F401  (stop_servers: autouse fixture)
 
 import wslab
 from wslab.clients.chat import ChatClient
-from wslab.core.protocol import EventKind
+from wslab.core.room_event import EventKind
 from wslab.services import BrokerServer, ChatProcess
 
 pytestmark = pytest.mark.broker  # real Redis/NATS processes: not in `make unit`

@@ -5,22 +5,22 @@ from __future__ import annotations
 import json
 import time
 
+from wslab.core.actions import GoLive, Send
 from wslab.core.heartbeat import HeartbeatPolicy
 from wslab.core.protocol import (
     Ack,
     Error,
-    EventKind,
     HistoryLost,
     Live,
     Ping,
     Reset,
-    RoomEvent,
     Welcome,
     encode,
     parse_client_message,
 )
 from wslab.core.protocol import Dialect as _Dialect
 from wslab.core.room import ChatRoom
+from wslab.core.room_event import EventKind, RoomEvent
 from wslab.core.session import Answer, ChatSession, ResendOutbox, WatchServer
 
 
@@ -131,15 +131,16 @@ def test_presence_follows_joins_and_leaves_and_unknown_messages_are_ignored() ->
 def test_session_and_room_agree_end_to_end_without_sockets() -> None:
     room = ChatRoom(server_id="s1", clock=time.monotonic)
     session = ChatSession("ana")
-    member, _ = room.admit("conn", session.hello())
-    assert member is not None
-    welcome, _ = room.welcome(member, 0)
-    session.receive(encode(welcome))
-    for message in room.catch_up(member)[0]:
-        session.receive(encode(message))
+    [fetch] = room.hello("conn", session.hello())
+    *sends, go_live = room.history_arrived(fetch.member, 0, [])  # the broker: nothing yet
+    assert go_live == GoLive(fetch.member)
+    sends += room.go_live(fetch.member)  # the welcome is sent: live, and the join goes out
+    for action in sends:
+        if isinstance(action, Send):
+            session.receive(action.text() or "")
     assert session.live
     _, wire = session.say("hello room")
-    [publish] = room.receive(member, wire)
+    [publish] = room.receive("conn", wire)
     plan = room.fan_out(publish.event.with_seq(1), lambda m: 0)  # type: ignore[union-attr]
     for delivery in plan.deliveries.values():
         session.receive(delivery.text)

@@ -1,6 +1,7 @@
 """Pub/sub brokers behind the chat server: in-process now; Redis and NATS in lesson 06."""
 
-from .base import Broker, BrokerReset, BrokerUnavailable, Subscription
+from ..core.room_event import BrokerReset
+from .base import Broker, BrokerUnavailable, Subscription
 from .memory import MemoryBroker
 
 __all__ = [

@@ -268,7 +268,7 @@ async def check_collect(collect: Callable[[str, str, int], Awaitable[list[str]]]
     try:
         await wait_until(lambda: talker.live)
         task = asyncio.ensure_future(collect(handle.url, "learner", 3))
-        await wait_until(lambda: "learner" in chat.users or task.done(), timeout=REPLY_TIMEOUT)
+        await wait_until(lambda: "learner" in chat.room.users or task.done(), timeout=REPLY_TIMEOUT)
         if task.done() and task.exception() is not None:
             exc = task.exception()
             report.add(False, f"collect raised {type(exc).__name__}: {exc}")
@@ -285,7 +285,7 @@ async def check_collect(collect: Callable[[str, str, int], Awaitable[list[str]]]
         report.add(got == want, f"expected {want}, got {got}")
         if got and got[0].startswith("Welcome"):
             report.hint("skip the server's 'Welcome, <name>!' line; it is not part of the chat")
-        await wait_until(lambda: "learner" not in chat.users, timeout=REPLY_TIMEOUT)
+        await wait_until(lambda: "learner" not in chat.room.users, timeout=REPLY_TIMEOUT)
         report.add(True, "the connection was closed afterwards")
     except TimeoutError:
         report.add(False, "the connection was left open: close it (async with connect(...) does)")

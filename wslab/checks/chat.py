@@ -19,7 +19,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.uri import parse_uri
 
-from ..core.protocol import EventKind
+from ..core.room_event import EventKind
 from ..runtime.handles import Handler, ServerHandle, serve, wait_until
 from .basics import REPLY_TIMEOUT, CheckReport
 
@@ -351,7 +351,7 @@ async def check_reconnecting_client(make: Callable[[str, str], Any], *, outage: 
     running = asyncio.ensure_future(client.run())
     try:
         before, typed, missed = ["a1", "a2", "a3"], ["b1", "b2"], ["o1", "o2"]
-        if not await _until(report, "the client joins", lambda: "learner" in chat.users, REPLY_TIMEOUT):
+        if not await _until(report, "the client joins", lambda: "learner" in chat.room.users, REPLY_TIMEOUT):
             return report
         for text in before:
             await client.send(text)
@@ -438,7 +438,7 @@ async def check_gives_up(make: Callable[[str, str], Any]) -> CheckReport:
         await wait_until(lambda: holder.live, timeout=REPLY_TIMEOUT)
         tasks.append(asyncio.ensure_future(make(handle.url, "taken").run()))
         stopped = await _finished(tasks[-1], REPLY_TIMEOUT)
-        once = chat.stats.rejected == 1
+        once = chat.room.stats.rejected == 1
         report.add(
             stopped and once,
             "refused with 1008: run() returned after one try"
@@ -449,9 +449,9 @@ async def check_gives_up(make: Callable[[str, str], Any]) -> CheckReport:
         if not stopped:
             report.hint("after the connection ends, look at its close code: 1008 means do not come back")
         tasks.append(asyncio.ensure_future(make(handle.url, "learner").run()))
-        await wait_until(lambda: "learner" in chat.users or tasks[-1].done(), timeout=REPLY_TIMEOUT)
+        await wait_until(lambda: "learner" in chat.room.users or tasks[-1].done(), timeout=REPLY_TIMEOUT)
         handle = await chat.serve(name="check:gives-up", port=handle.port)  # a restart: 1012
-        back = await _finished(asyncio.ensure_future(wait_until(lambda: "learner" in chat.users)), 5)
+        back = await _finished(asyncio.ensure_future(wait_until(lambda: "learner" in chat.room.users)), 5)
         report.add(back, "after a restart (1012) it reconnected")
     finally:
         for task in tasks:

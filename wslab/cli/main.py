@@ -31,14 +31,15 @@ from ..bench import add_bench_parser
 from ..brokers import BROKER_SCHEMES, Broker, BrokerUnavailable, broker_from_url
 from ..brokers.base import broker_address
 from ..clients.chat import exchange
+from ..core.actions import OverflowPolicy
+from ..core.backoff import backoff_delays
 from ..core.connection_log import LogEvent, LogKind, close_label
-from ..core.protocol import backoff_delays
 from ..runtime.event_log import EventLog
 from ..runtime.logs import LogFormat, configure_logging, event_fields
 from ..runtime.signals import cancel_on_signal
 from ..runtime.tls import explain_tls_error
 from ..servers import echo
-from ..servers.chat import ChatServer, OverflowPolicy
+from ..servers.chat import ChatServer
 from .argtypes import positive_int
 from .terminal import run_client
 
@@ -129,7 +130,7 @@ async def _start_chat(args: argparse.Namespace, events: EventLog) -> runtime.Ser
         broker.kind,
         args.history,
         args.max_backlog,
-        "disconnected (4001)" if chat.overflow is OverflowPolicy.DISCONNECT else "skipped (drop)",
+        "disconnected (4001)" if chat.room.overflow is OverflowPolicy.DISCONNECT else "skipped (drop)",
     )
     return handle
 

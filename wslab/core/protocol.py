@@ -23,51 +23,39 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from .backoff import backoff_delays
-from .close_codes import AppCloseCode, CloseCode
+from .close_codes import CloseCode
 from .errors import WslabError
-from .history import History, HistoryTooOld, SequenceTracker, Tracked
-from .room_event import NAMES_SHOWN, EventKind, RoomEvent, presence_line
+from .room_event import EventKind, RoomEvent, presence_line
 from .room_event import json_message as _json
 
 __all__ = [
     "MAX_NAME_LENGTH",
     "MAX_REF_LENGTH",
     "MAX_TEXT_LENGTH",
-    "NAMES_SHOWN",
     "Ack",
-    "AppCloseCode",
     "BadHello",
     "ClientMessage",
     "Dialect",
     "Error",
-    "EventKind",
     "Hello",
-    "History",
     "HistoryLost",
-    "HistoryTooOld",
     "Live",
     "Ping",
     "Pong",
     "ProtocolViolation",
     "Reset",
-    "RoomEvent",
     "Say",
-    "SequenceTracker",
     "ServerMessage",
-    "Tracked",
     "UsernameError",
     "Users",
     "Welcome",
     "Who",
-    "backoff_delays",
     "clean_text",
     "dialect_of",
     "encode",
     "parse_client_message",
     "parse_hello",
     "parse_server_message",
-    "presence_line",
     "ref_of",
     "render_plain",
     "validate_username",

@@ -17,7 +17,6 @@ from .protocol import (
     Ack,
     Dialect,
     Error,
-    EventKind,
     Hello,
     HistoryLost,
     Live,
@@ -25,7 +24,6 @@ from .protocol import (
     Pong,
     ProtocolViolation,
     Reset,
-    RoomEvent,
     Say,
     Users,
     Welcome,
@@ -35,6 +33,7 @@ from .protocol import (
     parse_server_message,
     render_plain,
 )
+from .room_event import EventKind, RoomEvent
 
 __all__ = ["Answer", "ChatSession", "Reaction", "ResendOutbox", "WatchServer"]
 

@@ -1,6 +1,7 @@
 """The lessons' servers: handlers that :func:`wslab.runtime.serve` can run."""
 
-from .chat import ChatServer, ChatStats, OverflowPolicy
+from ..core.actions import ChatStats, OverflowPolicy
+from .chat import ChatServer
 from .echo import echo, echo_reply
 
 __all__ = ["ChatServer", "ChatStats", "OverflowPolicy", "echo", "echo_reply"]

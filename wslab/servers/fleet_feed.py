@@ -21,7 +21,8 @@ from collections.abc import Callable, Iterable
 
 from ..brokers import Broker, BrokerReset, BrokerUnavailable, MemoryBroker
 from ..core.fleet import DEFAULT_SERVICES, Change, Fleet, FleetSimulation, Status
-from ..core.protocol import EventKind, HistoryTooOld, RoomEvent
+from ..core.history import HistoryTooOld
+from ..core.room_event import EventKind, RoomEvent
 
 __all__ = ["FleetFeed"]
 

@@ -46,7 +46,7 @@ from ..runtime.handles import ServerHandle, register, release, wait_until
 from .asgi_peer import AsgiPeer
 from .chat import ChatServer
 
-__all__ = ["AsgiPeer", "AsgiServerHandle", "create_app", "page_routes", "serve_web"]
+__all__ = ["AsgiServerHandle", "create_app", "page_routes", "serve_web"]
 
 logger = logging.getLogger("wslab.web")
 
@@ -225,10 +225,10 @@ def _json_api(chat: ChatServer, tokens: Tokens, join_code: str | None) -> list[R
     """The small JSON API beside the page: health, who is here, and a token for a name."""
 
     async def health(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "server": chat.server_id, "users": len(chat.users)})
+        return JSONResponse({"status": "ok", "server": chat.room.server_id, "users": len(chat.room.users)})
 
     async def users(request: Request) -> Response:
-        return JSONResponse({"users": chat.everyone, "count": chat.room.size, "full": chat.full})
+        return JSONResponse({"users": chat.room.everyone, "count": chat.room.size, "full": chat.room.full})
 
     async def token(request: Request) -> Response:
         try:
@@ -272,14 +272,14 @@ def create_app(
             e.g. ``["https://course.example"]``; the app's own origin always is.
         log: an :class:`EventLog` for the access log (the notebook shows it live).
     """
-    tokens = tokens or chat.tokens or Tokens(clock=time.time)
-    chat.room.tokens = tokens
+    tokens = tokens or chat.room.tokens or Tokens(clock=time.time)
+    chat.room.require_tokens(tokens)
 
     async def websocket_endpoint(websocket: WebSocket) -> None:
-        if chat.full:
+        if chat.room.full:
             await websocket.send_denial_response(
                 PlainTextResponse(
-                    f"the room is full ({chat.max_users} people); try again later\n", status_code=503
+                    f"the room is full ({chat.room.max_users} people); try again later\n", status_code=503
                 )
             )
             return
@@ -357,7 +357,9 @@ class AsgiServerHandle(ServerHandle):
 
     @property
     def connections(self) -> int:
-        return len(self.chat.users) if self.chat is not None else len(self.server.server_state.connections)
+        return (
+            len(self.chat.room.users) if self.chat is not None else len(self.server.server_state.connections)
+        )
 
     @property
     def serving(self) -> bool:

@@ -286,15 +286,15 @@ class ServerPanel(widgets.HTML):
         self._live.show()
 
     def render(self) -> None:
-        s = self.server
-        users = ", ".join(s.users) or "nobody"
+        room, stats = self.server.room, self.server.room.stats
+        users = ", ".join(room.users) or "nobody"
         self.value = (
-            f"<b>{html.escape(self._title)}</b> ({html.escape(s.server_id)},"
-            f" broker: {html.escape(s.broker.kind)})"
-            f"<br>connected: {len(s.users)} ({html.escape(users)})"
-            f"<br>messages/s: {s.stats.rate(now=s.room.clock()):.1f} &middot; published {s.stats.published}"
-            f" &middot; delivered {s.stats.delivered} &middot; dropped {s.stats.dropped}"
-            f" &middot; too slow {s.stats.evicted}"
+            f"<b>{html.escape(self._title)}</b> ({html.escape(room.server_id)},"
+            f" broker: {html.escape(self.server.broker.kind)})"
+            f"<br>connected: {len(room.users)} ({html.escape(users)})"
+            f"<br>messages/s: {stats.rate(now=room.clock()):.1f} &middot; published {stats.published}"
+            f" &middot; delivered {stats.delivered} &middot; dropped {stats.dropped}"
+            f" &middot; too slow {stats.evicted}"
         )
 
     def close(self) -> None:
@@ -331,10 +331,10 @@ class AudienceView(widgets.HBox):
         self._live.show()
 
     def render(self) -> None:
-        users = self.server.users
-        nobody = "nobody now" if self.server.transcript else "nobody yet"  # after a class, not before
+        users = self.server.room.users
+        nobody = "nobody now" if self.server.room.transcript else "nobody yet"  # after a class, not before
         self._count.value = f"<b>{len(users)}</b> connected: {html.escape(', '.join(users) or nobody)}"
-        lines = [render_plain(event) for event in list(self.server.transcript)[-self._lines :]]
+        lines = [render_plain(event) for event in list(self.server.room.transcript)[-self._lines :]]
         self._body.value = _lines_html(lines, "(no messages yet)")
 
     def close(self) -> None:
