@@ -13,7 +13,7 @@ LAB_ARGS := --ServerApp.root_dir=notebooks --ServerApp.ip=127.0.0.1 \
 # workers, since most of these tests wait on sockets and timers rather than compute.
 UNIT   := -m "not browser and not broker and not lab" -n 4 --dist worksteal
 
-.PHONY: lab test unit lint notebooks browser nginx clean help
+.PHONY: lab test unit lint notebooks browser nginx book book-npm clean help
 .DEFAULT_GOAL := help
 
 help:
@@ -22,6 +22,7 @@ help:
 	@echo "make unit       the quick loop: the tests that need no browser, notebook or broker (under a minute)"
 	@echo "make notebooks  re-execute every lesson in a fresh kernel and store its outputs"
 	@echo "make lint       ruff over the package and the tests"
+	@echo "make book       the reading copy: a static site of the lessons from their stored outputs"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -32,7 +33,7 @@ $(STAMP): pyproject.toml
 	    && $(PYTHON) -m venv $(VENV); \
 	  else echo "could not create a virtual environment; on Debian/Ubuntu: sudo apt-get install python3-venv"; exit 1; fi; }
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,book]'
 	@touch $@
 
 lab: $(STAMP)
@@ -59,10 +60,10 @@ nginx:
 	else echo "note: no nginx found; the reverse-proxy tests will skip (apt-get install nginx)"; fi
 
 lint: $(STAMP)
-	$(BIN)/ruff check wslab tests
-	$(BIN)/ruff format --check wslab tests
+	$(BIN)/ruff check wslab tests docs/book
+	$(BIN)/ruff format --check wslab tests docs/book
 
-test: $(STAMP) browser nginx lint
+test: $(STAMP) browser nginx lint book-npm
 	$(BIN)/python -m pytest tests notebooks $(NBVAL)
 
 unit: $(STAMP)
@@ -73,5 +74,18 @@ notebooks: $(STAMP)
 	  --ExecutePreprocessor.kernel_name=python3 --ExecutePreprocessor.record_timing=False \
 	  --ExecutePreprocessor.timeout=300 notebooks/*.ipynb
 
+# The reading copy of the course (docs/book/README.md): Sphinx + MyST-NB over the stored outputs,
+# with the pages' scripts from npm (docs/book/package-lock.json), served by the site itself.
+BOOK := docs/book
+book: $(STAMP) book-npm
+	$(BIN)/python $(BOOK)/build.py
+
+# npm ci when package-lock.json is newer than the install. Without npm, make book stops with a
+# clear error and the book's test skips (fails under CI=true).
+book-npm:
+	@if [ $(BOOK)/node_modules/.package-lock.json -nt $(BOOK)/package-lock.json ]; then :; \
+	elif command -v npm >/dev/null; then cd $(BOOK) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error; \
+	else echo "note: no npm found; the reading copy cannot be built (install Node.js 18 or newer)"; fi
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .test-artifacts *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .test-artifacts *.egg-info $(BOOK)/_build $(BOOK)/node_modules

@@ -8,13 +8,15 @@ import pytest
 from helpers import start_services_blocking, unavailable
 
 #: Fixtures that start (or reach) a real broker server, and the broker kinds a test may be parametrized with.
-BROKER_FIXTURES = frozenset({"redis_url", "nats_url"})
-BROKER_KINDS = frozenset({"redis", "nats"})
+BROKER_FIXTURES = frozenset({"redis_url", "nats_url", "kafka_url"})
+BROKER_KINDS = frozenset({"redis", "nats", "kafka"})
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "browser: drives a real browser (Chromium) through JupyterLab")
-    config.addinivalue_line("markers", "broker: needs a real Redis (Valkey) or NATS server process")
+    config.addinivalue_line(
+        "markers", "broker: needs a real Redis (Valkey), NATS or Kafka-protocol (tansu) server process"
+    )
     config.addinivalue_line("markers", "lab: runs the README's main command on a fresh copy (installs)")
 
 
@@ -38,7 +40,9 @@ def _server(kind: str) -> Iterator[str]:
     from wslab.services import ServiceUnavailable
 
     try:
-        services = start_services_blocking(redis=kind == "redis", nats=kind == "nats", required=True)
+        services = start_services_blocking(
+            redis=kind == "redis", nats=kind == "nats", kafka=kind == "kafka", required=True
+        )
     except ServiceUnavailable as exc:
         unavailable(str(exc))
     url = getattr(services, f"{kind}_url")
@@ -59,3 +63,9 @@ def redis_url() -> Iterator[str]:
 def nats_url() -> Iterator[str]:
     """A NATS server with JetStream for the whole test session: NATS_URL, or one started here."""
     yield from _server("nats")
+
+
+@pytest.fixture(scope="session")
+def kafka_url() -> Iterator[str]:
+    """A Kafka broker (tansu, memory storage) for the whole test session: KAFKA_URL, or one started here."""
+    yield from _server("kafka")

@@ -98,14 +98,14 @@ def unavailable(reason: str) -> None:
 
 @contextlib.asynccontextmanager
 async def own_broker_server(kind: str) -> AsyncIterator[BrokerServer]:
-    """A ``redis`` or ``nats`` server for one test alone, so restarting it disturbs no other."""
+    """A ``redis``, ``nats`` or ``kafka`` server for one test alone, so restarting it disturbs no other."""
     try:
         services = await start_services(
-            redis=kind == "redis", nats=kind == "nats", required=True, register=False
+            redis=kind == "redis", nats=kind == "nats", kafka=kind == "kafka", required=True, register=False
         )
     except ServiceUnavailable as exc:
         unavailable(str(exc))
-    server = services.redis if kind == "redis" else services.nats
+    server = getattr(services, kind)
     try:
         if server is None:
             unavailable(f"{kind} comes from an environment URL; restarting it is not up to the tests")
@@ -162,11 +162,19 @@ class LocalCA:
 
 
 def start_services_blocking(
-    *, redis: bool = True, nats: bool = True, required: bool = False, redis_port: int = 0, nats_port: int = 0
+    *,
+    redis: bool = True,
+    nats: bool = True,
+    kafka: bool = False,
+    required: bool = False,
+    redis_port: int = 0,
+    nats_port: int = 0,
+    kafka_port: int = 0,
 ) -> Services:
-    """:func:`start_services` for code with no event loop (a pytest session fixture); not registered."""
-    ports = {"redis": redis_port, "nats": nats_port}
-    services, servers = plan_services(redis=redis, nats=nats, required=required, ports=ports)
+    """``start_services`` for code with no event loop (a pytest session fixture); not registered."""
+    wanted = {"redis": redis, "nats": nats, "kafka": kafka}
+    ports = {"redis": redis_port, "nats": nats_port, "kafka": kafka_port}
+    services, servers = plan_services(wanted=wanted, required=required, ports=ports)
     try:
         for server in servers:
             services.adopt(server.start_blocking())

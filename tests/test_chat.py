@@ -1,8 +1,9 @@
 """The chat server, its clients and its broker, over real sockets: the suite in ``chat_contract``.
 
 The ``broker`` fixture decides which broker carries the room; every test of the suite
-runs once per kind: the in-process broker, and real Redis (or Valkey) and NATS JetStream
-servers, started once per test session (``redis_url``, ``nats_url`` in ``conftest.py``).
+runs once per kind: the in-process broker, and real Redis (or Valkey), NATS JetStream and
+Kafka-protocol (tansu) servers, started once per test session (``redis_url``, ``nats_url``,
+``kafka_url`` in ``conftest.py``).
 Each test gets its own key prefix there, so no test sees another's rooms.
 """
 
@@ -17,6 +18,7 @@ from helpers import stop_servers  # noqa: F401  (stop_servers: autouse fixture)
 
 import wslab
 from wslab.brokers import Broker, MemoryBroker
+from wslab.brokers.kafka import KafkaBroker
 from wslab.brokers.nats import NatsBroker
 from wslab.brokers.redis import RedisBroker
 
@@ -27,7 +29,7 @@ def history() -> int:
     return 1000
 
 
-@pytest.fixture(params=["memory", "redis", "nats"])
+@pytest.fixture(params=["memory", "redis", "nats", "kafka"])
 async def broker(request: pytest.FixtureRequest, history: int) -> AsyncIterator[Broker]:
     """A fresh, empty broker of each kind; closed after the test, once its servers have stopped."""
     prefix = f"t{uuid.uuid4().hex[:12]}"  # a fresh namespace on the shared server: empty rooms
@@ -38,6 +40,8 @@ async def broker(request: pytest.FixtureRequest, history: int) -> AsyncIterator[
             instance = RedisBroker(request.getfixturevalue("redis_url"), history=history, key_prefix=prefix)
         case "nats":
             instance = NatsBroker(request.getfixturevalue("nats_url"), history=history, prefix=prefix)
+        case "kafka":
+            instance = KafkaBroker(request.getfixturevalue("kafka_url"), history=history, prefix=prefix)
         case kind:
             raise ValueError(f"unknown broker kind {kind!r}")
     yield instance

@@ -10,9 +10,8 @@ import pytest
 from helpers import TIMEOUT, own_broker_server, stop_servers, wait_for
 
 import wslab
-from wslab.brokers import Broker, MemoryBroker, Subscription
+from wslab.brokers import Broker, MemoryBroker, Subscription, broker_from_url
 from wslab.brokers.base import QueuedSubscription
-from wslab.brokers.redis import RedisBroker
 from wslab.clients.chat import ChatClient
 from wslab.core.backoff import backoff_delays
 from wslab.core.connection_log import LogKind
@@ -143,12 +142,15 @@ async def test_a_broker_reset_reaches_connected_clients_who_keep_receiving(start
 
 
 @pytest.mark.broker
-async def test_redis_restarted_without_its_data_leaves_no_client_deaf(started: list[ChatClient]) -> None:
-    async with own_broker_server("redis") as redis:
-        broker = RedisBroker(redis.url)
+@pytest.mark.parametrize("kind", ["redis", "kafka"])
+async def test_a_broker_restarted_without_its_data_leaves_no_client_deaf(
+    started: list[ChatClient], kind: str
+) -> None:
+    async with own_broker_server(kind) as server:
+        broker = broker_from_url(server.url)
         try:
             ana, bob = await two_talking(started, broker, 3)
-            await redis.restart(keep_data=False)
+            await server.restart(keep_data=False)
             await wait_for(
                 lambda: all(any("reset" in n for n in c.notices) for c in (ana, bob)),
                 timeout=15,

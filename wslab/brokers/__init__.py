@@ -1,4 +1,4 @@
-"""Pub/sub brokers behind the chat server: in-process now; Redis and NATS in lesson 06."""
+"""Pub/sub brokers behind the chat server: in-process now; Redis, NATS and Kafka in lesson 06."""
 
 from ..core.room_event import BrokerReset
 from .base import Broker, BrokerUnavailable, Subscription
@@ -9,6 +9,7 @@ __all__ = [
     "Broker",
     "BrokerReset",
     "BrokerUnavailable",
+    "KafkaBroker",
     "MemoryBroker",
     "NatsBroker",
     "RedisBroker",
@@ -17,11 +18,19 @@ __all__ = [
 ]
 
 #: URL schemes :func:`broker_from_url` knows, and the broker each one makes.
-BROKER_SCHEMES = {"memory": "memory", "redis": "redis", "rediss": "redis", "nats": "nats", "tls": "nats"}
+BROKER_SCHEMES = {
+    "memory": "memory",
+    "redis": "redis",
+    "rediss": "redis",
+    "nats": "nats",
+    "tls": "nats",
+    "kafka": "kafka",
+}
 
 
 def broker_from_url(url: str | None, *, history: int = 1000) -> Broker:
-    """A broker for ``url``: ``redis://`` Redis, ``nats://`` NATS JetStream, None the in-process one."""
+    """A broker for ``url``: ``redis://`` Redis, ``nats://`` NATS JetStream, ``kafka://`` Kafka,
+    None the in-process one."""
     if not url or url == "memory":
         return MemoryBroker(history=history)
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
@@ -34,13 +43,17 @@ def broker_from_url(url: str | None, *, history: int = 1000) -> Broker:
         from .nats import NatsBroker
 
         return NatsBroker(url, history=history)
+    if kind == "kafka":
+        from .kafka import KafkaBroker
+
+        return KafkaBroker(url, history=history)
     if kind == "memory":
         return MemoryBroker(history=history)
-    raise ValueError(f"unknown broker URL {url!r}: expected redis://host:port or nats://host:port")
+    raise ValueError(f"unknown broker URL {url!r}: expected redis://, nats:// or kafka://host:port")
 
 
 def __getattr__(name: str) -> object:
-    """``RedisBroker`` and ``NatsBroker`` import their client libraries only when asked for."""
+    """``RedisBroker``, ``NatsBroker`` and ``KafkaBroker`` import their client libraries when asked for."""
     if name == "RedisBroker":
         from .redis import RedisBroker
 
@@ -49,4 +62,8 @@ def __getattr__(name: str) -> object:
         from .nats import NatsBroker
 
         return NatsBroker
+    if name == "KafkaBroker":
+        from .kafka import KafkaBroker
+
+        return KafkaBroker
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

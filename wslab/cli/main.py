@@ -66,7 +66,7 @@ async def _start_echo(args: argparse.Namespace, events: EventLog) -> runtime.Ser
 
 
 def _chat_broker(args: argparse.Namespace) -> Broker:
-    """The broker behind ``serve chat``: ``--broker URL`` (Redis or NATS), else in-process.
+    """The broker behind ``serve chat``: ``--broker URL`` (Redis, NATS or Kafka), else in-process.
 
     In-process, history lasts as long as the process; with a real broker, several
     ``serve chat`` processes share one room (lesson 06).
@@ -77,7 +77,7 @@ def _chat_broker(args: argparse.Namespace) -> Broker:
 def _broker_url(text: str) -> str:
     scheme = text.split("://", 1)[0].lower() if "://" in text else text
     if scheme not in BROKER_SCHEMES:
-        raise argparse.ArgumentTypeError(f"expected redis://host:port or nats://host:port, not {text!r}")
+        raise argparse.ArgumentTypeError(f"expected redis://, nats:// or kafka://host:port, not {text!r}")
     return text
 
 
@@ -89,8 +89,10 @@ async def _services(args: argparse.Namespace) -> int:
         return await run_services(
             redis=only in (None, "redis"),
             nats=only in (None, "nats"),
+            kafka=only in (None, "kafka"),
             redis_port=args.redis_port,
             nats_port=args.nats_port,
+            kafka_port=args.kafka_port,
             announce=lambda line: print(line, flush=True),
         )
     except ServiceUnavailable as exc:
@@ -295,8 +297,8 @@ def _add_chat_parser(servers: Any) -> None:
         type=_broker_url,
         default=None,
         metavar="URL",
-        help="redis://host:port or nats://host:port to share the room with other servers "
-        "(default: in-process; 'python -m wslab services' starts both)",
+        help="redis://, nats:// or kafka://host:port to share the room with other servers "
+        "(default: in-process; 'python -m wslab services' starts all three)",
     )
 
 
@@ -366,11 +368,15 @@ def build_parser() -> argparse.ArgumentParser:
     client.set_defaults(run=_client)
 
     services = commands.add_parser(
-        "services", help="lesson 06: start real Redis (or Valkey) and NATS servers until Ctrl-C / SIGTERM"
+        "services",
+        help="lesson 06: start real Redis (or Valkey), NATS and Kafka (tansu) servers until Ctrl-C / SIGTERM",
     )
-    services.add_argument("--only", choices=["redis", "nats"], default=None, help="start just one of them")
+    services.add_argument(
+        "--only", choices=["redis", "nats", "kafka"], default=None, help="start just one of them"
+    )
     services.add_argument("--redis-port", type=int, default=0, help="default: a free port")
     services.add_argument("--nats-port", type=int, default=0, help="default: a free port")
+    services.add_argument("--kafka-port", type=int, default=0, help="default: a free port")
     services.set_defaults(run=_services)
     add_bench_parser(commands)
     return parser

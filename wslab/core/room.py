@@ -3,13 +3,12 @@
 Like :class:`websockets.protocol.Protocol` under :mod:`websockets.asyncio`, a
 :class:`ChatRoom` never touches a socket, a task or a clock it was not given. The shell
 hands it each input once (a first message, a client's message, a broker event or reset, a
-tick, a connection that ended) and carries out the list of actions it gets back: messages
-to send to whom (:class:`~wslab.core.actions.Send`, or a :class:`~wslab.core.actions.FanOut`
-of ready-encoded texts), connections to close, events to publish. What only the shell can
-do (ask the broker for history, wait for sends to finish) is an action too, whose result
-comes back as the next input: admitting a client is ``hello`` → ``FetchHistory`` →
-``history_arrived`` → ``GoLive`` → ``go_live``. The asyncio server
-(:class:`wslab.servers.chat.ChatServer`) carries the actions out; tests drive the room directly.
+tick, a connection that ended) and carries out the actions it gets back: messages to send
+(:class:`~wslab.core.actions.Send`, or a :class:`~wslab.core.actions.FanOut` of
+ready-encoded texts), connections to close, events to publish. What only the shell can do
+(ask the broker for history, wait for sends) is an action too, whose result comes back as
+the next input: a client gets in by ``hello`` → ``FetchHistory`` → ``history_arrived`` →
+``GoLive`` → ``go_live``. :class:`wslab.servers.chat.ChatServer` is the asyncio shell.
 """
 
 from __future__ import annotations
@@ -35,6 +34,7 @@ from .close_codes import AppCloseCode, CloseCode
 from .errors import WslabError
 from .heartbeat import HeartbeatPolicy, Verdict
 from .history import HistoryTooOld
+from .in_doubt import InDoubt
 from .limits import TokenBucket
 from .member import Member
 from .presence import Presence, PresencePolicy
@@ -135,6 +135,7 @@ class ChatRoom:
         self._connections: dict[Any, Member] = {}  # each member by its shell's connection
         self._refs: OrderedDict[tuple[str, str], tuple[int, int]] = OrderedDict()
         self._remembered_refs = remembered_refs
+        self._in_doubt = InDoubt()
         #: Who is in the whole room, and the joins and leaves a big room announces per tick.
         self.presence = Presence(presence or PresencePolicy(), server_id, self._presence_event)
         self._folded: set[str] = set()  # members' names, casefolded: a name check costs O(1)
@@ -224,11 +225,8 @@ class ChatRoom:
                 f"the room is full ({self.max_users} people); try again later",
                 CloseCode.TRY_AGAIN_LATER,
             )
-        limiter = (
-            None
-            if self.rate is None
-            else TokenBucket(rate=self.rate[0], burst=self.rate[1], clock=self.clock)
-        )
+        rate = self.rate
+        limiter = None if rate is None else TokenBucket(rate=rate[0], burst=rate[1], clock=self.clock)
         return Member(connection, name, hello.dialect, hello.resume, limiter=limiter, last_heard=self.clock())
 
     def history_arrived(
@@ -295,10 +293,8 @@ class ChatRoom:
         member.waiting = None
         live: list[Action] = [Send(member, Live(member.last_seq))] if member.dialect is Dialect.JSON else []
         join = self.presence.joined(member.name, len(self.members))
-        if join is None:
-            member.joined = True  # announced with the tick's
-            return live
-        return [*live, Publish(join)]  # joined once published: see published()
+        member.joined = join is None  # announced with the tick's; else once published()
+        return live if join is None else [*live, Publish(join)]
 
     def tick(self, now: float) -> list[Action]:
         """The shell's timer: a big room's joins and leaves since the last tick, coalesced."""
@@ -334,6 +330,8 @@ class ChatRoom:
         return self._say(member, said, now)
 
     def _say(self, member: Member, said: Say, now: float) -> list[Action]:
+        if said.ref and (member.name, said.ref) in self._in_doubt:
+            return []  # the new numbering settles it (see reset)
         known = self._refs.get((member.name, said.ref)) if said.ref else None
         if known is None:
             self.stats.note_published(now)
@@ -373,8 +371,11 @@ class ChatRoom:
         plan = FanOut()
         self.last_seq = event.seq
         self.transcript.append(event)
-        if event.via != self.server_id:  # this server's own were noted once published
-            self.published(event)
+        if self._news(event):
+            self.published(event)  # this server's own events were taken in when published
+        for name, ref in self._in_doubt.settle(event) if self._in_doubt else ():  # gone: number lost
+            if (author := self.members.get(name)) is not None and author.dialect is Dialect.JSON:
+                plan.add(author, Ack(0, ref), ("ack", name, ref))
         for member in list(self.members.values()):
             if member.waiting is not None:  # still being sent its replay: the event waits
                 self._hold(member, event, plan)
@@ -387,6 +388,13 @@ class ChatRoom:
                 self._deliver(member, event, plan)
         self.stats.delivered += sum(len(delivery.to) for delivery in plan.deliveries.values())
         return plan
+
+    def _news(self, event: RoomEvent) -> bool:
+        """Whether ``event`` tells the room what :meth:`published` has not: another server's
+        event, or one of its own messages numbered in another epoch (a reset came between)."""
+        if event.via != self.server_id:
+            return True
+        return bool(event.ref) and self._refs.get((event.name, event.ref)) != (self.epoch, event.seq)
 
     def _deliver(self, member: Member, event: RoomEvent, plan: FanOut) -> None:
         if event.kind is EventKind.CHAT and event.name == member.name:
@@ -421,14 +429,13 @@ class ChatRoom:
     def reset(self, reset: BrokerReset) -> FanOut:
         """The broker lost the room's data: every client starts a new epoch after ``reset.last_seq``.
 
-        Without this a connected client would ignore every new event as already seen. Its
-        messages published before the reset whose ack never came are acknowledged with seq
-        0 (published, number gone), so it does not resend them.
+        Without this a connected client would ignore every new event as already seen. Messages
+        published but not delivered before it stay in doubt until the new numbering settles them
+        (:mod:`wslab.core.in_doubt`); the client never resends them.
         """
         plan = FanOut()
-        lost = [
-            key for key, (epoch, seq) in self._refs.items() if epoch == self.epoch and seq > self.last_seq
-        ]
+        undelivered = ((k, seq) for k, (epoch, seq) in self._refs.items() if epoch == self.epoch)
+        self._in_doubt.add((k, seq) for k, seq in undelivered if seq > self.last_seq)
         self.epoch += 1
         self.last_seq = reset.last_seq
         for member in list(self.members.values()):
@@ -437,10 +444,6 @@ class ChatRoom:
                 continue
             member.last_seq = reset.last_seq
             plan.add(member, Reset(reset.last_seq), ("reset", member.dialect))
-        for name, ref in lost:
-            author = self.members.get(name)
-            if author is not None and author.dialect is Dialect.JSON:
-                plan.add(author, Ack(0, ref), ("ack", name, ref))
         return plan
 
     # --- leaving ----------------------------------------------------------------------

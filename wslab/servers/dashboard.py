@@ -283,7 +283,8 @@ def add_dashboard_options(parser: argparse.ArgumentParser, *, broker_url: Callab
         type=broker_url,
         default=None,
         metavar="URL",
-        help="redis://host:port to share the fleet with other dashboard servers (default: in-process)",
+        help="redis://, nats:// or kafka://host:port to share the fleet with other dashboard servers "
+        "(default: in-process)",
     )
     parser.add_argument(
         "--allow-origin", action="append", default=[], metavar="ORIGIN", help="another site's page allowed"

@@ -1,9 +1,9 @@
-"""Real Redis (or Valkey) and NATS servers, and chat server processes, for lesson 06 and the tests.
+"""Real Redis (or Valkey), NATS and Kafka-protocol servers, and chat server processes, for lesson 06.
 
 Where a broker comes from, in order:
 
-1. a URL in the environment: ``REDIS_URL`` / ``NATS_URL`` (a server someone else runs);
-2. a server program on ``PATH``: ``redis-server`` or ``valkey-server`` / ``nats-server``;
+1. a URL in the environment: ``REDIS_URL`` / ``NATS_URL`` / ``KAFKA_URL`` (a server someone else runs);
+2. a server program on ``PATH``: ``redis-server`` or ``valkey-server`` / ``nats-server`` / ``tansu``;
 3. the programs that wslab's own dependencies ship (:mod:`~wslab.services.discovery`).
 
 A server found as a program is started here as a child process
@@ -18,12 +18,14 @@ A server found as a program is started here as a child process
 From a terminal: ``python -m wslab services``.
 
 The modules: ``discovery`` (finding the programs), ``process`` (one child-process server's
-lifecycle), ``probes`` (is a broker ready), ``broker_servers`` (Redis, NATS, and both for a
-lesson), ``chat_processes`` (chat servers sharing a broker), ``command`` (the CLI loop).
+lifecycle), ``probes`` (is a broker ready), ``broker_servers`` (Redis, NATS, tansu for Kafka
+with ``kafka=True``, and all of them for a lesson), ``chat_processes`` (chat servers sharing
+a broker), ``command`` (the CLI loop).
 """
 
 from .broker_servers import (
     BrokerServer,
+    KafkaServer,
     NatsServer,
     RedisServer,
     Services,
@@ -31,18 +33,20 @@ from .broker_servers import (
 )
 from .chat_processes import ChatProcess, InProcessChat, start_chat_servers
 from .command import run_services
-from .discovery import find_nats_server, find_redis_server
+from .discovery import find_kafka_server, find_nats_server, find_redis_server
 from .process import ServerProcess, ServiceUnavailable
 
 __all__ = [
     "BrokerServer",
     "ChatProcess",
     "InProcessChat",
+    "KafkaServer",
     "NatsServer",
     "RedisServer",
     "ServerProcess",
     "ServiceUnavailable",
     "Services",
+    "find_kafka_server",
     "find_nats_server",
     "find_redis_server",
     "run_services",
