@@ -19,7 +19,7 @@ from ..core.backoff import backoff_delays
 from ..core.handshake import RFC_SAMPLE_KEY, Response, close_frame, upgrade_request
 from ..core.heartbeat import HeartbeatPolicy, Verdict
 from ..core.session import Answer, ChatSession, ResendOutbox, WatchServer
-from ..runtime.handles import close_details
+from ..runtime.closes import close_details
 
 __all__ = ["ChatClient", "Handshake", "capture_handshake", "exchange"]
 

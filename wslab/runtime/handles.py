@@ -27,6 +27,7 @@ from websockets.protocol import State
 from ..core import addresses
 from ..core.connection_log import LogKind
 from . import waiting
+from .closes import close_details, peer_name
 from .event_log import EventLog
 from .signals import STOP_SIGNALS, until_signalled
 
@@ -35,8 +36,6 @@ __all__ = [
     "RecordedConnection",
     "ServerHandle",
     "WebSocketServerHandle",
-    "close_details",
-    "peer_name",
     "register",
     "release",
     "running",
@@ -56,29 +55,6 @@ logger = logging.getLogger("wslab")
 logger.addHandler(logging.NullHandler())
 
 _running: dict[str, ServerHandle] = {}
-
-
-def peer_name(connection: Any) -> str:
-    """``host:port`` of the other end, with IPv6 hosts in brackets."""
-    address = connection.remote_address
-    if not address:
-        return "unknown"
-    return addresses.host_port(address[0], address[1])
-
-
-def close_details(connection: Any, *, us: str = "server", them: str = "client") -> tuple[int, str, str]:
-    """``(code, reason, who)`` of a closed connection; ``who`` says which side closed first.
-
-    The code is the one the closing side sent: after the server rejects an oversize
-    message, that is the server's 1009, whatever the client answered.
-    """
-    protocol = connection.protocol
-    sent, rcvd = protocol.close_sent, protocol.close_rcvd
-    if rcvd is not None and (sent is None or protocol.close_rcvd_then_sent):
-        return rcvd.code, rcvd.reason, f"by {them}"
-    if sent is not None:
-        return sent.code, sent.reason, f"by {us}"
-    return CloseCode.ABNORMAL_CLOSURE, "", "without a close frame"
 
 
 class RecordedConnection(ServerConnection):

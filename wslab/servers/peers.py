@@ -16,7 +16,8 @@ from websockets.protocol import State
 
 from ..core.connection_log import LogKind
 from ..core.errors import WslabError
-from ..runtime.handles import RecordedConnection, peer_name
+from ..runtime.closes import peer_name
+from ..runtime.handles import RecordedConnection
 
 __all__ = ["Peer", "PeerClosed", "WebsocketsPeer"]
 
