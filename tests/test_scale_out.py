@@ -304,7 +304,7 @@ async def test_stop_all_leaves_no_chat_process_and_no_listening_port(
 
 async def test_without_a_broker_the_servers_share_an_in_process_one() -> None:
     """The lesson's fallback: servers in this process, one in-process broker, failover still whole."""
-    from wslab.services import InProcessChat, start_chat_servers
+    from wslab.servers.chat_cluster import InProcessChat, start_chat_servers
 
     servers = await start_chat_servers(["s1", "s2"], None)
     assert all(isinstance(server, InProcessChat) for server in servers)

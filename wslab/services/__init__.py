@@ -19,8 +19,8 @@ From a terminal: ``python -m wslab services``.
 
 The modules: ``discovery`` (finding the programs), ``process`` (one child-process server's
 lifecycle), ``probes`` (is a broker ready), ``broker_servers`` (Redis, NATS, tansu for Kafka
-with ``kafka=True``, and all of them for a lesson), ``chat_processes`` (chat servers sharing
-a broker), ``command`` (the CLI loop).
+with ``kafka=True``, and all of them for a lesson), ``chat_processes`` (chat servers in
+processes of their own), ``command`` (the CLI loop).
 """
 
 from .broker_servers import (
@@ -31,7 +31,7 @@ from .broker_servers import (
     Services,
     start_services,
 )
-from .chat_processes import ChatProcess, InProcessChat, start_chat_servers
+from .chat_processes import ChatProcess
 from .command import run_services
 from .discovery import find_kafka_server, find_nats_server, find_redis_server
 from .process import ServerProcess, ServiceUnavailable
@@ -39,7 +39,6 @@ from .process import ServerProcess, ServiceUnavailable
 __all__ = [
     "BrokerServer",
     "ChatProcess",
-    "InProcessChat",
     "KafkaServer",
     "NatsServer",
     "RedisServer",
@@ -50,6 +49,5 @@ __all__ = [
     "find_nats_server",
     "find_redis_server",
     "run_services",
-    "start_chat_servers",
     "start_services",
 ]
