@@ -11,6 +11,8 @@ import asyncio
 import itertools
 import json
 import logging
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -647,3 +649,20 @@ async def test_the_handle_describes_the_server() -> None:
     async with await web.join("alice"):
         assert web.handle.connections == 1
         assert "described server serving" in repr(web.handle)
+
+
+def test_importing_the_web_app_changes_no_logging_serving_it_does() -> None:
+    """uvicorn's log filters are installed by serve_web, not as a side effect of an import."""
+    probe = (
+        "import logging, wslab.servers.web\n"
+        "print(len(logging.getLogger('uvicorn.error').filters), len(logging.getLogger('uvicorn').handlers))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["0", "0"]
+
+
+async def test_serving_the_web_app_quiets_uvicorn_once() -> None:
+    for _ in range(2):
+        await serve_web(create_app(ChatServer()), name="quiet")
+    errors = logging.getLogger("uvicorn.error")
+    assert [type(f).__name__ for f in errors.filters].count("_DenialNoise") == 1

@@ -433,7 +433,7 @@ async def check_websocket_counter(middleware: Callable[[Any], Any]) -> CheckRepo
     from starlette.applications import Starlette
     from starlette.routing import Mount
 
-    from ..servers.web import serve_web
+    from ..servers.web.runner import serve_web
 
     report = CheckReport("WebSocket counter")
     try:

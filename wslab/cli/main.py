@@ -139,7 +139,8 @@ async def _start_chat(args: argparse.Namespace, events: EventLog) -> runtime.Ser
 
 async def _start_web(args: argparse.Namespace, events: EventLog) -> runtime.ServerHandle:
     from ..core.auth import Tokens
-    from ..servers.web import create_app, serve_web
+    from ..servers.web.app import create_app
+    from ..servers.web.runner import serve_web
 
     if args.host is None:  # every interface for an audience; this machine only otherwise
         args.host = "0.0.0.0" if args.public else "127.0.0.1"
