@@ -254,7 +254,8 @@ def reexports(known: Mapping[str, Path]) -> Iterator[str]:
 
 
 def websockets_internals(module: str, path: Path) -> Iterator[str]:
-    """Private websockets API: underscored names, connection internals, its protocol driven from outside."""
+    """Private websockets API (underscored names, connection internals, its protocol driven from
+    outside), and websockets' CloseCode, which would be a second enum of wslab's own codes."""
     aliases: dict[str, str] = {}
     for item in imports(module, path):
         if item.target.split(".")[0] != "websockets":
@@ -266,6 +267,8 @@ def websockets_internals(module: str, path: Path) -> Iterator[str]:
         for local, name in item.aliases:
             if item.names and name.startswith("_"):
                 yield f"{path.name}:{item.line} imports {item.target}.{name}"
+            if item.names and name == "CloseCode":
+                yield f"{path.name}:{item.line} imports websockets' CloseCode (wslab's is core.close_codes)"
             aliases[local] = f"{item.target}.{name}" if item.names else name
     for owner, attribute, line in attribute_uses(path):
         if owner.split(".")[0] in aliases and attribute.startswith("_") and not attribute.startswith("__"):
@@ -438,6 +441,7 @@ def test_the_websockets_rule_catches_private_names_and_internals(tmp_path: Path)
         {
             "wslab.servers.sample": (
                 "from websockets.asyncio.connection import _private\nimport websockets.frames\n"
+                "from websockets.frames import CloseCode\n"
                 "websockets.frames._hidden\n"
                 "def push(connection, data):\n"
                 "    connection.protocol.send_text(data)\n    connection.send_data()\n"
@@ -446,6 +450,7 @@ def test_the_websockets_rule_catches_private_names_and_internals(tmp_path: Path)
     ).items()
     assert [line.split(" ", 1)[1] for line in websockets_internals(name, path)] == [
         "imports websockets.asyncio.connection._private",
+        "imports websockets' CloseCode (wslab's is core.close_codes)",
         "uses websockets.frames._hidden",
         "drives connection.protocol.send_text() behind its connection's back",
         "calls connection.send_data (websockets' internals)",

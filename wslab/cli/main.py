@@ -24,7 +24,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI, WebSocketException
-from websockets.frames import CloseCode
 
 from .. import runtime
 from ..bench import add_bench_parser
@@ -33,6 +32,7 @@ from ..brokers.base import broker_address
 from ..clients.chat import exchange
 from ..core.actions import OverflowPolicy
 from ..core.backoff import backoff_delays
+from ..core.close_codes import CloseCode
 from ..core.connection_log import LogEvent, LogKind, close_label
 from ..runtime.event_log import EventLog
 from ..runtime.logs import LogFormat, configure_logging, event_fields

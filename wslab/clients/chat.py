@@ -12,10 +12,10 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect, process_exception
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
-from websockets.frames import CloseCode
 from websockets.uri import parse_uri
 
 from ..core.backoff import backoff_delays
+from ..core.close_codes import CloseCode
 from ..core.handshake import RFC_SAMPLE_KEY, Response, close_frame, upgrade_request
 from ..core.heartbeat import HeartbeatPolicy, Verdict
 from ..core.session import Answer, ChatSession, ResendOutbox, WatchServer

@@ -21,10 +21,10 @@ from typing import Any
 from websockets.asyncio.server import Server, ServerConnection
 from websockets.asyncio.server import serve as websockets_serve
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import CloseCode
 from websockets.protocol import State
 
 from ..core import addresses
+from ..core.close_codes import CloseCode
 from ..core.connection_log import LogKind
 from . import waiting
 from .closes import close_details, peer_name

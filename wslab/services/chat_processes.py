@@ -9,9 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from websockets.frames import CloseCode
-
 from .. import runtime
+from ..core.close_codes import CloseCode
 from .process import START_TIMEOUT, ServerProcess
 
 __all__ = ["ChatProcess"]
