@@ -21,7 +21,7 @@ from wslab.core.protocol import (
 from wslab.core.protocol import Dialect as _Dialect
 from wslab.core.room import ChatRoom
 from wslab.core.room_event import EventKind, RoomEvent
-from wslab.core.session import Answer, ChatSession, ResendOutbox, WatchServer
+from wslab.core.session import AfterClose, Answer, ChatSession, ResendOutbox, WatchServer
 
 
 def event(seq: int, name: str = "ben", text: str = "hi") -> str:
@@ -145,3 +145,14 @@ def test_session_and_room_agree_end_to_end_without_sockets() -> None:
     for delivery in plan.deliveries.values():
         session.receive(delivery.text)
     assert session.lines() == ["[ana] hello room"] and session.unacknowledged == []
+
+
+def test_a_closed_connection_says_what_to_do_next() -> None:
+    session = ChatSession("ana")
+    assert session.closed(1001) is AfterClose.RECONNECT
+    assert session.closed(1013) is AfterClose.BACK_OFF  # e.g. the server's broker is down
+    session.receive(encode(Error("room-full", "the room is full (3 people); try again later")))
+    assert session.closed(1000) is AfterClose.BACK_OFF  # once: the next close is a plain one
+    assert session.closed(1000) is AfterClose.RECONNECT
+    session.receive(encode(Error("bad-token", "invalid token")))
+    assert session.closed(1008) is AfterClose.GIVE_UP and session.rejected == "invalid token"
