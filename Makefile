@@ -21,7 +21,7 @@ help:
 	@echo "make test       run every test: unit, notebooks (nbval), brokers, real browser, make lab"
 	@echo "make unit       the quick loop: the tests that need no browser, notebook or broker (under a minute)"
 	@echo "make notebooks  re-execute every lesson in a fresh kernel and store its outputs"
-	@echo "make lint       ruff over the package and the tests"
+	@echo "make lint       ruff over the package and the tests; mypy over the package (strict on wslab/core)"
 	@echo "make book       the reading copy: a static site of the lessons from their stored outputs"
 
 $(STAMP): pyproject.toml
@@ -62,6 +62,7 @@ nginx:
 lint: $(STAMP)
 	$(BIN)/ruff check wslab tests docs/book
 	$(BIN)/ruff format --check wslab tests docs/book
+	$(BIN)/mypy
 
 test: $(STAMP) browser nginx lint book-npm
 	$(BIN)/python -m pytest tests notebooks $(NBVAL)

@@ -238,7 +238,7 @@ async def _measure_all(args: argparse.Namespace, brokers: list[str], progress: P
             "kafka": services.kafka_url or "",
         }
         pids = {"memory": None, "redis": services.redis, "nats": services.nats, "kafka": services.kafka}
-        records = []
+        records: list[dict[str, Any]] = []
         for run in range(1, args.runs + 1):
             for kind in brokers:
                 server = pids[kind]

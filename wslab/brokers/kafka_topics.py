@@ -52,18 +52,6 @@ def _address(url: str) -> tuple[str, int]:
     return parts.hostname, parts.port or 9092
 
 
-def _token(room: str) -> str:
-    """A topic-name part for ``room``: readable when it can be, always unique."""
-    return f"r-{room}" if _SAFE.fullmatch(room) else f"h-{room.encode().hex()}"
-
-
-def _address(url: str) -> tuple[str, int]:
-    parts = urlsplit(url)
-    if parts.scheme.lower() != "kafka" or not parts.hostname:
-        raise ValueError(f"expected kafka://host:port, not {url!r}")
-    return parts.hostname, parts.port or 9092
-
-
 class Closing(Protocol):
     """A subscription, which ends with its broker."""
 

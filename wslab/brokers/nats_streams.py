@@ -160,7 +160,8 @@ class NatsStreams:
                         connect_timeout=max(1, round(self.timeout)),
                         allow_reconnect=True,
                         max_reconnect_attempts=1,
-                        reconnect_time_wait=0.05,
+                        # nats-py annotates an int, and sleeps this many seconds: a float works.
+                        reconnect_time_wait=0.05,  # type: ignore[arg-type]
                         reconnect_to_server_handler=self._next_attempt,
                         disconnected_cb=self._on_disconnected,
                         reconnected_cb=self._on_reconnected,

@@ -20,7 +20,7 @@ import logging
 import secrets
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI, WebSocketException
@@ -46,7 +46,7 @@ from .terminal import run_client
 log = logging.getLogger("wslab.cli")
 
 
-def _log_listener(verbose: bool):  # type: ignore[no-untyped-def]
+def _log_listener(verbose: bool) -> Callable[[LogEvent], None]:
     lifecycle = (LogKind.CONNECT, LogKind.DISCONNECT, LogKind.NOTE)
 
     def listener(event: LogEvent) -> None:

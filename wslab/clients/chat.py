@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -255,7 +255,10 @@ class ChatClient:
     async def _run_on(self, url: str) -> bool:
         """Run on ``url`` until done (False), or until it says it restarts (True: move on)."""
         async for connection in connect(
-            url, reconnect_delays=self._delays, process_exception=self._retry_or_raise, **self._options
+            url,
+            reconnect_delays=lambda: _as_generator(self._delays()),
+            process_exception=self._retry_or_raise,
+            **self._options,
         ):
             self._connected(connection)
             try:
@@ -398,3 +401,8 @@ class ChatClient:
                         sent.add(ref)
         finally:
             self._resending = False
+
+
+def _as_generator(delays: Iterator[float]) -> Generator[float, None, None]:
+    """websockets' ``reconnect_delays`` is typed as making a generator; any iterator will do."""
+    yield from delays

@@ -16,7 +16,7 @@ import logging
 import signal
 import socket
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from websockets.asyncio.server import Server, ServerConnection
 from websockets.asyncio.server import serve as websockets_serve
@@ -49,6 +49,8 @@ __all__ = [
 
 Handler = Callable[[ServerConnection], Awaitable[None]]
 
+H = TypeVar("H", bound="ServerHandle")
+
 logger = logging.getLogger("wslab")
 # A library stays silent unless its user configures logging: in a kernel, stray log
 # records from background tasks would land in whichever cell happens to run.
@@ -67,12 +69,12 @@ class RecordedConnection(ServerConnection):
 
     event_log: EventLog | None = None
 
-    async def recv(self, decode: bool | None = None) -> Any:  # type: ignore[override]
+    async def recv(self, decode: bool | None = None) -> Any:
         message = await super().recv(decode)
         self.record(LogKind.RECEIVED, message)
         return message
 
-    async def send(self, message: Any, *, text: bool | None = None) -> None:  # type: ignore[override]
+    async def send(self, message: Any, *, text: bool | None = None) -> None:
         await super().send(message, text=text)
         self.record(LogKind.SENT, message)
 
@@ -253,7 +255,7 @@ async def serve(
         options: passed on to :func:`websockets.asyncio.server.serve` (``max_size``,
             ``ping_interval``, ``process_request``, ...).
     """
-    name = name or getattr(handler, "__name__", "server")
+    name = name or str(getattr(handler, "__name__", "server"))
     await release(name, host, port)
     options.setdefault("logger", logging.getLogger("wslab.websockets"))
     if log is not None:
@@ -266,7 +268,7 @@ async def serve(
     return handle
 
 
-def register(handle: ServerHandle) -> ServerHandle:
+def register(handle: H) -> H:
     """Add a started server to this process's registry (for other kinds of servers)."""
     _running[handle.name] = handle
     return handle

@@ -220,7 +220,7 @@ async def serve_dashboard(
     port: int = 0,
     allowed_origins: Sequence[str] = (),
     log: Any = None,
-) -> AsgiServerHandle:
+) -> DashboardHandle:
     """Start ``feed`` (a fresh in-process one by default) and serve its dashboard in this loop.
 
     Stopping the server stops the feed, its simulation and its broker connection.

@@ -18,7 +18,7 @@ import html
 import logging
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 from IPython import get_ipython
@@ -201,6 +201,8 @@ class MessageLog(widgets.VBox):
 
 class ChatPanel(widgets.VBox):
     """One chat user's screen: status line and the newest ``lines`` of its transcript."""
+
+    children: tuple[Any, ...]  # ipywidgets' trait, untyped: what it holds
 
     def __init__(
         self, client: ChatClient, *, lines: int = 12, width: str = "320px", show_via: bool = False

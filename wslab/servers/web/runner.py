@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 from starlette.applications import Starlette
@@ -66,7 +67,7 @@ def _server_class() -> type:
         kernel's own interrupt, and a script stops through :func:`serve_until_signalled`."""
 
         @contextlib.contextmanager
-        def capture_signals(self):  # type: ignore[no-untyped-def]
+        def capture_signals(self) -> Iterator[None]:
             yield
 
     return KernelServer
