@@ -22,11 +22,12 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from wslab.brokers import Broker
 from wslab.clients.chat import ChatClient
+from wslab.core.actions import OverflowPolicy
 from wslab.core.backoff import backoff_delays
 from wslab.core.history import HistoryTooOld
 from wslab.core.room_event import EventKind, RoomEvent
 from wslab.runtime.handles import ServerHandle
-from wslab.servers import ChatServer, OverflowPolicy
+from wslab.servers import ChatServer
 
 # --- helpers ----------------------------------------------------------------------------
 

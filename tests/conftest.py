@@ -37,7 +37,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def _server(kind: str) -> Iterator[str]:
-    from wslab.services import ServiceUnavailable
+    from wslab.services.process import ServiceUnavailable
 
     try:
         services = start_services_blocking(

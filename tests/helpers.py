@@ -23,8 +23,9 @@ from websockets.asyncio.client import ClientConnection
 import wslab
 from wslab.runtime.waiting import poll, run_async
 from wslab.servers.chat import ChatServer
-from wslab.services import BrokerServer, Services, ServiceUnavailable, start_services
-from wslab.services.broker_servers import plan_services
+from wslab.services import start_services
+from wslab.services.broker_servers import BrokerServer, Services, plan_services
+from wslab.services.process import ServiceUnavailable
 
 #: Upper bound for any single wait in the suite; a healthy run needs a fraction of it.
 TIMEOUT = 5.0

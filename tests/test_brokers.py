@@ -29,15 +29,16 @@ from helpers import (  # noqa: F401  (stop_servers: autouse fixture)
 )
 
 import wslab
-from wslab.brokers import Broker, BrokerReset, BrokerUnavailable, MemoryBroker
-from wslab.brokers.base import broker_address, broker_down_as_unavailable
-from wslab.brokers.kafka import KafkaBroker
+from wslab.brokers import Broker, KafkaBroker, MemoryBroker
+from wslab.brokers.base import BrokerReset, BrokerUnavailable, broker_address, broker_down_as_unavailable
 from wslab.brokers.nats import NatsBroker
 from wslab.brokers.redis import RedisBroker
 from wslab.core.errors import WslabError
 from wslab.core.history import HistoryTooOld
 from wslab.core.room_event import EventKind, RoomEvent
-from wslab.services import BrokerServer, Services, ServiceUnavailable, discovery, start_services
+from wslab.services import discovery, start_services
+from wslab.services.broker_servers import BrokerServer, Services
+from wslab.services.process import ServiceUnavailable
 
 KINDS = ["redis", "nats", "kafka"]
 #: The kinds whose server, as started here, can keep its data across a restart (tansu stores in memory).

@@ -10,8 +10,9 @@ import pytest
 from helpers import TIMEOUT, own_broker_server, stop_servers, wait_for
 
 import wslab
-from wslab.brokers import Broker, MemoryBroker, Subscription, broker_from_url
-from wslab.brokers.base import QueuedSubscription
+from wslab.brokers import Broker, MemoryBroker
+from wslab.brokers.base import QueuedSubscription, Subscription
+from wslab.brokers.by_url import broker_from_url
 from wslab.clients.chat import ChatClient
 from wslab.core.backoff import backoff_delays
 from wslab.core.connection_log import LogKind

@@ -8,7 +8,8 @@ from helpers import stop_servers  # noqa: F401  (autouse fixture)
 from websockets.asyncio.server import ServerConnection
 
 import wslab
-from wslab.checks.basics import CheckReport, check_numbered_echo, check_polite_quit, check_reverse
+from wslab.checks.lesson01 import check_numbered_echo, check_polite_quit, check_reverse
+from wslab.checks.report import CheckReport
 from wslab.servers import echo
 from wslab.solutions import lesson01
 

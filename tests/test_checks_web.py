@@ -13,7 +13,7 @@ from starlette.middleware.base import BaseHTTPMiddleware
 from test_checks import assert_hint, assert_not_yet, assert_passed, failing
 
 import wslab
-from wslab.checks.basics import check_origin_guard, check_origin_rule, check_websocket_counter
+from wslab.checks.lesson04 import check_origin_guard, check_origin_rule, check_websocket_counter
 from wslab.solutions import lesson04
 
 # --- lesson 04: the Origin rule -------------------------------------------------------------

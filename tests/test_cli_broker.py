@@ -18,7 +18,8 @@ import pytest
 from helpers import TIMEOUT, unavailable
 from websockets.asyncio.client import connect
 
-from wslab.services import ServiceUnavailable, start_services
+from wslab.services import start_services
+from wslab.services.process import ServiceUnavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 RETRY = r"{kind} at 127\.0\.0\.1:{port} unavailable; retrying in (\d+\.\d) s$"

@@ -7,6 +7,7 @@
     servers, clients, brokers, services, faults  (asyncio shells)
     runtime                                      (asyncio plumbing: serving, waiting, logs)
     core                                         (the rules, I/O-free)
+    imports                                      (the packages' lazy exports)
 
 The core imports no asyncio, sockets, TLS, processes, threads, websockets, web framework or
 widgets, and reads no clock it was not given: each of its modules takes inputs and returns
@@ -44,6 +45,7 @@ MODULES = modules()
 
 #: The layers, lowest first; a module may import from its own layer and the ones below.
 LAYERS: tuple[frozenset[str], ...] = (
+    frozenset({"imports"}),
     frozenset({"core"}),
     frozenset({"runtime"}),
     frozenset({"servers", "clients", "brokers", "services", "faults"}),

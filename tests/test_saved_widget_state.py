@@ -156,7 +156,7 @@ def test_a_view_saves_what_it_showed_when_the_notebook_ended(tmp_path: Path) -> 
     stays "(no events yet)". The sync must not print anything into the cells' outputs.
     """
     cells = [
-        "import wslab\nfrom wslab.servers import echo\nfrom wslab.widgets.views import MessageLog\n"
+        "import wslab\nfrom wslab.servers import echo\nfrom wslab.widgets import MessageLog\n"
         "log = wslab.EventLog()\nserver = await wslab.serve(echo, name='echo', log=log)\n"
         "view = MessageLog(log, title='echo server')\nview.show_url(server.url)\nview",
         "from websockets.asyncio.client import connect\n"

@@ -33,7 +33,8 @@ from helpers import (  # noqa: F401  (stop_servers: autouse fixture)
 import wslab
 from wslab.clients.chat import ChatClient
 from wslab.core.room_event import EventKind, RoomEvent
-from wslab.services import BrokerServer, ChatProcess
+from wslab.services import ChatProcess
+from wslab.services.broker_servers import BrokerServer
 
 pytestmark = pytest.mark.broker  # real Redis/NATS/Kafka processes: not in `make unit`
 
@@ -304,7 +305,8 @@ async def test_stop_all_leaves_no_chat_process_and_no_listening_port(
 
 async def test_without_a_broker_the_servers_share_an_in_process_one() -> None:
     """The lesson's fallback: servers in this process, one in-process broker, failover still whole."""
-    from wslab.servers.chat_cluster import InProcessChat, start_chat_servers
+    from wslab.servers import start_chat_servers
+    from wslab.servers.chat_cluster import InProcessChat
 
     servers = await start_chat_servers(["s1", "s2"], None)
     assert all(isinstance(server, InProcessChat) for server in servers)

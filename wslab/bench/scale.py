@@ -54,7 +54,9 @@ from typing import Any
 
 from ..cli.argtypes import non_negative_float, positive_float, positive_int
 from ..runtime.signals import cancel_on_signal
-from ..services import ChatProcess, ServiceUnavailable, start_services
+from ..services.broker_servers import start_services
+from ..services.chat_processes import ChatProcess
+from ..services.process import ServiceUnavailable
 from . import harness
 from .harness import Child, Progress, emit
 from .load import SYNC, Load, client_options, connect_and_warm_up, drop, percentile_ms, report_progress, text

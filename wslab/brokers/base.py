@@ -152,7 +152,7 @@ class Broker(ABC):
       and keeps it in a bounded history;
     * every subscription of a room yields that room's events in sequence order, each once;
     * :meth:`history_after` returns the kept events after a sequence number, or raises
-      :class:`~wslab.protocol.HistoryTooOld` when they are no longer kept.
+      :class:`~wslab.core.history.HistoryTooOld` when they are no longer kept.
 
     A broker in another process can be down: its methods then raise
     :class:`BrokerUnavailable` instead of waiting, and its subscriptions reconnect and

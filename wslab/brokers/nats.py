@@ -24,7 +24,7 @@ is missing. Per room::
   the stream's last message and delivers to a private inbox; every message arrives with
   its stream sequence in its metadata, in stream order.
 * **history_after** reads the stream from ``seq + 1`` with a short-lived consumer, and
-  raises :class:`~wslab.protocol.HistoryTooOld` when ``seq + 1`` is older than the newest
+  raises :class:`~wslab.core.history.HistoryTooOld` when ``seq + 1`` is older than the newest
   ``history`` messages: that bound is exact.
 
 Why the stream keeps ``backlog`` (10,000 by default) messages more than the history it

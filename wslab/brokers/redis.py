@@ -112,7 +112,7 @@ class RedisBroker(Broker):
         connections: how many connections commands (publishes, history reads) share.
         reconnect_delays: makes the delays between a subscription's reconnection
             attempts; by default :func:`~wslab.brokers.base.reconnect_delays`
-            (:func:`~wslab.protocol.backoff_delays` capped at 2 s).
+            (:func:`~wslab.core.backoff.backoff_delays` capped at 2 s).
     """
 
     kind = "redis"

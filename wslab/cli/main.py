@@ -25,21 +25,21 @@ from typing import Any
 
 from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI, WebSocketException
 
-from .. import runtime
-from ..bench import add_bench_parser
-from ..brokers import BROKER_SCHEMES, Broker, BrokerUnavailable, broker_from_url
-from ..brokers.base import broker_address
+from ..bench.command import add_bench_parser
+from ..brokers.base import Broker, BrokerUnavailable, broker_address
+from ..brokers.by_url import BROKER_SCHEMES, broker_from_url
 from ..clients.chat import exchange
 from ..core.actions import OverflowPolicy
 from ..core.backoff import backoff_delays
 from ..core.close_codes import CloseCode
 from ..core.connection_log import LogEvent, LogKind, close_label
 from ..runtime.event_log import EventLog
+from ..runtime.handles import ServerHandle, WebSocketServerHandle, serve, serve_until_signalled
 from ..runtime.logs import LogFormat, configure_logging, event_fields
 from ..runtime.signals import cancel_on_signal
 from ..runtime.tls import explain_tls_error
-from ..servers import echo
 from ..servers.chat import ChatServer
+from ..servers.echo import echo
 from .argtypes import positive_int
 from .terminal import run_client
 
@@ -59,10 +59,8 @@ def _log_listener(verbose: bool) -> Callable[[LogEvent], None]:
     return listener
 
 
-async def _start_echo(args: argparse.Namespace, events: EventLog) -> runtime.ServerHandle:
-    return await runtime.serve(
-        echo, name="echo", host=args.host, port=args.port, log=events, max_size=args.max_size
-    )
+async def _start_echo(args: argparse.Namespace, events: EventLog) -> ServerHandle:
+    return await serve(echo, name="echo", host=args.host, port=args.port, log=events, max_size=args.max_size)
 
 
 def _chat_broker(args: argparse.Namespace) -> Broker:
@@ -82,7 +80,8 @@ def _broker_url(text: str) -> str:
 
 
 async def _services(args: argparse.Namespace) -> int:
-    from ..services import ServiceUnavailable, run_services
+    from ..services.command import run_services
+    from ..services.process import ServiceUnavailable
 
     only = args.only
     try:
@@ -114,7 +113,7 @@ async def _wait_for_broker(broker: Broker, url: str) -> None:
     )
 
 
-async def _start_chat(args: argparse.Namespace, events: EventLog) -> runtime.ServerHandle:
+async def _start_chat(args: argparse.Namespace, events: EventLog) -> ServerHandle:
     broker = _chat_broker(args)
     chat = ChatServer(broker=broker, server_id=args.id, overflow=args.overflow, max_backlog=args.max_backlog)
     try:
@@ -137,7 +136,7 @@ async def _start_chat(args: argparse.Namespace, events: EventLog) -> runtime.Ser
     return handle
 
 
-async def _start_web(args: argparse.Namespace, events: EventLog) -> runtime.ServerHandle:
+async def _start_web(args: argparse.Namespace, events: EventLog) -> ServerHandle:
     from ..core.auth import Tokens
     from ..servers.web.app import create_app
     from ..servers.web.runner import serve_web
@@ -165,7 +164,7 @@ async def _start_web(args: argparse.Namespace, events: EventLog) -> runtime.Serv
     return handle
 
 
-def _audience_lines(args: argparse.Namespace, handle: runtime.ServerHandle) -> list[str]:
+def _audience_lines(args: argparse.Namespace, handle: ServerHandle) -> list[str]:
     """What an instructor puts on the projector: URLs and a QR code for the first."""
     from ..widgets.audience import join_urls, qr_text
 
@@ -176,7 +175,7 @@ def _audience_lines(args: argparse.Namespace, handle: runtime.ServerHandle) -> l
     return [*lines, qr_text(urls[0])]
 
 
-async def _start_dashboard(args: argparse.Namespace, events: EventLog) -> runtime.ServerHandle:
+async def _start_dashboard(args: argparse.Namespace, events: EventLog) -> ServerHandle:
     from ..servers.dashboard import start_dashboard_from_args
 
     return await start_dashboard_from_args(args, events)
@@ -201,11 +200,11 @@ async def _serve(args: argparse.Namespace) -> int:
         if getattr(args, "public", False):
             print("\n".join(_audience_lines(args, handle)), flush=True)
 
-    if isinstance(handle, runtime.WebSocketServerHandle):
+    if isinstance(handle, WebSocketServerHandle):
         handle.drain_timeout = args.drain_timeout
     code = CloseCode(args.stop_code)
     reason = "server restarting" if code == CloseCode.SERVICE_RESTART else "server shutting down"
-    sig = await runtime.serve_until_signalled(handle, on_ready=announce, code=code, reason=reason)
+    sig = await serve_until_signalled(handle, on_ready=announce, code=code, reason=reason)
     fields = {"event": "stopped", "signal": sig.name, "code": int(code)}
     log.info("stopped by %s; clients were sent %s", sig.name, close_label(code), extra={"fields": fields})
     return 0

@@ -90,7 +90,7 @@ class ChatClient:
     connection drops it reconnects with backoff and sends ``resume`` with the last
     sequence number it saw; messages it sent that the server never acknowledged are sent
     again once the server says replay is over (``live``). The rules live in
-    :class:`wslab.session.ChatSession` (:attr:`session`); this class moves the bytes.
+    :class:`wslab.core.ChatSession` (:attr:`session`); this class moves the bytes.
 
     Args:
         url: the chat server, or a list of servers sharing one broker to fail over between.

@@ -8,8 +8,8 @@ answered by a pong, or any message at all) and to give up on a connection that h
 silent for too long.
 
 :class:`HeartbeatPolicy` is that rule, with no I/O, so it is testable with a fake clock;
-:func:`wslab.keepalive.keep_alive` applies it to a :mod:`websockets` connection, and the
-chat room (:mod:`wslab.room`) to its application-level ``ping``/``pong``.
+:func:`wslab.runtime.keep_alive` applies it to a :mod:`websockets` connection, and the
+chat room (:mod:`wslab.core.room`) to its application-level ``ping``/``pong``.
 """
 
 from __future__ import annotations

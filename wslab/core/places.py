@@ -1,7 +1,7 @@
 """Where the learner's browser is, relative to this kernel, and so which URL reaches a server.
 
 I/O-free: it takes the kernel's environment variables, the running Jupyter servers' info
-(``jpserver-*.json`` dicts) and this process's ancestry, and decides. :mod:`wslab.urls`
+(``jpserver-*.json`` dicts) and this process's ancestry, and decides. :mod:`wslab.runtime.urls`
 gathers those inputs and is what lessons import.
 
 Three places:

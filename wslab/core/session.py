@@ -1,6 +1,6 @@
 """A chat client's rules without I/O: sequence tracking, outbox, acks, resume, epochs.
 
-:class:`ChatSession` is to :class:`wslab.clients.ChatClient` what :class:`wslab.room.ChatRoom`
+:class:`ChatSession` is to :class:`wslab.clients.ChatClient` what :class:`~wslab.core.room.ChatRoom`
 is to the server: it takes what arrived (a server message) or what the person did (a text
 to send) and returns what to do; the asyncio client only moves bytes. Tests drive it with
 plain strings.

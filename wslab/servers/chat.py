@@ -1,4 +1,4 @@
-"""Lessons 02-06's chat server: the asyncio shell around :class:`~wslab.core.room.ChatRoom`.
+"""Lessons 02-06's chat server: the asyncio shell around :class:`wslab.core.ChatRoom`.
 
 The room decides; this module only carries out its decisions on real connections and a
 real broker. Each input goes to the room once (a first message, a client's message, a
@@ -130,7 +130,7 @@ class ChatServer:
     async def serve(
         self, *, name: str = "chat", host: str = "127.0.0.1", port: int = 0, **options: Any
     ) -> ServerHandle:
-        """Start this chat server under ``name`` with :func:`wslab.runtime.serve`; stops with it.
+        """Start this chat server under ``name`` with :func:`wslab.serve`; stops with it.
 
         The connections' ``write_limit`` defaults to half of ``max_backlog``: a replay,
         which awaits each send, then never fills a buffer past the eviction threshold.

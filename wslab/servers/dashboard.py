@@ -30,7 +30,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from ..brokers import BrokerUnavailable
+from ..brokers.base import BrokerUnavailable
 from ..core import sse
 from ..core.fleet import Change, etag_matches, parse_seq
 from ..runtime.handles import ServerHandle, register
@@ -296,7 +296,7 @@ def add_dashboard_options(parser: argparse.ArgumentParser, *, broker_url: Callab
 
 async def start_dashboard_from_args(args: argparse.Namespace, log: Any = None) -> DashboardHandle:
     """What ``serve dashboard`` starts: a feed (over ``--broker``), its simulation, the app."""
-    from ..brokers import broker_from_url
+    from ..brokers.by_url import broker_from_url
 
     if args.host is None:  # every interface for a room; this machine only otherwise
         args.host = "0.0.0.0" if args.public else "127.0.0.1"

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import runtime
+from ..runtime import handles
 from . import discovery, probes
 from .process import STOP_TIMEOUT, ServerProcess, ServiceUnavailable
 
@@ -230,10 +230,10 @@ async def start_services(
     try:
         for server in servers:
             if register:
-                await runtime.release(server.name, server.host, server.port)
+                await handles.release(server.name, server.host, server.port)
             services.adopt(await server.start())
             if register:
-                runtime.register(server)
+                handles.register(server)
     except BaseException:
         for server in servers:
             await server.stop()

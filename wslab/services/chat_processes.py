@@ -9,8 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .. import runtime
 from ..core.close_codes import CloseCode
+from ..runtime.handles import register, release
 from .process import START_TIMEOUT, ServerProcess
 
 __all__ = ["ChatProcess"]
@@ -58,9 +58,9 @@ class ChatProcess(ServerProcess):
         Re-running a cell replaces a chat process of the same name, as for every server.
         """
         if not self.serving:
-            await runtime.release(self.name, self.host, 0)
+            await release(self.name, self.host, 0)
         await super().start(timeout)
-        runtime.register(self)
+        register(self)
         return self
 
     def __repr__(self) -> str:

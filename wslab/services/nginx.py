@@ -13,8 +13,8 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from .. import runtime
 from ..core import addresses
+from ..runtime.handles import register, release
 from .process import START_TIMEOUT, ServerProcess
 
 __all__ = ["NginxServer", "find_nginx", "nginx_config"]
@@ -107,7 +107,7 @@ http {{
 
     async def start(self, timeout: float = START_TIMEOUT) -> NginxServer:
         if not self.serving:
-            await runtime.release(self.name, self.host, 0)
+            await release(self.name, self.host, 0)
         await super().start(timeout)
-        runtime.register(self)
+        register(self)
         return self

@@ -26,10 +26,9 @@ import weakref
 from pathlib import Path
 from typing import Self
 
-from .. import runtime
 from ..core.errors import WslabError
 from ..runtime import net
-from ..runtime.handles import ServerHandle
+from ..runtime.handles import ServerHandle, unregister
 from ..runtime.waiting import Steps, poll, run_async, run_blocking
 
 __all__ = ["START_TIMEOUT", "STOP_TIMEOUT", "ServerProcess", "ServiceUnavailable", "die_with_parent"]
@@ -227,7 +226,7 @@ class ServerProcess(ServerHandle):
         """:meth:`stop` for code with no event loop: the process ends, its directory goes."""
         run_blocking(self._stopping(keep_data=False))
         shutil.rmtree(self.workdir, ignore_errors=True)
-        runtime.unregister(self)
+        unregister(self)
 
     # The outage demo
 

@@ -180,7 +180,7 @@ class MessageLog(widgets.VBox):
         """Push the current window of the log to the browser."""
         url = html.escape(self._url)
         where = f" &middot; <code>{url}</code>" if url else ""
-        if self._url.startswith(("http://", "https://", "/")):  # a page (wslab.urls): a link to it
+        if self._url.startswith(("http://", "https://", "/")):  # a page (wslab.runtime.urls): a link to it
             where = f' &middot; <a href="{url}" target="_blank"><code>{url}</code></a>'
         self._header.value = (
             f"<b>{html.escape(self._title)}</b>{where} &middot; "

@@ -129,7 +129,7 @@ async def serve_web(
 ) -> AsgiServerHandle:
     """Serve ``app`` with uvicorn in the running event loop and return at once.
 
-    Re-run safe like :func:`wslab.runtime.serve`: a server of this process already under
+    Re-run safe like :func:`wslab.serve`: a server of this process already under
     ``name`` or on ``port`` is stopped first. WebSockets use uvicorn's implementation on
     top of the :mod:`websockets` sans-I/O protocol; messages over ``max_message`` bytes
     close the connection with 1009.
