@@ -225,8 +225,9 @@ def cycles(graph: Mapping[str, set[str]]) -> list[list[str]]:
 def reexports(known: Mapping[str, Path]) -> Iterator[str]:
     """Names a module hands out without defining them: in its ``__all__``, or imported from it.
 
-    A package's ``__init__`` is where a package gathers its names: it may. Every other module
-    is imported for what it defines, so that each name has one home.
+    A package's ``__init__`` gathers the package's names for the lessons: it may. Inside the
+    package, every name is imported from the module that defines it, never through a package's
+    ``__init__``, so that each name has one home.
     """
     defined = {module: definitions(path) for module, path in known.items()}
     packages = {module for module, path in known.items() if path.name == "__init__.py"}
@@ -245,6 +246,8 @@ def reexports(known: Mapping[str, Path]) -> Iterator[str]:
             for local, name in item.aliases:
                 if f"{item.target}.{name}" in known:
                     bound[local] = f"{item.target}.{name}"
+                elif item.target in packages:
+                    yield f"{module} imports {name} through the package {item.target} (line {item.line})"
                 elif item.target not in packages and name not in defined[item.target]:
                     yield f"{module} imports {name} from {item.target}, not its home (line {item.line})"
         for owner, attribute, line in attribute_uses(path):
@@ -434,6 +437,7 @@ def test_the_reexport_rule_catches_all_and_importers(tmp_path: Path) -> None:
         "wslab.core.protocol lists Event in __all__ but imports it",
         "wslab.servers.chat imports Event from wslab.core.protocol, not its home (line 1)",
         "wslab.servers.chat uses wslab.core.protocol.Event, not defined there (line 3)",
+        "wslab.servers.other imports Event through the package wslab.core (line 1)",
     ]
 
 
