@@ -4,7 +4,15 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-stamp
+# Installs come from the lock file (exact versions and their hashes, for every platform and
+# Python), so a class gets the set CI tested. `make lock` remakes it from pyproject.toml;
+# LOCK=0 installs the newest versions pyproject.toml allows instead. Each way has its own
+# stamp, so switching reinstalls.
+LOCK   ?= 1
+LOCKFILE := requirements.lock
+STAMP  := $(VENV)/.installed-$(if $(filter 0,$(LOCK)),unpinned,locked)
+# uv only resolves, for `make lock`, from a throw-away environment; pip installs.
+UV     ?= uv>=0.9
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval-sanitize.cfg --nbval-cell-timeout 120
 # JupyterLab listens on this machine only; it refuses to run as root unless told it may.
 LAB_ARGS := --ServerApp.root_dir=notebooks --ServerApp.ip=127.0.0.1 \
@@ -13,7 +21,7 @@ LAB_ARGS := --ServerApp.root_dir=notebooks --ServerApp.ip=127.0.0.1 \
 # workers, since most of these tests wait on sockets and timers rather than compute.
 UNIT   := -m "not browser and not broker and not lab" -n 4 --dist worksteal
 
-.PHONY: lab test unit lint notebooks browser nginx book book-npm clean help
+.PHONY: lab test unit lint notebooks lock browser nginx book book-npm clean help
 .DEFAULT_GOAL := help
 
 help:
@@ -23,8 +31,10 @@ help:
 	@echo "make notebooks  re-execute every lesson in a fresh kernel and store its outputs"
 	@echo "make lint       ruff over the package and the tests; mypy over the package (strict on wslab/core)"
 	@echo "make book       the reading copy: a static site of the lessons from their stored outputs"
+	@echo "make lock       refresh $(LOCKFILE) after changing pyproject.toml (UPGRADE=1: newest of everything)"
+	@echo "LOCK=0          with lab/test/unit: install the newest versions allowed, not $(LOCKFILE)"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(if $(filter 0,$(LOCK)),,$(LOCKFILE))
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 	  || { echo "wslab needs Python 3.11 or newer (found: $$($(PYTHON) --version 2>&1)). Try: make PYTHON=python3.12 ..."; exit 1; }
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
@@ -33,13 +43,31 @@ $(STAMP): pyproject.toml
 	    && $(PYTHON) -m venv $(VENV); \
 	  else echo "could not create a virtual environment; on Debian/Ubuntu: sudo apt-get install python3-venv"; exit 1; fi; }
 	$(BIN)/python -m pip install --quiet --upgrade pip
+ifeq ($(LOCK),0)
 	$(BIN)/python -m pip install --quiet -e '.[test,book]'
+else
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCKFILE)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@$(BIN)/python -m pip check >/dev/null || { $(BIN)/python -m pip check; \
+	  echo "$(LOCKFILE) lacks what pyproject.toml asks for: run make lock (or make ... LOCK=0)"; exit 1; }
+endif
+	@rm -f $(VENV)/.installed-*
 	@touch $@
 
 lab: $(STAMP)
 	@echo "Starting JupyterLab on the course (lesson 01 opens first). If no browser opens, paste the"
 	@echo "http://127.0.0.1:...?token=... address it prints below into one. Ctrl-C twice stops it."
 	$(BIN)/jupyter lab $(LAB_ARGS) notebooks/01-echo-server.ipynb
+
+# Resolve pyproject.toml (with every extra) for every platform and every Python it allows
+# (--universal) into exact versions and the hashes of their files. Pins already in the lock
+# file stay unless pyproject.toml needs them changed; UPGRADE=1 moves all to the newest.
+lock:
+	@tool=$$(mktemp -d) && trap 'rm -rf "$$tool"' EXIT && \
+	$(PYTHON) -m venv "$$tool" && "$$tool/bin/python" -m pip install --quiet '$(UV)' && \
+	"$$tool/bin/uv" pip compile pyproject.toml --all-extras --universal --generate-hashes --quiet \
+	  $(if $(filter 1,$(UPGRADE)),--upgrade) --custom-compile-command 'make lock' --output-file $(LOCKFILE)
+	@echo "$(LOCKFILE): $$(grep -c '^[a-z0-9]' $(LOCKFILE)) pinned packages; the next make lab/test installs them"
 
 # Debian's Chromium for the real-browser tests (Playwright cannot download browsers everywhere).
 # Installed when running as root with apt (as CI does); elsewhere those tests skip and say why.

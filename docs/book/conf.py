@@ -10,7 +10,8 @@ from __future__ import annotations
 
 project = "wslab"
 author = "the wslab authors"
-copyright = "the wslab authors (MIT licence)"
+# The lessons' text is CC BY 4.0 (LICENSE-CONTENT), their code and wslab MIT (LICENSE).
+copyright = "2026 the wslab authors. Text: CC BY 4.0; code: MIT"
 html_title = "wslab: real-time WebSockets in Python"
 
 extensions = ["myst_nb", "sphinxcontrib.mermaid"]
