@@ -40,7 +40,7 @@ help:
 	@echo "make unit       the quick loop: the tests that need no browser, notebook or broker (under a minute)"
 	@echo "make notebooks  re-execute every complete lesson in a fresh kernel, store its outputs, make learner"
 	@echo "make learner    write the learner edition ($(LEARNER)) from the complete one ($(COMPLETE))"
-	@echo "make lint       ruff over the package and the tests"
+	@echo "make lint       ruff over the package and the tests; mypy over the package (strict on wslab/core)"
 	@echo "make book       the reading copy: a static site of the lessons from their stored outputs"
 	@echo "make lock       refresh $(LOCKFILE) after changing pyproject.toml (UPGRADE=1: newest of everything)"
 	@echo "LOCK=0          with lab/test/unit: install the newest versions allowed, not $(LOCKFILE)"
@@ -106,6 +106,7 @@ nginx:
 lint: $(STAMP)
 	$(BIN)/ruff check wslab tests docs/book
 	$(BIN)/ruff format --check wslab tests docs/book
+	$(BIN)/mypy
 
 test: $(STAMP) browser nginx lint book-npm
 	$(BIN)/python -m pytest tests $(COMPLETE) $(NBVAL)

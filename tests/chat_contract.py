@@ -17,13 +17,15 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from helpers import TIMEOUT, close_code, wait_for, wait_while_progressing
+from helpers import TIMEOUT, backlogs, close_code, wait_for, wait_while_progressing
 from websockets.asyncio.client import ClientConnection, connect
 
 from wslab.brokers import Broker
 from wslab.clients.chat import ChatClient
 from wslab.core.actions import OverflowPolicy
-from wslab.core.protocol import EventKind, HistoryTooOld, RoomEvent, backoff_delays
+from wslab.core.backoff import backoff_delays
+from wslab.core.history import HistoryTooOld
+from wslab.core.room_event import EventKind, RoomEvent
 from wslab.runtime.handles import ServerHandle
 from wslab.servers import ChatServer
 
@@ -84,7 +86,7 @@ def assert_complete_transcript(client: ChatClient) -> None:
 
 def server_backlogs(chat: ChatServer) -> list[int]:
     """Bytes waiting in each connected client's send buffer."""
-    return list(chat.backlogs().values())
+    return list(backlogs(chat).values())
 
 
 class Clients:
@@ -227,7 +229,7 @@ async def test_plain_first_message_is_the_username(url: str, chat: ChatServer) -
         await ws.send("alice")
         assert await recv(ws) == "Welcome, alice!"
         assert await recv(ws) == ">>> alice joined the chat"  # the joiner hears it too
-        assert chat.users == ["alice"]
+        assert chat.room.users == ["alice"]
 
 
 async def test_plain_join_is_announced_to_everyone(url: str, chat: ChatServer) -> None:
@@ -236,7 +238,7 @@ async def test_plain_join_is_announced_to_everyone(url: str, chat: ChatServer) -
         async with await join_plain(url, "carol"):
             assert await recv(alice) == ">>> carol joined the chat"
             assert await recv(bob) == ">>> carol joined the chat"
-            assert chat.users == ["alice", "bob", "carol"]
+            assert chat.room.users == ["alice", "bob", "carol"]
 
 
 async def test_plain_messages_go_to_everyone_else_never_back_to_the_sender(url: str) -> None:
@@ -268,20 +270,20 @@ async def test_plain_messages_are_stripped_and_empty_ones_ignored(url: str, chat
         assert await recv(bob) == "[alice] something"
         await bob.send("ok")
         assert await recv(alice) == "[bob] ok"
-    assert chat.stats.published == 2
+    assert chat.room.stats.published == 2
 
 
 async def test_plain_leave_is_announced_and_the_user_forgotten(url: str, chat: ChatServer) -> None:
     async with await join_plain(url, "alice") as alice:
         async with await join_plain(url, "bob"):
             assert await recv(alice) == ">>> bob joined the chat"
-            assert chat.users == ["alice", "bob"]
+            assert chat.room.users == ["alice", "bob"]
         assert await recv(alice) == ">>> bob left the chat"
-        assert chat.users == ["alice"]
+        assert chat.room.users == ["alice"]
         # The name is free again.
         async with await join_plain(url, "bob"):
             assert await recv(alice) == ">>> bob joined the chat"
-    await wait_for(lambda: chat.users == [], what="everyone gone")
+    await wait_for(lambda: chat.room.users == [], what="everyone gone")
 
 
 async def test_an_abrupt_drop_is_a_leave(url: str, chat: ChatServer) -> None:
@@ -292,7 +294,7 @@ async def test_an_abrupt_drop_is_a_leave(url: str, chat: ChatServer) -> None:
         bob.transport.abort()  # TCP reset: no close frame, no goodbye
 
         assert await recv(alice) == ">>> bob left the chat"
-        assert chat.users == ["alice"]
+        assert chat.room.users == ["alice"]
         await alice.send("still fine")  # alice's connection is unaffected
         async with await join_plain(url, "bob") as bob_again:
             assert await recv(alice) == ">>> bob joined the chat"
@@ -369,8 +371,8 @@ async def test_a_refused_plain_name_gets_an_error_then_1008(
             assert await close_code(refused) == 1008  # policy violation
             assert refused.close_reason == reason
 
-        assert chat.stats.rejected == 1
-        assert chat.users == ["alice", "bob"]
+        assert chat.room.stats.rejected == 1
+        assert chat.room.users == ["alice", "bob"]
         # The others are unaffected, and heard of no join nor leave.
         await alice.send("still here")
         assert await recv(bob) == "[alice] still here"
@@ -429,7 +431,7 @@ async def test_a_silent_connection_is_closed_after_the_hello_timeout(broker: Bro
     async with connect(handle.url) as ws:
         assert await close_code(ws) == 1008
         assert ws.close_reason == "send your username first"
-    assert chat.users == []
+    assert chat.room.users == []
 
 
 # --- the json dialect -------------------------------------------------------------------------
@@ -535,7 +537,7 @@ async def test_json_malformed_messages_get_an_error_and_the_connection_stays(
 
         await ws.send(json.dumps({"type": "chat", "text": "still here", "ref": "r"}))
         assert await recv_json(ws) == {"type": "ack", "seq": 2, "ref": "r"}
-        assert chat.users == ["alice"]
+        assert chat.room.users == ["alice"]
 
 
 async def test_json_and_plain_clients_share_a_room(url: str) -> None:
@@ -582,7 +584,7 @@ async def test_two_chat_clients_exchange_messages(url: str, chat: ChatServer, cl
     await wait_for(lambda: alice.users == ["alice"], what="alice sees bob leave")
     assert alice.lines()[-1] == ">>> bob left the chat"
     assert bob.closes == [(1000, "")]
-    assert chat.users == ["alice"]
+    assert chat.room.users == ["alice"]
 
 
 async def test_chat_client_keeps_its_transcript_in_order(url: str, clients: Clients) -> None:
@@ -724,7 +726,7 @@ async def test_resume_replays_what_was_missed_then_goes_live(url: str, chat: Cha
     async with await join_plain(url, "bob") as bob:
         for i in range(3):
             await bob.send(f"m{i}")
-        await wait_for(lambda: chat.stats.published == 3, what="all published")
+        await wait_for(lambda: chat.room.stats.published == 3, what="all published")
         ws, welcome = await join_json(url, "alice", resume=1)  # saw bob's join only
         async with ws:
             assert welcome["seq"] == 4
@@ -743,7 +745,7 @@ async def test_resuming_from_before_the_history_reports_what_is_lost(url: str, c
     async with await join_plain(url, "bob") as bob:
         for i in range(10):
             await bob.send(f"m{i}")
-        await wait_for(lambda: chat.stats.published == 10, what="all published")
+        await wait_for(lambda: chat.room.stats.published == 10, what="all published")
         last = await chat.broker.last_seq("lobby")
         assert last == 11  # bob's join, then 10 messages
 
@@ -830,9 +832,11 @@ async def finish(chat: ChatServer, fast: ClientConnection, slow: ChatClient, sen
     that slow for that long meets websockets' keepalive, whose pong waits behind what it
     has not read (a ``1011 keepalive ping timeout``, not the policy under test).
     """
-    published = lambda: chat.stats.published  # noqa: E731
+    published = lambda: chat.room.stats.published  # noqa: E731
     await wait_while_progressing(
-        lambda: chat.stats.dropped or chat.stats.evicted, published, what="the overflow policy acted"
+        lambda: chat.room.stats.dropped or chat.room.stats.evicted,
+        published,
+        what="the overflow policy acted",
     )
     slow.read_delay = 0
     await wait_while_progressing(sending.done, published, what="the burst sent")
@@ -877,7 +881,7 @@ async def test_drop_policy_loses_messages_and_the_client_sees_the_gap(
     received = slow.texts(author="fast")
     missing = sum(last - first + 1 for first, last in slow.tracker.missing)
     assert missing > 0
-    assert chat.stats.dropped == missing  # the tracker accounts for every dropped message
+    assert chat.room.stats.dropped == missing  # the tracker accounts for every dropped message
     assert len(received) == BURST + 1 - missing
     assert slow.closes == []  # dropping is silent: the connection never closed
     assert len(slow.notices) == 1 + len(slow.tracker.missing)  # the welcome, then one per gap
@@ -894,8 +898,8 @@ async def test_disconnect_policy_evicts_the_slow_client_which_resumes_losing_not
 ) -> None:
     chat, slow, sent = await slow_reader_under_burst(broker, clients, OverflowPolicy.DISCONNECT)
 
-    assert chat.stats.evicted >= 1
-    assert chat.stats.dropped == 0
+    assert chat.room.stats.evicted >= 1
+    assert chat.room.stats.dropped == 0
     codes = [code for code, _ in slow.closes]
     assert set(codes) == {4001}
     assert all(

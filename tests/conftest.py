@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from helpers import unavailable
+from helpers import start_services_blocking, unavailable
 
 #: Fixtures that start (or reach) a real broker server, and the broker kinds a test may be parametrized with.
 BROKER_FIXTURES = frozenset({"redis_url", "nats_url", "kafka_url"})
@@ -38,7 +38,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def _server(kind: str) -> Iterator[str]:
-    from wslab.services.broker_servers import start_services_blocking
     from wslab.services.process import ServiceUnavailable
 
     try:

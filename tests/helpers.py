@@ -7,18 +7,24 @@ that use them, so each test file shows where its servers get stopped.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 import socket
+import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
+import trustme
 from websockets.asyncio.client import ClientConnection
 
 import wslab
 from wslab.runtime.waiting import poll, run_async
+from wslab.servers.chat import ChatServer
 from wslab.services import start_services
-from wslab.services.broker_servers import BrokerServer
+from wslab.services.broker_servers import BrokerServer, Services, plan_services
 from wslab.services.process import ServiceUnavailable
 
 #: Upper bound for any single wait in the suite; a healthy run needs a fraction of it.
@@ -79,6 +85,11 @@ def refused_port() -> Iterator[int]:
         yield sock.getsockname()[1]
 
 
+def backlogs(chat: ChatServer) -> dict[str, int]:
+    """Bytes waiting to be sent, per user connected to ``chat``."""
+    return {name: member.connection.backlog for name, member in chat.room.members.items()}
+
+
 def unavailable(reason: str) -> None:
     """Skip, or under ``CI=true`` fail: CI must run every broker test against a real server."""
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
@@ -110,3 +121,66 @@ async def stop_servers() -> AsyncIterator[None]:
     """Autouse once imported into a test module: every server a test starts is stopped."""
     yield
     await wslab.stop_all()
+
+
+# --- what only the tests use, kept out of the package -------------------------------------
+
+
+def new_key() -> str:
+    """A fresh random ``Sec-WebSocket-Key``: 16 random bytes, base64-encoded, as a client sends."""
+    return base64.b64encode(os.urandom(16)).decode()
+
+
+@dataclass
+class LocalCA:
+    """A certificate authority made on the spot (``trustme``), as lesson 08 makes one by hand:
+    it signs a server certificate, and clients that trust it (and only those) accept it."""
+
+    hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")
+    _ca: Any = field(init=False, repr=False)
+    _cert: Any = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._ca = trustme.CA()
+        self._cert = self._ca.issue_cert(*self.hosts)
+
+    def server_context(self) -> ssl.SSLContext:
+        """For ``serve(..., ssl=...)``: presents the certificate issued for :attr:`hosts`."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self._cert.configure_cert(context)
+        return context
+
+    def client_context(self) -> ssl.SSLContext:
+        """For ``connect("wss://...", ssl=...)``: verifies certificates against this CA only."""
+        context = ssl.create_default_context()  # verifies the chain and the host name
+        context.load_verify_locations(cadata=self.ca_pem)
+        return context
+
+    @property
+    def ca_pem(self) -> str:
+        """The CA's certificate (public): what a client must trust, e.g. in a file."""
+        return self._ca.cert_pem.bytes().decode()
+
+
+def start_services_blocking(
+    *,
+    redis: bool = True,
+    nats: bool = True,
+    kafka: bool = False,
+    required: bool = False,
+    redis_port: int = 0,
+    nats_port: int = 0,
+    kafka_port: int = 0,
+) -> Services:
+    """``start_services`` for code with no event loop (a pytest session fixture); not registered."""
+    wanted = {"redis": redis, "nats": nats, "kafka": kafka}
+    ports = {"redis": redis_port, "nats": nats_port, "kafka": kafka_port}
+    services, servers = plan_services(wanted=wanted, required=required, ports=ports)
+    try:
+        for server in servers:
+            services.adopt(server.start_blocking())
+    except BaseException:
+        for server in servers:
+            server.stop_blocking()
+        raise
+    return services

@@ -34,7 +34,8 @@ from wslab.brokers.base import BrokerReset, BrokerUnavailable, broker_address, b
 from wslab.brokers.nats import NatsBroker
 from wslab.brokers.redis import RedisBroker
 from wslab.core.errors import WslabError
-from wslab.core.protocol import EventKind, HistoryTooOld, RoomEvent
+from wslab.core.history import HistoryTooOld
+from wslab.core.room_event import EventKind, RoomEvent
 from wslab.services import discovery, start_services
 from wslab.services.broker_servers import BrokerServer, Services
 from wslab.services.process import ServiceUnavailable

@@ -220,8 +220,11 @@ def test_lesson_04_through_the_jupyter_server(lesson: Any, lab: JupyterLab, requ
     until(lambda: state() == "live", "the in-notebook client to be live", lambda: request.node.console)
     ws = f"ws://127.0.0.1:{lab.port}{expected}ws" if proxied else f"ws://127.0.0.1:{port}/ws"
     assert widget.locator(".wslab-bc-where").text_content().endswith(f"→ {ws}")
+
     # What the browser reports reaches the kernel between cells (comm messages queue behind execution).
-    reported = lambda: kernel(page, "print(grace.state, 'grace' in chat.users, grace.last_seq)").split()[:2]  # noqa: E731
+    def reported() -> list[str]:
+        return kernel(page, "print(grace.state, 'grace' in chat.room.users, grace.last_seq)").split()[:2]
+
     until(
         lambda: reported() == ["live", "True"],
         "the kernel to hear that grace is live",
@@ -248,5 +251,8 @@ def test_lesson_04_through_the_jupyter_server(lesson: Any, lab: JupyterLab, requ
     )
     assert_each_once_in_order(lines(page, WIDGET), [*missed, "[ada] <b>hello grace</b>"], "grace")
     assert f"(connection closed: {closed}" in widget.inner_text()
-    seqs = lambda: json.loads(kernel(page, "print(json.dumps([grace.last_seq, chat.transcript[-1].seq]))"))  # noqa: E731
+
+    def seqs() -> list[int]:
+        return json.loads(kernel(page, "print(json.dumps([grace.last_seq, chat.room.transcript[-1].seq]))"))
+
     until(lambda: len(set(seqs())) == 1, "the browser to report the room's last seq", seqs)

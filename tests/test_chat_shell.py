@@ -11,11 +11,13 @@ from helpers import TIMEOUT, own_broker_server, stop_servers, wait_for
 
 import wslab
 from wslab.brokers import Broker, MemoryBroker
-from wslab.brokers.base import BrokerReset, QueuedSubscription, Subscription
+from wslab.brokers.base import QueuedSubscription, Subscription
 from wslab.brokers.by_url import broker_from_url
 from wslab.clients.chat import ChatClient
-from wslab.core.connection_log import EventLog, LogKind
-from wslab.core.protocol import RoomEvent, backoff_delays
+from wslab.core.backoff import backoff_delays
+from wslab.core.connection_log import LogKind
+from wslab.core.room_event import BrokerReset, RoomEvent
+from wslab.runtime.event_log import EventLog
 from wslab.servers import ChatServer
 
 __all__ = ["stop_servers"]
@@ -57,7 +59,7 @@ async def test_one_client_failing_mid_fan_out_never_stops_the_others(started: li
         await ana.send(text)
     await wait_for(lambda: cy.texts(author="ana") == said and ana.texts(author="ana") == said)
     assert ana.unacknowledged == []
-    await wait_for(lambda: "bob" not in chat.users, what="bob, who cannot be written to, is dropped")
+    await wait_for(lambda: "bob" not in chat.room.users, what="bob, who cannot be written to, is dropped")
 
 
 async def test_the_event_log_records_every_delivery_like_every_other_send(started: list[ChatClient]) -> None:

@@ -31,7 +31,8 @@ import wslab
 from wslab.brokers import MemoryBroker
 from wslab.cli.main import _chat_broker, build_parser
 from wslab.clients.chat import ChatClient
-from wslab.servers.chat import ChatServer, OverflowPolicy
+from wslab.core.actions import OverflowPolicy
+from wslab.servers.chat import ChatServer
 
 ROOT = Path(__file__).resolve().parent.parent
 LISTENING = re.compile(r"^chat server listening on (ws://127\.0\.0\.1:(\d+)/) \(Ctrl-C to stop\)$")

@@ -6,13 +6,13 @@ import base64
 import struct
 
 import pytest
-from helpers import stop_servers, wait_for  # noqa: F401  (stop_servers: autouse fixture)
+from helpers import new_key, stop_servers, wait_for  # noqa: F401  (stop_servers: autouse fixture)
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
 import wslab
 from wslab.clients.chat import capture_handshake
-from wslab.core.handshake import RFC_SAMPLE_KEY, Response, accept_key, close_frame, new_key, upgrade_request
+from wslab.core.handshake import RFC_SAMPLE_KEY, Response, accept_key, close_frame, upgrade_request
 from wslab.servers import echo
 
 

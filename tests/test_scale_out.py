@@ -32,7 +32,7 @@ from helpers import (  # noqa: F401  (stop_servers: autouse fixture)
 
 import wslab
 from wslab.clients.chat import ChatClient
-from wslab.core.protocol import EventKind, RoomEvent
+from wslab.core.room_event import EventKind, RoomEvent
 from wslab.services import ChatProcess
 from wslab.services.broker_servers import BrokerServer
 
@@ -305,8 +305,8 @@ async def test_stop_all_leaves_no_chat_process_and_no_listening_port(
 
 async def test_without_a_broker_the_servers_share_an_in_process_one() -> None:
     """The lesson's fallback: servers in this process, one in-process broker, failover still whole."""
-    from wslab.services import start_chat_servers
-    from wslab.services.chat_processes import InProcessChat
+    from wslab.servers import start_chat_servers
+    from wslab.servers.chat_cluster import InProcessChat
 
     servers = await start_chat_servers(["s1", "s2"], None)
     assert all(isinstance(server, InProcessChat) for server in servers)

@@ -23,8 +23,10 @@ from typing import TYPE_CHECKING
 from .imports import lazy_exports
 
 if TYPE_CHECKING:
-    from .core.connection_log import CloseCode, EventLog, LogEvent, LogKind
+    from .core.close_codes import CloseCode
+    from .core.connection_log import LogEvent, LogKind
     from .orientation import where
+    from .runtime.event_log import EventLog
     from .runtime.handles import ServerHandle, running, serve, stop, stop_all, wait_until
 
 __all__ = [
@@ -45,8 +47,8 @@ __version__ = "0.1.0"
 lazy_exports(
     globals(),
     {
-        "CloseCode": ".core.connection_log",
-        "EventLog": ".core.connection_log",
+        "CloseCode": ".core.close_codes",
+        "EventLog": ".runtime.event_log",
         "LogEvent": ".core.connection_log",
         "LogKind": ".core.connection_log",
         "ServerHandle": ".runtime.handles",

@@ -9,7 +9,7 @@ One run measures four configurations, one after the other, under the same paced 
   A -> Redis -> B;
 * ``nats``: the same over NATS JetStream;
 * ``kafka``: the same over a Kafka-protocol broker (tansu; each server's subscription fetches
-  with ``fetch_max_wait_ms`` = 20, see :data:`wslab.brokers.kafka.FETCH_MAX_WAIT_MS`).
+  with ``fetch_max_wait_ms`` = 20, see :data:`wslab.brokers.kafka_topics.FETCH_MAX_WAIT_MS`).
 
 The broker servers come from :func:`wslab.services.start_services` (started here as
 child processes, or ``REDIS_URL`` / ``NATS_URL`` / ``KAFKA_URL``); the chat servers are
@@ -240,7 +240,7 @@ async def _measure_all(args: argparse.Namespace, brokers: list[str], progress: P
             "kafka": services.kafka_url or "",
         }
         pids = {"memory": None, "redis": services.redis, "nats": services.nats, "kafka": services.kafka}
-        records = []
+        records: list[dict[str, Any]] = []
         for run in range(1, args.runs + 1):
             for kind in brokers:
                 server = pids[kind]

@@ -6,19 +6,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import ConsumerStoppedError, KafkaError
 from aiokafka.structs import ConsumerRecord
 
-from ..core.protocol import RoomEvent
+from ..core.room_event import RoomEvent
 from .base import BrokerUnavailable
 from .kafka_clients import stop_quietly
+from .kafka_topics import KafkaTopics
 from .resumable import BrokerState, ResumableSubscription
-
-if TYPE_CHECKING:
-    from .kafka import KafkaBroker
 
 __all__ = ["KafkaSubscription"]
 
@@ -44,10 +41,10 @@ class KafkaSubscription(ResumableSubscription):
     broker_name = "Kafka"
     retry_on = (BrokerUnavailable, KafkaError, OSError, TimeoutError)
 
-    def __init__(self, broker: KafkaBroker, room: str) -> None:
-        super().__init__(room, delays=broker.reconnect_delays)
-        self.broker = broker
-        self.partition = broker.partition(room)
+    def __init__(self, topics: KafkaTopics, room: str) -> None:
+        super().__init__(room, delays=topics.reconnect_delays)
+        self.topics = topics
+        self.partition = topics.partition(room)
         self._consumer: AIOKafkaConsumer | None = None
         #: The lifeline generation of the broker this subscription last looked the room up on.
         self._generation = 0
@@ -64,29 +61,29 @@ class KafkaSubscription(ResumableSubscription):
 
     async def start(self) -> None:
         """Subscribe: on return, every event published from now on will be yielded."""
-        generation = await self.broker.connection()
-        start, end = await self.broker.offsets(self.room)
+        generation = await self.topics.connection()
+        start, end = await self.topics.offsets(self.room)
         self.last_seq = end
-        self._last_payload = await self.broker.stored(self.room, end) if end > start else None
+        self._last_payload = await self.topics.stored(self.room, end) if end > start else None
         await self._attach(end)
         self._generation = generation  # read before the state: a broker lost meanwhile is checked again
         self._reader = asyncio.create_task(self._read(), name=f"kafka-subscription {self.room}")
 
     def _current(self) -> bool:
         """Still the broker whose room this subscription last looked at?"""
-        lifeline = self.broker.lifeline
+        lifeline = self.topics.lifeline
         return lifeline.alive and lifeline.generation == self._generation
 
     async def _attach(self, offset: int) -> None:
         """A new consumer of the room's partition, at ``offset``."""
         await self._detach()
-        consumer = self.broker.consumer()
-        with self.broker.down(outcome=f"cannot subscribe to room {self.room!r}"):
+        consumer = self.topics.consumer()
+        with self.topics.down(outcome=f"cannot subscribe to room {self.room!r}"):
             try:
-                async with asyncio.timeout(self.broker.timeout):
+                async with asyncio.timeout(self.topics.timeout):
                     await consumer.start()
             except BaseException:
-                await stop_quietly(consumer.stop(), timeout=self.broker.timeout)
+                await stop_quietly(consumer.stop(), timeout=self.topics.timeout)
                 raise
         consumer.assign([self.partition])
         consumer.seek(self.partition, offset)
@@ -96,12 +93,12 @@ class KafkaSubscription(ResumableSubscription):
 
     async def _reattach(self) -> None:
         await self._detach()
-        self._checking = await self.broker.connection()
+        self._checking = await self.topics.connection()
 
     async def _read_state(self) -> BrokerState:
-        start, end = await self.broker.offsets(self.room)
+        start, end = await self.topics.offsets(self.room)
         was = self.last_seq
-        stored = await self.broker.stored(self.room, was) if start < was <= end else None
+        stored = await self.topics.stored(self.room, was) if start < was <= end else None
         return BrokerState(last=end, oldest=start + 1 if end > start else 0, stored=stored)
 
     async def _catch_up(self, after: int, last: int) -> None:
@@ -112,7 +109,7 @@ class KafkaSubscription(ResumableSubscription):
     async def _detach(self) -> None:
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
-            await stop_quietly(consumer.stop(), timeout=self.broker.timeout)
+            await stop_quietly(consumer.stop(), timeout=self.topics.timeout)
 
     # Reading
 
@@ -167,11 +164,11 @@ class KafkaSubscription(ResumableSubscription):
         if self._closed:
             return
         self._closed = True
-        self.broker.forget(self)
+        self.topics.forget(self)
         reader = self._reader
         with contextlib.suppress(Exception):  # unreachable, or not caught up in time
-            _, end = await self.broker.offsets(self.room)
-            async with asyncio.timeout(self.broker.timeout):
+            _, end = await self.topics.offsets(self.room)
+            async with asyncio.timeout(self.topics.timeout):
                 while self.last_seq < end and reader is not None and not reader.done():
                     self._advanced.clear()
                     await self._advanced.wait()

@@ -2,8 +2,8 @@
 
 :func:`check_find_gaps` and :func:`check_username_rules` try plain functions on values. The
 room checks start a server on a free loopback port, talk to it as clients would, stop it,
-and return a :class:`~wslab.checks.report.CheckReport`. A room under test is either a
-connection handler (the lesson's own room) or a :class:`~wslab.servers.ChatServer`: the same
+and return a :class:`~wslab.checks.report.CheckReport`. The chat under test is either a
+connection handler (the lesson's own) or a :class:`~wslab.servers.ChatServer`: the same
 checks pass on both, which is the point.
 """
 
@@ -111,11 +111,11 @@ def _slow_reader_options(url: str) -> dict[str, Any]:
     return {"sock": sock, "max_queue": 1, "compression": None}
 
 
-async def _start(room: Any, name: str) -> ServerHandle:
+async def _start(chat: Any, name: str) -> ServerHandle:
     """Serve a handler, or a ChatServer (which must subscribe to its broker: its own serve())."""
-    if hasattr(room, "serve_websocket"):
-        return await room.serve(name=name, **SMALL_BUFFERS)
-    return await serve(room, name=name, **SMALL_BUFFERS)
+    if hasattr(chat, "serve_websocket"):
+        return await chat.serve(name=name, **SMALL_BUFFERS)
+    return await serve(chat, name=name, **SMALL_BUFFERS)
 
 
 class _Reader:
@@ -258,17 +258,17 @@ async def _read_to_the_end(connection: ClientConnection) -> int | None:
 # The resuming room
 
 
-async def check_resuming_room(room: Any, *, flood: int = 1000) -> CheckReport:
+async def check_resuming_room(chat: Any, *, flood: int = 1000) -> CheckReport:
     """The resuming room: numbered events, resume after a seq, 4001 for a client that falls behind.
 
-    ``room`` is a json-dialect connection handler or a ChatServer. Clients send
+    ``chat`` is a json-dialect connection handler or a ChatServer. Clients send
     ``{"type": "hello", "name": ..., "resume": seq}`` then ``{"type": "chat", "text": ...}``;
     the room answers with a welcome carrying its ``seq``, then events
     ``{"type": "chat" | "join" | "leave", "seq": ..., "name": ..., "text": ...}``.
     """
     report = CheckReport("resuming room")
     async with (
-        serving(report, _start(room, "check:room")) as server,
+        serving(report, _start(chat, "check:room")) as server,
         _json_client(server.url, "talker") as (talker, talked),
     ):
         last = await _numbering(report, server.url, talker, talked)
@@ -330,10 +330,10 @@ async def _flood(report: CheckReport, url: str, talker: ClientConnection, back: 
             report.hint("after each publish, close (4001) whoever is more than max_lag events behind")
 
 
-async def check_history_lost(room: Any) -> CheckReport:
+async def check_history_lost(chat: Any) -> CheckReport:
     """Exercise: resuming from before the history, the client is told which events are gone.
 
-    ``room`` must keep only its last 5 events. The client resumes after its welcome's seq
+    ``chat`` must keep only its last 5 events. The client resumes after its welcome's seq
     once 10 messages went by: it must get ``{"type": "history-lost", "first": a, "last": b}``
     (``a`` the first seq it asked for, ``b`` the last one gone), then the kept events from
     ``b + 1``.
@@ -341,7 +341,7 @@ async def check_history_lost(room: Any) -> CheckReport:
     report = CheckReport("history lost")
     texts = [f"h{i}" for i in range(10)]
     async with (
-        serving(report, _start(room, "check:history")) as server,
+        serving(report, _start(chat, "check:history")) as server,
         _json_client(server.url, "talker") as (talker, talked),
     ):
         await wait_until(

@@ -58,9 +58,8 @@ async def check_collect(collect: Callable[[str, str, int], Awaitable[list[str]]]
     try:
         await wait_until(lambda: talker.live)
         task = asyncio.ensure_future(collect(handle.url, "learner", 3))
-        await wait_until(lambda: "learner" in chat.users or task.done(), timeout=REPLY_TIMEOUT)
-        if task.done() and task.exception() is not None:
-            exc = task.exception()
+        await wait_until(lambda: "learner" in chat.room.users or task.done(), timeout=REPLY_TIMEOUT)
+        if task.done() and (exc := task.exception()) is not None:
             report.add(False, f"collect raised {error_text(exc)}")
             return report
         await talker.send("first")
@@ -75,7 +74,7 @@ async def check_collect(collect: Callable[[str, str, int], Awaitable[list[str]]]
         report.add(got == want, f"expected {want}, got {got}")
         if got and got[0].startswith("Welcome"):
             report.hint("skip the server's 'Welcome, <name>!' line; it is not part of the chat")
-        await wait_until(lambda: "learner" not in chat.users, timeout=REPLY_TIMEOUT)
+        await wait_until(lambda: "learner" not in chat.room.users, timeout=REPLY_TIMEOUT)
         report.add(True, "the connection was closed afterwards")
     except TimeoutError:
         report.add(False, "the connection was left open: close it (async with connect(...) does)")
@@ -103,7 +102,7 @@ async def check_reconnecting_client(make: Callable[[str, str], Any], *, outage: 
     running = asyncio.ensure_future(client.run())
     try:
         before, typed, missed = ["a1", "a2", "a3"], ["b1", "b2"], ["o1", "o2"]
-        if not await until(report, "the client joins", lambda: "learner" in chat.users, REPLY_TIMEOUT):
+        if not await until(report, "the client joins", lambda: "learner" in chat.room.users, REPLY_TIMEOUT):
             return report
         for text in before:
             await client.send(text)
@@ -187,7 +186,7 @@ async def check_gives_up(make: Callable[[str, str], Any]) -> CheckReport:
         await wait_until(lambda: holder.live, timeout=REPLY_TIMEOUT)
         tasks.append(asyncio.ensure_future(make(handle.url, "taken").run()))
         stopped = await _finished(tasks[-1], REPLY_TIMEOUT)
-        once = chat.stats.rejected == 1
+        once = chat.room.stats.rejected == 1
         report.add(
             stopped and once,
             "refused with 1008: run() returned after one try"
@@ -198,9 +197,9 @@ async def check_gives_up(make: Callable[[str, str], Any]) -> CheckReport:
         if not stopped:
             report.hint("after the connection ends, look at its close code: 1008 means do not come back")
         tasks.append(asyncio.ensure_future(make(handle.url, "learner").run()))
-        await wait_until(lambda: "learner" in chat.users or tasks[-1].done(), timeout=REPLY_TIMEOUT)
+        await wait_until(lambda: "learner" in chat.room.users or tasks[-1].done(), timeout=REPLY_TIMEOUT)
         handle = await chat.serve(name="check:gives-up", port=handle.port)  # a restart: 1012
-        back = await _finished(asyncio.ensure_future(wait_until(lambda: "learner" in chat.users)), 5)
+        back = await _finished(asyncio.ensure_future(wait_until(lambda: "learner" in chat.room.users)), 5)
         report.add(back, "after a restart (1012) it reconnected")
     finally:
         for task in tasks:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from websockets.asyncio.client import connect
+from websockets.typing import Origin
 
 from ..runtime.handles import serve, wait_until
 from .report import FAILED, REPLY_TIMEOUT, CheckReport, Hints, call, error_text
@@ -80,12 +81,12 @@ async def check_origin_guard(process_request: Callable[..., Any]) -> CheckReport
 
     handle = await serve(echo_once, name="check:origin-guard", process_request=process_request)
     own = f"http://{handle.host}:{handle.port}"
-    cases = [
+    cases: list[tuple[Origin | None, bool, str]] = [
         (None, True, "no Origin header (not a browser)"),
-        (own, True, "the page's own origin"),
-        ("https://evil.example", False, "another site"),
-        (f"http://{handle.host}:1", False, "same host, other port (a different origin)"),
-        (f"http://{handle.host}.evil.example", False, "a look-alike of this host"),
+        (Origin(own), True, "the page's own origin"),
+        (Origin("https://evil.example"), False, "another site"),
+        (Origin(f"http://{handle.host}:1"), False, "same host, other port (a different origin)"),
+        (Origin(f"http://{handle.host}.evil.example"), False, "a look-alike of this host"),
     ]
     try:
         for origin, want, why in cases:
@@ -164,7 +165,7 @@ async def check_websocket_counter(middleware: Callable[[Any], Any]) -> CheckRepo
     from starlette.applications import Starlette
     from starlette.routing import Mount
 
-    from ..servers.web import serve_web
+    from ..servers.web.runner import serve_web
 
     report = CheckReport("WebSocket counter")
     try:

@@ -66,7 +66,7 @@ class _Trial:
 
     server: ServerHandle
     proxy: FaultProxy
-    client: ClientConnection
+    client: _PingCountingConnection
 
     async def echoes(self, text: str) -> Line:
         await self.client.send(text)
@@ -100,6 +100,7 @@ async def _trial(handler: Handler, what: str, **serve_options: Any) -> AsyncIter
             open_timeout=REPLY_TIMEOUT,
             create_connection=_PingCountingConnection,
         )
+        assert isinstance(client, _PingCountingConnection)  # create_connection= made it one
         yield _Trial(server, proxy, client)
     finally:
         if client is not None:

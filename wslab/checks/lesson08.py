@@ -15,9 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from websockets.asyncio.client import connect
-from websockets.frames import CloseCode
 from websockets.protocol import State
 
+from ..core.close_codes import CloseCode
 from ..faults.proxy import FaultProxy
 from ..runtime.handles import serve
 from ..runtime.net import free_port

@@ -237,6 +237,7 @@ def unwritten_parts(answer: Any) -> list[str]:
         with contextlib.suppress(SyntaxError, OSError):
             return [f"{script.name}: {name} has no body yet" for name in unwritten(script.read_text())]
         return []
+    functions: list[tuple[str, Callable[..., Any]]]
     if inspect.isclass(answer):
         functions = [(f"{answer.__name__}.{n}", f) for n, f in vars(answer).items() if inspect.isfunction(f)]
     elif inspect.ismethod(answer):
@@ -429,7 +430,7 @@ class AsyncExercise(Exercise):
                 raise
             return self._report(CheckReport(self.title), seen)
 
-    async def check(self, answer: Any, *args: Any, **options: Any) -> Any:  # type: ignore[override]
+    async def check(self, answer: Any, *args: Any, **options: Any) -> Any:
         """Check ``answer``, print the report, and return ``answer`` if it passed, else the reference."""
         return self._verdict(await self(answer, *args, **options), answer)
 

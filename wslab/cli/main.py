@@ -19,23 +19,26 @@ import asyncio
 import logging
 import secrets
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI, WebSocketException
-from websockets.frames import CloseCode
 
 from ..bench.command import add_bench_parser
 from ..brokers.base import Broker, BrokerUnavailable, broker_address
 from ..brokers.by_url import BROKER_SCHEMES, broker_from_url
 from ..clients.chat import exchange
-from ..core.connection_log import EventLog, LogEvent, LogKind, close_label
-from ..core.protocol import backoff_delays
+from ..core.actions import OverflowPolicy
+from ..core.backoff import backoff_delays
+from ..core.close_codes import CloseCode
+from ..core.connection_log import LogEvent, LogKind, close_label
+from ..runtime.event_log import EventLog
 from ..runtime.handles import ServerHandle, WebSocketServerHandle, serve, serve_until_signalled
 from ..runtime.logs import LogFormat, configure_logging, event_fields
 from ..runtime.signals import cancel_on_signal
 from ..runtime.tls import explain_tls_error
-from ..servers.chat import ChatServer, OverflowPolicy
+from ..servers.chat import ChatServer
 from ..servers.echo import echo
 from .argtypes import positive_int
 from .terminal import run_client
@@ -43,7 +46,7 @@ from .terminal import run_client
 log = logging.getLogger("wslab.cli")
 
 
-def _log_listener(verbose: bool):  # type: ignore[no-untyped-def]
+def _log_listener(verbose: bool) -> Callable[[LogEvent], None]:
     lifecycle = (LogKind.CONNECT, LogKind.DISCONNECT, LogKind.NOTE)
 
     def listener(event: LogEvent) -> None:
@@ -128,21 +131,25 @@ async def _start_chat(args: argparse.Namespace, events: EventLog) -> ServerHandl
         broker.kind,
         args.history,
         args.max_backlog,
-        "disconnected (4001)" if chat.overflow is OverflowPolicy.DISCONNECT else "skipped (drop)",
+        "disconnected (4001)" if chat.room.overflow is OverflowPolicy.DISCONNECT else "skipped (drop)",
     )
     return handle
 
 
 async def _start_web(args: argparse.Namespace, events: EventLog) -> ServerHandle:
     from ..core.auth import Tokens
-    from ..servers.web import create_app, serve_web
+    from ..servers.web.app import create_app
+    from ..servers.web.runner import serve_web
 
     if args.host is None:  # every interface for an audience; this machine only otherwise
         args.host = "0.0.0.0" if args.public else "127.0.0.1"
     if args.public and args.join_code is None:
         args.join_code = f"{secrets.randbelow(10_000):04d}"
     chat = ChatServer(
-        server_id="web", max_users=args.max_users, rate=(args.rate, args.burst), tokens=Tokens()
+        server_id="web",
+        max_users=args.max_users,
+        rate=(args.rate, args.burst),
+        tokens=Tokens(clock=time.time),
     )
     app = create_app(chat, join_code=args.join_code or None, allowed_origins=args.allow_origin, log=events)
     handle = await serve_web(app, name="web", host=args.host, port=args.port, max_message=args.max_size)

@@ -45,10 +45,5 @@ class HeartbeatPolicy:
         if not (0 < self.interval < math.inf and 0 < self.timeout < math.inf):
             raise ValueError("interval and timeout must be positive, finite numbers of seconds")
 
-    @property
-    def detection_bound(self) -> float:
-        """The longest a dead connection can go unnoticed."""
-        return self.interval + self.timeout
-
     def verdict(self, *, last_heard: float, now: float) -> Verdict:
         return Verdict.DEAD if now - last_heard > self.timeout else Verdict.ALIVE

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..runtime import net
+from . import addresses
 
 __all__ = ["JupyterServer", "Place", "PlaceKind", "find_place", "match_server"]
 
@@ -104,7 +104,7 @@ class Place:
         """
         path = path.lstrip("/")
         if not self.proxied:
-            return net.url("http", host, port, "/" + path)
+            return addresses.url("http", host, port, "/" + path)
         return self.proxy_base(port) + path
 
     def browser_ws_url(self, port: int, path: str = "ws", *, host: str = "127.0.0.1") -> str:

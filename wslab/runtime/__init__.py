@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from ..imports import lazy_exports
 
 if TYPE_CHECKING:
-    from .handles import close_details
+    from .closes import close_details
     from .keepalive import keep_alive
     from .logs import JsonFormatter
     from .net import free_port

@@ -17,11 +17,22 @@ from .echo import echo
 if TYPE_CHECKING:
     from .balancer import Balancer
     from .chat import ChatServer
+    from .chat_cluster import start_chat_servers
     from .dashboard import serve_dashboard
     from .fleet_feed import FleetFeed
-    from .web import create_app, serve_web
+    from .web.app import create_app
+    from .web.runner import serve_web
 
-__all__ = ["Balancer", "ChatServer", "FleetFeed", "create_app", "echo", "serve_dashboard", "serve_web"]
+__all__ = [
+    "Balancer",
+    "ChatServer",
+    "FleetFeed",
+    "create_app",
+    "echo",
+    "serve_dashboard",
+    "serve_web",
+    "start_chat_servers",
+]
 
 lazy_exports(
     globals(),
@@ -29,8 +40,9 @@ lazy_exports(
         "Balancer": ".balancer",
         "ChatServer": ".chat",
         "FleetFeed": ".fleet_feed",
-        "create_app": ".web",
+        "create_app": ".web.app",
         "serve_dashboard": ".dashboard",
-        "serve_web": ".web",
+        "serve_web": ".web.runner",
+        "start_chat_servers": ".chat_cluster",
     },
 )

@@ -35,7 +35,9 @@ from ..core import sse
 from ..core.fleet import Change, etag_matches, parse_seq
 from ..runtime.handles import ServerHandle, register
 from .fleet_feed import FleetFeed
-from .web import AccessLog, AsgiServerHandle, OriginGuard, page_routes, serve_web
+from .web.app import page_routes
+from .web.middleware import AccessLog, OriginGuard
+from .web.runner import AsgiServerHandle, serve_web
 
 __all__ = [
     "LONG_POLL_TIMEOUT",
@@ -218,7 +220,7 @@ async def serve_dashboard(
     port: int = 0,
     allowed_origins: Sequence[str] = (),
     log: Any = None,
-) -> AsgiServerHandle:
+) -> DashboardHandle:
     """Start ``feed`` (a fresh in-process one by default) and serve its dashboard in this loop.
 
     Stopping the server stops the feed, its simulation and its broker connection.

@@ -19,10 +19,11 @@ import random
 import time
 from collections.abc import Callable, Iterable
 
-from ..brokers.base import Broker, BrokerReset, BrokerUnavailable
+from ..brokers.base import Broker, BrokerUnavailable
 from ..brokers.memory import MemoryBroker
 from ..core.fleet import DEFAULT_SERVICES, Change, Fleet, FleetSimulation, Status
-from ..core.protocol import EventKind, HistoryTooOld, RoomEvent
+from ..core.history import HistoryTooOld
+from ..core.room_event import BrokerReset, EventKind, RoomEvent
 
 __all__ = ["FleetFeed"]
 

