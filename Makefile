@@ -4,27 +4,49 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-stamp
+# Installs come from the lock file (exact versions and their hashes, for every platform and
+# Python), so a class gets the set CI tested. `make lock` remakes it from pyproject.toml;
+# LOCK=0 installs the newest versions pyproject.toml allows instead. Each way has its own
+# stamp, so switching reinstalls.
+LOCK   ?= 1
+LOCKFILE := requirements.lock
+STAMP  := $(VENV)/.installed-$(if $(filter 0,$(LOCK)),unpinned,locked)
+# uv only resolves, for `make lock`, from a throw-away environment; pip installs.
+UV     ?= uv>=0.9
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval-sanitize.cfg --nbval-cell-timeout 120
-# JupyterLab listens on this machine only; it refuses to run as root unless told it may.
+# JupyterLab listens on this machine only; it refuses to run as root unless told it may. The
+# address it prints (and opens) is lesson 01 of the learner edition; it asks nothing about
+# Jupyter news and checks for no updates (see LAB_SETTINGS too).
+FIRST_LESSON := learner/01-echo-server.ipynb
 LAB_ARGS := --ServerApp.root_dir=notebooks --ServerApp.ip=127.0.0.1 \
+            --LabApp.default_url=/lab/tree/$(FIRST_LESSON) \
+            --LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate \
             $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
-# The quick loop: no real browser, no notebook, no broker process, no fresh install; four
+# Settings shipped with the course, into the virtual environment's JupyterLab (never ~/.jupyter):
+# no "get notified about official Jupyter news?" pop-up over the lessons.
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
+COMPLETE := notebooks/complete
+LEARNER  := notebooks/learner
+# The quick loop: no real browser, no notebook run, no broker process, no fresh install; four
 # workers, since most of these tests wait on sockets and timers rather than compute.
-UNIT   := -m "not browser and not broker and not lab" -n 4 --dist worksteal -p no:nbval
+UNIT   := -m "not browser and not broker and not lab and not lesson" -n 4 --dist worksteal -p no:nbval
 
-.PHONY: lab test unit soak lint notebooks browser nginx clean help
+.PHONY: lab test unit soak lint notebooks learner lock browser nginx book book-npm clean help
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make lab        open the course in JupyterLab (first run installs into .venv)"
 	@echo "make test       run every test: unit, notebooks (nbval), brokers, real browser, make lab"
 	@echo "make unit       the quick loop: the tests that need no browser, notebook or broker (under a minute)"
-	@echo "make notebooks  re-execute every lesson in a fresh kernel and store its outputs"
-	@echo "make lint       ruff over the package and the tests"
+	@echo "make notebooks  re-execute every complete lesson in a fresh kernel, store its outputs, make learner"
+	@echo "make learner    write the learner edition ($(LEARNER)) from the complete one ($(COMPLETE))"
+	@echo "make lint       ruff over the package and the tests; mypy over the package (strict on wslab/core)"
 	@echo "make soak       make unit RUNS times (default 10) beside two CPU hogs: the flake hunt"
+	@echo "make book       the reading copy: a static site of the lessons from their stored outputs"
+	@echo "make lock       refresh $(LOCKFILE) after changing pyproject.toml (UPGRADE=1: newest of everything)"
+	@echo "LOCK=0          with lab/test/unit: install the newest versions allowed, not $(LOCKFILE)"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(if $(filter 0,$(LOCK)),,$(LOCKFILE))
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 	  || { echo "wslab needs Python 3.11 or newer (found: $$($(PYTHON) --version 2>&1)). Try: make PYTHON=python3.12 ..."; exit 1; }
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
@@ -33,13 +55,36 @@ $(STAMP): pyproject.toml
 	    && $(PYTHON) -m venv $(VENV); \
 	  else echo "could not create a virtual environment; on Debian/Ubuntu: sudo apt-get install python3-venv"; exit 1; fi; }
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+ifeq ($(LOCK),0)
+	$(BIN)/python -m pip install --quiet -e '.[test,book]'
+else
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCKFILE)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@$(BIN)/python -m pip check >/dev/null || { $(BIN)/python -m pip check; \
+	  echo "$(LOCKFILE) lacks what pyproject.toml asks for: run make lock (or make ... LOCK=0)"; exit 1; }
+endif
+	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-lab: $(STAMP)
+lab: $(STAMP) $(LAB_SETTINGS)
 	@echo "Starting JupyterLab on the course (lesson 01 opens first). If no browser opens, paste the"
-	@echo "http://127.0.0.1:...?token=... address it prints below into one. Ctrl-C twice stops it."
-	$(BIN)/jupyter lab $(LAB_ARGS) notebooks/01-echo-server.ipynb
+	@echo "http://127.0.0.1:.../lab/tree/$(FIRST_LESSON)?token=... address it prints below into one."
+	@echo "Ctrl-C twice stops it."
+	$(BIN)/jupyter lab $(LAB_ARGS)
+
+$(LAB_SETTINGS): jupyter/lab/settings/overrides.json $(STAMP)
+	@mkdir -p $(@D)
+	cp $< $@
+
+# Resolve pyproject.toml (with every extra) for every platform and every Python it allows
+# (--universal) into exact versions and the hashes of their files. Pins already in the lock
+# file stay unless pyproject.toml needs them changed; UPGRADE=1 moves all to the newest.
+lock:
+	@tool=$$(mktemp -d) && trap 'rm -rf "$$tool"' EXIT && \
+	$(PYTHON) -m venv "$$tool" && "$$tool/bin/python" -m pip install --quiet '$(UV)' && \
+	"$$tool/bin/uv" pip compile pyproject.toml --all-extras --universal --generate-hashes --quiet \
+	  $(if $(filter 1,$(UPGRADE)),--upgrade) --custom-compile-command 'make lock' --output-file $(LOCKFILE)
+	@echo "$(LOCKFILE): $$(grep -c '^[a-z0-9]' $(LOCKFILE)) pinned packages; the next make lab/test installs them"
 
 # Debian's Chromium for the real-browser tests (Playwright cannot download browsers everywhere).
 # Installed when running as root with apt (as CI does); elsewhere those tests skip and say why.
@@ -60,11 +105,12 @@ nginx:
 	else echo "note: no nginx found; the reverse-proxy tests will skip (apt-get install nginx)"; fi
 
 lint: $(STAMP)
-	$(BIN)/ruff check wslab tests
-	$(BIN)/ruff format --check wslab tests
+	$(BIN)/ruff check wslab tests docs/book
+	$(BIN)/ruff format --check wslab tests docs/book
+	$(BIN)/mypy
 
-test: $(STAMP) browser nginx lint
-	$(BIN)/python -m pytest tests notebooks $(NBVAL)
+test: $(STAMP) browser nginx lint book-npm
+	$(BIN)/python -m pytest tests $(COMPLETE) $(NBVAL)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests $(UNIT) -q
@@ -77,7 +123,26 @@ soak: $(STAMP)
 notebooks: $(STAMP)
 	$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 	  --ExecutePreprocessor.kernel_name=python3 --ExecutePreprocessor.record_timing=False \
-	  --ExecutePreprocessor.timeout=300 notebooks/*.ipynb
+	  --ExecutePreprocessor.timeout=300 $(COMPLETE)/*.ipynb
+	$(MAKE) --no-print-directory learner
+
+# The learner edition: every ### BEGIN SOLUTION ... ### END SOLUTION region of the complete
+# lessons becomes a skeleton; no outputs (tests/test_learner_edition.py fails when it is stale).
+learner: $(STAMP)
+	$(BIN)/python -m wslab.cli.editions --complete $(COMPLETE) --learner $(LEARNER)
+
+# The reading copy of the course (docs/book/README.md): Sphinx + MyST-NB over the stored outputs,
+# with the pages' scripts from npm (docs/book/package-lock.json), served by the site itself.
+BOOK := docs/book
+book: $(STAMP) book-npm
+	$(BIN)/python $(BOOK)/build.py
+
+# npm ci when package-lock.json is newer than the install. Without npm, make book stops with a
+# clear error and the book's test skips (fails under CI=true).
+book-npm:
+	@if [ $(BOOK)/node_modules/.package-lock.json -nt $(BOOK)/package-lock.json ]; then :; \
+	elif command -v npm >/dev/null; then cd $(BOOK) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error; \
+	else echo "note: no npm found; the reading copy cannot be built (install Node.js 18 or newer)"; fi
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .test-artifacts *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .test-artifacts *.egg-info $(BOOK)/_build $(BOOK)/node_modules

@@ -10,14 +10,14 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from helpers import TIMEOUT_FACTOR, Wslab, unavailable
+from helpers import TIMEOUT_FACTOR, Wslab, start_services_blocking, unavailable
 from jupyterlab_harness import CHROMIUM_ARGS, find_chromium, skip_or_fail
 
 import wslab
 
 #: Fixtures that start (or reach) a real broker server, and the broker kinds a test may be parametrized with.
-BROKER_FIXTURES = frozenset({"redis_url", "nats_url"})
-BROKER_KINDS = frozenset({"redis", "nats"})
+BROKER_FIXTURES = frozenset({"redis_url", "nats_url", "kafka_url"})
+BROKER_KINDS = frozenset({"redis", "nats", "kafka"})
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -91,10 +91,12 @@ async def chromium() -> AsyncIterator[Any]:
 
 
 def _server(kind: str) -> Iterator[str]:
-    from wslab.services import ServiceUnavailable, start_services_blocking
+    from wslab.services.process import ServiceUnavailable
 
     try:
-        services = start_services_blocking(redis=kind == "redis", nats=kind == "nats", required=True)
+        services = start_services_blocking(
+            redis=kind == "redis", nats=kind == "nats", kafka=kind == "kafka", required=True
+        )
     except ServiceUnavailable as exc:
         unavailable(str(exc))
     url = getattr(services, f"{kind}_url")
@@ -115,3 +117,9 @@ def redis_url() -> Iterator[str]:
 def nats_url() -> Iterator[str]:
     """A NATS server with JetStream for the whole test session: NATS_URL, or one started here."""
     yield from _server("nats")
+
+
+@pytest.fixture(scope="session")
+def kafka_url() -> Iterator[str]:
+    """A Kafka broker (tansu, memory storage) for the whole test session: KAFKA_URL, or one started here."""
+    yield from _server("kafka")

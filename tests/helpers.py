@@ -11,28 +11,40 @@ timeout and bound three times longer, the ratios between them unchanged).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import html
 import itertools
 import json
 import os
 import re
 import socket
+import ssl
 import sys
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import trustme
 from websockets.asyncio.client import ClientConnection
 
 from wslab.clients.chat import ChatClient
-from wslab.core.protocol import RoomEvent, backoff_delays
-from wslab.core.room import ChatRoom, FanOut, Member
+from wslab.core.actions import Action, FanOut, FetchHistory, GoLive, Publish
+from wslab.core.backoff import backoff_delays
+from wslab.core.member import Member
+from wslab.core.room import ChatRoom
+from wslab.core.room_event import RoomEvent
 from wslab.runtime.waiting import poll, run_async
-from wslab.services import BrokerServer, ServiceUnavailable, start_services
+from wslab.servers.chat import ChatServer
+from wslab.services import start_services
+from wslab.services.broker_servers import BrokerServer, Services, plan_services
+from wslab.services.process import ServiceUnavailable
 
 if TYPE_CHECKING:
-    from wslab.checks.basics import CheckReport
+    from wslab.checks.report import CheckReport
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -180,14 +192,14 @@ def unavailable(reason: str) -> None:
 
 @contextlib.asynccontextmanager
 async def own_broker_server(kind: str) -> AsyncIterator[BrokerServer]:
-    """A ``redis`` or ``nats`` server for one test alone, so restarting it disturbs no other."""
+    """A ``redis``, ``nats`` or ``kafka`` server for one test alone, so restarting it disturbs no other."""
     try:
         services = await start_services(
-            redis=kind == "redis", nats=kind == "nats", required=True, register=False
+            redis=kind == "redis", nats=kind == "nats", kafka=kind == "kafka", required=True, register=False
         )
     except ServiceUnavailable as exc:
         unavailable(str(exc))
-    server = services.redis if kind == "redis" else services.nats
+    server = getattr(services, kind)
     try:
         if server is None:
             unavailable(f"{kind} comes from an environment URL; restarting it is not up to the tests")
@@ -198,6 +210,11 @@ async def own_broker_server(kind: str) -> AsyncIterator[BrokerServer]:
 
 
 # --- chat clients -----------------------------------------------------------------------
+
+
+def backlogs(chat: ChatServer) -> dict[str, int]:
+    """Bytes waiting to be sent, per user connected to ``chat``."""
+    return {name: member.connection.backlog for name, member in chat.room.members.items()}
 
 
 def quick_delays() -> Iterator[float]:
@@ -263,15 +280,32 @@ def hello(name: str, **fields: object) -> str:
     return json.dumps({"type": "hello", "name": name, **fields})
 
 
+def shell(room: ChatRoom, actions: list[Action], last_seq: int = 0) -> list[Action]:
+    """What the chat server does with the room's actions, without sockets or a broker: history
+    is the room's ``last_seq`` and nothing before it; sends are done at once; published events
+    are handed back. Returns the actions that reach the outside: sends, closes, publishes."""
+    out: list[Action] = []
+    todo = deque(actions)
+    while todo:
+        action = todo.popleft()
+        match action:
+            case FetchHistory(member):
+                todo.extendleft(reversed(room.history_arrived(member, last_seq, [])))
+            case GoLive(member):
+                todo.extendleft(reversed(room.go_live(member)))
+            case Publish(event):
+                room.published(event)
+                out.append(action)
+            case _:
+                out.append(action)
+    return out
+
+
 def live_member(room: ChatRoom, name: str, first: str | None = None, seq: int = 0) -> Member:
     """Admit ``name``, welcome it at ``seq`` and take it live, as the server does."""
-    member, actions = room.admit(f"conn-{name}", first if first is not None else hello(name))
-    assert member is not None, actions
-    room.welcome(member, seq)
-    while not room.catch_up(member)[1]:
-        pass
-    room.joined(member)
-    return member
+    actions = shell(room, room.hello(f"conn-{name}", first if first is not None else hello(name)), seq)
+    assert name in room.members, actions
+    return room.members[name]
 
 
 def texts(plan: FanOut) -> dict[str, list[str]]:
@@ -315,6 +349,80 @@ def assert_not_yet(report: CheckReport) -> None:
     assert not report
     assert "NOT YET" in str(report).splitlines()[0]
     assert "  FAIL " in str(report)
+
+
+# --- widget state saved in a notebook ---------------------------------------------------
+
+#: The MIME type under which a notebook's metadata keeps its widgets' state.
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+
+
+def plain(html_text: str) -> str:
+    """The text an HTML widget shows: tags dropped, entities decoded."""
+    return html.unescape(re.sub(r"<[^>]+>", "", html_text))
+
+
+# --- what only the tests use, kept out of the package -------------------------------------
+
+
+def new_key() -> str:
+    """A fresh random ``Sec-WebSocket-Key``: 16 random bytes, base64-encoded, as a client sends."""
+    return base64.b64encode(os.urandom(16)).decode()
+
+
+@dataclass
+class LocalCA:
+    """A certificate authority made on the spot (``trustme``), as lesson 08 makes one by hand:
+    it signs a server certificate, and clients that trust it (and only those) accept it."""
+
+    hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")
+    _ca: Any = field(init=False, repr=False)
+    _cert: Any = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._ca = trustme.CA()
+        self._cert = self._ca.issue_cert(*self.hosts)
+
+    def server_context(self) -> ssl.SSLContext:
+        """For ``serve(..., ssl=...)``: presents the certificate issued for :attr:`hosts`."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self._cert.configure_cert(context)
+        return context
+
+    def client_context(self) -> ssl.SSLContext:
+        """For ``connect("wss://...", ssl=...)``: verifies certificates against this CA only."""
+        context = ssl.create_default_context()  # verifies the chain and the host name
+        context.load_verify_locations(cadata=self.ca_pem)
+        return context
+
+    @property
+    def ca_pem(self) -> str:
+        """The CA's certificate (public): what a client must trust, e.g. in a file."""
+        return self._ca.cert_pem.bytes().decode()
+
+
+def start_services_blocking(
+    *,
+    redis: bool = True,
+    nats: bool = True,
+    kafka: bool = False,
+    required: bool = False,
+    redis_port: int = 0,
+    nats_port: int = 0,
+    kafka_port: int = 0,
+) -> Services:
+    """``start_services`` for code with no event loop (a pytest session fixture); not registered."""
+    wanted = {"redis": redis, "nats": nats, "kafka": kafka}
+    ports = {"redis": redis_port, "nats": nats_port, "kafka": kafka_port}
+    services, servers = plan_services(wanted=wanted, required=required, ports=ports)
+    try:
+        for server in servers:
+            services.adopt(server.start_blocking())
+    except BaseException:
+        for server in servers:
+            server.stop_blocking()
+        raise
+    return services
 
 
 # --- `python -m wslab ...` as a process -------------------------------------------------

@@ -136,6 +136,12 @@ class JupyterLab:
         while self.api("GET", "/api/kernels") and time.monotonic() < deadline:
             time.sleep(0.1)
 
+    def restart_kernel(self, notebook: str) -> None:
+        """Restart the kernel of ``notebook``'s session, as *Kernel → Restart Kernel* does."""
+        sessions = [s for s in self.api("GET", "/api/sessions") if s["path"] == notebook]
+        assert sessions, f"no kernel session for {notebook}"
+        self.api("POST", f"/api/kernels/{sessions[0]['kernel']['id']}/restart", timeout=60)
+
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 

@@ -1,5 +1,6 @@
-"""The package's shape, read from its source: no import cycles, no module reaching into another's
-private names, and files and functions of a size a reader can hold, unless a reason stands beside.
+"""The package's shape, read from its source: no module reaching into another's private names,
+and files and functions of a size a reader can hold, unless a reason stands beside. (What each
+layer may import, and import cycles, are ``test_layers``.)
 
 These are the rules of the developers' guide, checked on every run so they hold as the code grows.
 The parsing is plain :mod:`ast`; nothing is imported or run.
@@ -12,101 +13,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from codebase import dotted, modules, resolve
 
-PACKAGE = Path(__file__).resolve().parent.parent / "wslab"
 MAX_FILE_LINES = 500
 MAX_FUNCTION_LINES = 60
 #: A comment on the ``def`` line (or the line above it), or in a file's first ten lines, that
 #: says why this one is longer: ``# long: <reason>``.
 REASON = "# long:"
 
-
-def modules() -> dict[str, Path]:
-    """Every module of the package by dotted name (``wslab.servers.chat``)."""
-    found = {}
-    for path in sorted(PACKAGE.rglob("*.py")):
-        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
-        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-        found[name] = path
-    return found
-
-
 MODULES = modules()
-
-
-def package_of(name: str, path: Path) -> str:
-    return name if path.name == "__init__.py" else name.rpartition(".")[0]
-
-
-def resolve(module: str, path: Path, node: ast.ImportFrom) -> str:
-    """The dotted name an ``import from`` names, relative imports resolved."""
-    if not node.level:
-        return node.module or ""
-    base = package_of(module, path).split(".")
-    base = base[: len(base) - (node.level - 1)]
-    return ".".join(base + ([node.module] if node.module else []))
-
-
-def top_level_imports(module: str, path: Path) -> Iterator[tuple[ast.ImportFrom | ast.Import, str]]:
-    """Imports that run when the module is imported: not inside functions, nor under TYPE_CHECKING."""
-    tree = ast.parse(path.read_text())
-
-    def walk(body: list[ast.stmt]) -> Iterator[tuple[ast.ImportFrom | ast.Import, str]]:
-        for node in body:
-            if isinstance(node, ast.ImportFrom):
-                yield node, resolve(module, path, node)
-            elif isinstance(node, ast.Import):
-                for alias in node.names:
-                    yield node, alias.name
-            elif isinstance(node, ast.If) and "TYPE_CHECKING" not in ast.unparse(node.test):
-                yield from walk(node.body)
-                yield from walk(node.orelse)
-            elif isinstance(node, ast.Try):
-                yield from walk(node.body)
-
-    yield from walk(tree.body)
-
-
-def wslab_targets(node: ast.ImportFrom | ast.Import, target: str) -> list[str]:
-    """The package modules an import loads (``from . import net`` loads ``wslab.runtime.net``)."""
-    if not target.startswith("wslab"):
-        return []
-    found = []
-    if isinstance(node, ast.ImportFrom):
-        for alias in node.names:
-            if f"{target}.{alias.name}" in MODULES:
-                found.append(f"{target}.{alias.name}")
-    if target in MODULES:
-        found.append(target)
-    return found
-
-
-def test_no_import_cycles() -> None:
-    graph = {
-        name: {
-            dep
-            for node, target in top_level_imports(name, path)
-            for dep in wslab_targets(node, target)
-            if dep != name and not name.startswith(dep + ".")  # a package's own __init__ runs first
-        }
-        for name, path in MODULES.items()
-    }
-    cycles: list[list[str]] = []
-    state: dict[str, int] = {}  # 1 on the path, 2 done
-
-    def visit(name: str, path: list[str]) -> None:
-        state[name] = 1
-        for dep in sorted(graph.get(name, ())):
-            if state.get(dep) == 1:
-                cycles.append([*path[path.index(dep) :], dep])
-            elif dep not in state:
-                visit(dep, [*path, dep])
-        state[name] = 2
-
-    for name in sorted(graph):
-        if name not in state:
-            visit(name, [name])
-    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
 
 
 def private_uses(module: str, path: Path) -> Iterator[str]:
@@ -133,15 +48,6 @@ def private_uses(module: str, path: Path) -> Iterator[str]:
             owner = aliases.get(dotted(node.value))
             if owner is not None and owner != module:
                 yield f"{path.name}:{node.lineno} uses {owner}.{node.attr}"
-
-
-def dotted(node: ast.expr) -> str:
-    """``a.b.c`` for a chain of names and attributes, else ''."""
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute) and (head := dotted(node.value)):
-        return f"{head}.{node.attr}"
-    return ""
 
 
 def test_no_module_reaches_into_another_modules_private_names() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 
 import pytest
 
@@ -114,7 +115,7 @@ def test_a_missing_token_asks_for_one(tokens: Tokens, missing: object) -> None:
 
 
 def test_each_tokens_instance_has_its_own_random_secret() -> None:
-    first, second = Tokens(), Tokens()
+    first, second = Tokens(clock=time.time), Tokens(clock=time.time)
     assert len(first.secret) == 32
     assert first.secret != second.secret
     with pytest.raises(TokenError, match=r"^invalid token$"):
@@ -155,4 +156,4 @@ def test_a_steady_sender_at_the_rate_is_never_refused() -> None:
 @pytest.mark.parametrize(("rate", "burst"), [(0, 10), (-1, 10), (5, 0.5)])
 def test_a_bucket_that_could_never_allow_is_an_error(rate: float, burst: float) -> None:
     with pytest.raises(ValueError, match="rate must be positive"):
-        TokenBucket(rate=rate, burst=burst)
+        TokenBucket(rate=rate, burst=burst, clock=time.monotonic)

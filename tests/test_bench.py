@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from helpers import TIMEOUT
 
-from wslab.bench import add_bench_parser
+from wslab.bench.command import add_bench_parser
 from wslab.cli.main import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,7 +1,7 @@
 """``python -m wslab bench scale`` as a user runs it: real brokers, real processes, tiny load.
 
 Only correctness is checked here (every message reaches every receiver, once, in each of
-the three configurations); how fast is for the benchmark itself, on a quiet machine
+the four configurations); how fast is for the benchmark itself, on a quiet machine
 (docs/benchmarks.md). Without a Redis or NATS server the run is skipped, or fails under
 ``CI=true``, as every broker test does.
 """
@@ -19,7 +19,7 @@ from helpers import TIMEOUT, unavailable
 from wslab.bench.scale import UNAVAILABLE
 from wslab.cli.main import build_parser
 
-pytestmark = pytest.mark.broker  # real Redis/NATS processes: not in `make unit`
+pytestmark = pytest.mark.broker  # real Redis/NATS/Kafka processes: not in `make unit`
 
 ROOT = Path(__file__).resolve().parent.parent
 RATE, SECONDS, CLIENTS = 50, 1, 2
@@ -59,7 +59,7 @@ def test_scale_json_reports_every_delivery_for_each_configuration() -> None:
 
     assert done.returncode == 0, done.stderr
     records = [json.loads(line) for line in done.stdout.splitlines()]
-    assert [r["server"] for r in records] == ["memory", "redis", "nats"]
+    assert [r["server"] for r in records] == ["memory", "redis", "nats", "kafka"]
     for record in records:
         assert record.keys() >= FIELDS, record
         assert (record["rate"], record["seconds"], record["clients"], record["size"]) == (
@@ -75,7 +75,7 @@ def test_scale_json_reports_every_delivery_for_each_configuration() -> None:
         assert record["deliveries_per_s"] > 0
         assert 0 <= record["p50_ms"] <= record["p99_ms"]
     # The in-process broker runs one server; the others publish on A and deliver from B.
-    assert [r["servers"] for r in records] == [1, 2, 2]
+    assert [r["servers"] for r in records] == [1, 2, 2, 2]
     assert "Traceback" not in done.stderr
 
 
@@ -96,12 +96,12 @@ def test_scale_is_a_bench_subcommand() -> None:
     args = build_parser().parse_args(["bench", "scale"])
 
     assert (args.rate, args.seconds, args.clients, args.size, args.json) == (1000, 5, 20, 64, False)
-    assert args.brokers == "memory,redis,nats" and callable(args.run)
+    assert args.brokers == "memory,redis,nats,kafka" and callable(args.run)
 
 
 @pytest.mark.parametrize(
     "bad",
-    [["--rate", "0"], ["--seconds", "-1"], ["--clients", "0"], ["--size", "5000"], ["--brokers", "kafka"]],
+    [["--rate", "0"], ["--seconds", "-1"], ["--clients", "0"], ["--size", "5000"], ["--brokers", "amqp"]],
 )
 def test_scale_refuses_what_it_cannot_measure(bad: list[str]) -> None:
     with pytest.raises(SystemExit):

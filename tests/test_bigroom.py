@@ -16,10 +16,10 @@ from websockets.asyncio.client import ClientConnection, connect
 from wslab.brokers import Broker, MemoryBroker
 from wslab.brokers.redis import RedisBroker
 from wslab.clients.chat import ChatClient
-from wslab.core.protocol import EventKind
+from wslab.core.presence import PresencePolicy
+from wslab.core.room_event import EventKind
 from wslab.servers import ChatServer
 from wslab.servers import chat as chat_module
-from wslab.servers.chat import PresencePolicy
 
 #: Small enough that a handful of clients make a big room; short enough to wait for.
 POLICY = PresencePolicy(exact_up_to=2, tick=0.05)
@@ -74,7 +74,7 @@ async def test_a_big_room_across_two_servers_announces_by_ticks_and_names_on_req
     await bea.who()
     await wait_for(lambda: len(bea.users) == 8, what="bea's who is answered")
     assert sorted(bea.users) == sorted(["bea", "ana", *arrivals])
-    assert sorted(b.everyone) == sorted(a.everyone) == sorted(bea.users)
+    assert sorted(b.room.everyone) == sorted(a.room.everyone) == sorted(bea.users)
     # Chat goes on with exact numbering: everyone sees ana's message at the same seq, once.
     await ana.send("hello, big room")
     await wait_for(lambda: bea.texts(author="ana") == ["hello, big room"], what="bea gets ana's message")
@@ -82,7 +82,7 @@ async def test_a_big_room_across_two_servers_announces_by_ticks_and_names_on_req
     assert said.seq == ana.tracker.last and not [n for n in bea.notices if n.startswith("gap")]
     await asyncio.gather(*(client.stop() for client in clients if client.name in arrivals[:4]))
     await wait_for(lambda: bea.session.count == 4, what="bea counts the coalesced leaves")
-    assert sorted(b.everyone) == sorted(["bea", "ana", "p4", "p5"])
+    assert sorted(b.room.everyone) == sorted(["bea", "ana", "p4", "p5"])
 
 
 async def _live(url: str, name: str) -> ClientConnection:

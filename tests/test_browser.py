@@ -4,7 +4,8 @@ What only a browser can show: that the committed lesson opens without "Error dis
 widget" (untrusted, with the widgets' text fallback; trusted, with the widget state saved in
 the notebook rendered as the widgets themselves), and that the echo server's live log widget
 keeps updating while no cell runs, when a separate OS process talks to the server, with
-messages shown as text, not HTML.
+messages shown as text, not HTML, after *Run All* (which leaves the lesson running), until a
+kernel restart stops it.
 
 Needs Chromium (``WSLAB_CHROMIUM``, ``/usr/bin/chromium``, ``chromium``, ``chromium-browser``
 or ``google-chrome`` on PATH, or Playwright's own); skipped without it, except under
@@ -44,7 +45,7 @@ from jupyterlab_harness import (
 )
 
 NOTEBOOKS = REPO / "notebooks"
-LESSON = "01-echo-server.ipynb"
+LESSON = "complete/01-echo-server.ipynb"
 LOG = ".wslab-log"  # MessageLog's CSS class; the lesson's first one logs the echo server
 LOG_FALLBACK = "MessageLog('echo server': a live widget"  # its text/plain, shown where widgets can't be
 
@@ -165,19 +166,16 @@ def test_harness_detects_missing_widget_state(
         (lab.root_dir / stateless).unlink()
 
 
-def test_live_log_updates_while_no_cell_runs(page: Any) -> None:
+def test_live_log_updates_while_no_cell_runs(page: Any, lab: JupyterLab) -> None:
     wait_kernel_idle(page)
-    cells = code_cells(page, LESSON)
-    cleanup = cells[-1]
-    assert "cleanup" in cleanup["tags"], f"the last code cell should be tagged 'cleanup': {cleanup}"
 
-    # Run everything but the cleanup cell: the echo server stays up.
-    succeeded = run_command_on_cell(page, LESSON, cleanup["index"], "notebook:run-all-above")
+    # Run All: the lesson ends with its echo server still up.
+    succeeded = run_command_on_cell(page, LESSON, 0, "notebook:run-all-cells")
     wait_cells_finished(page, LESSON)
     assert error_outputs(page, LESSON) == []
-    assert succeeded is True, "notebook:run-all-above reported a failure"
+    assert succeeded is True, "notebook:run-all-cells reported a failure"
     assert widget_errors(page) == []
-    assert all(cell["prompt"] != "[ ]:" for cell in code_cells(page, LESSON)[:-1]), "a cell did not run"
+    assert all(cell["prompt"] != "[ ]:" for cell in code_cells(page, LESSON)), "a cell did not run"
 
     log = page.locator(LOG).first
     log.scroll_into_view_if_needed(timeout=WIDGET_MS)
@@ -217,16 +215,8 @@ def test_live_log_updates_while_no_cell_runs(page: Any) -> None:
     assert_no_cell_running(page)
     assert widget_errors(page) == []
 
-    # The cleanup cell stops the server: the port refuses connections.
-    succeeded = run_command_on_cell(page, LESSON, cleanup["index"], "notebook:run-cell", RUN_CELLS_MS)
-    wait_cells_finished(page, LESSON)
-    assert error_outputs(page, LESSON) == []
-    assert succeeded is True, "the cleanup cell failed"
-    page.wait_for_function(
-        "(selector) => document.querySelector(selector + ' .wslab-log-count').textContent === '0 connected'",
-        arg=LOG,
-        timeout=WIDGET_MS,
-    )
+    # What the lesson's last section says: restarting the kernel stops it, and frees the port.
+    lab.restart_kernel(LESSON)
+    wait_kernel_idle(page, RUN_CELLS_MS)
     with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=5):
         pass
-    assert widget_errors(page) == []

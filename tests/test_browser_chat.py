@@ -35,7 +35,8 @@ from helpers import TIMEOUT, until
 from jupyterlab_harness import ARTIFACTS
 
 from wslab.clients.chat import ChatClient
-from wslab.core.protocol import AppCloseCode, render_plain
+from wslab.core.close_codes import AppCloseCode
+from wslab.core.protocol import render_plain
 from wslab.servers.chat import ChatServer
 from wslab.servers.web import AsgiServerHandle, create_app, serve_web
 
@@ -235,7 +236,7 @@ class Room:
                     return False
             return (
                 all(set(client.users) == expected for client in self.clients)
-                and set(self.chat.users) == expected
+                and set(self.chat.room.users) == expected
             )
 
         await until(agreed, f"everyone to list the users {sorted(expected)}")
@@ -353,7 +354,7 @@ async def test_page_resumes_after_server_side_close(room: Room) -> None:
     assert await room.chat.disconnect("ben", code=AppCloseCode.TOO_SLOW, reason="cut by the test: resume")
 
     async def dropped() -> bool:
-        return "ben" not in room.chat.users
+        return "ben" not in room.chat.room.users
 
     await until(dropped, "the server to drop ben")
     await ben.until_state("reconnecting")

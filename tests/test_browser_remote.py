@@ -32,7 +32,6 @@ from jupyterlab_harness import (
     REPO,
     JupyterLab,
     chromium,
-    code_cells,
     error_outputs,
     notebook_page,
     run_command_on_cell,
@@ -44,7 +43,7 @@ from jupyterlab_harness import (
 )
 
 NOTEBOOKS = REPO / "notebooks"
-LESSON = "04-http-and-websockets.ipynb"
+LESSON = "complete/04-http-and-websockets.ipynb"
 WAIT = 20.0  # seconds, for any one condition; a healthy run needs a fraction
 STATES = """(() => {
   window.__states = [];
@@ -109,7 +108,7 @@ def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 
 @pytest.fixture
 def lesson(browser: Any, lab: JupyterLab, request: pytest.FixtureRequest) -> Iterator[Any]:
-    """Lesson 04 open in JupyterLab, every cell but the cleanup run: its servers are up."""
+    """Lesson 04 open in JupyterLab after Run All: its servers are still up."""
     with notebook_page(browser, lab, LESSON, request=request) as page:
         console: list[str] = []
         page.on(
@@ -119,16 +118,14 @@ def lesson(browser: Any, lab: JupyterLab, request: pytest.FixtureRequest) -> Ite
         page.on("pageerror", lambda error: console.append(f"pageerror: {error}"))
         request.node.console = console
         wait_kernel_idle(page)
-        cleanup = code_cells(page, LESSON)[-1]
-        assert "cleanup" in cleanup["tags"], cleanup
         try:
-            succeeded = run_command_on_cell(page, LESSON, cleanup["index"], "notebook:run-all-above")
+            succeeded = run_command_on_cell(page, LESSON, 0, "notebook:run-all-cells")
             wait_cells_finished(page, LESSON)
         except BaseException:
             save_artifacts(page, lab, f"{request.node.name}-run-all")
             raise
         assert error_outputs(page, LESSON) == []
-        assert succeeded is True, "notebook:run-all-above reported a failure"
+        assert succeeded is True, "notebook:run-all-cells reported a failure"
         yield page
         assert widget_errors(page) == []
 
@@ -223,8 +220,11 @@ def test_lesson_04_through_the_jupyter_server(lesson: Any, lab: JupyterLab, requ
     until(lambda: state() == "live", "the in-notebook client to be live", lambda: request.node.console)
     ws = f"ws://127.0.0.1:{lab.port}{expected}ws" if proxied else f"ws://127.0.0.1:{port}/ws"
     assert widget.locator(".wslab-bc-where").text_content().endswith(f"→ {ws}")
+
     # What the browser reports reaches the kernel between cells (comm messages queue behind execution).
-    reported = lambda: kernel(page, "print(grace.state, 'grace' in chat.users, grace.last_seq)").split()[:2]  # noqa: E731
+    def reported() -> list[str]:
+        return kernel(page, "print(grace.state, 'grace' in chat.room.users, grace.last_seq)").split()[:2]
+
     until(
         lambda: reported() == ["live", "True"],
         "the kernel to hear that grace is live",
@@ -251,5 +251,8 @@ def test_lesson_04_through_the_jupyter_server(lesson: Any, lab: JupyterLab, requ
     )
     assert_each_once_in_order(lines(page, WIDGET), [*missed, "[ada] <b>hello grace</b>"], "grace")
     assert f"(connection closed: {closed}" in widget.inner_text()
-    seqs = lambda: json.loads(kernel(page, "print(json.dumps([grace.last_seq, chat.transcript[-1].seq]))"))  # noqa: E731
+
+    def seqs() -> list[int]:
+        return json.loads(kernel(page, "print(json.dumps([grace.last_seq, chat.room.transcript[-1].seq]))"))
+
     until(lambda: len(set(seqs())) == 1, "the browser to report the room's last seq", seqs)

@@ -1,10 +1,11 @@
 """The chat server, its clients and its broker, over real sockets: the suite every broker must pass.
 
 The ``broker`` fixture decides which broker carries the room; every test here runs once
-per kind: the in-process broker, and real Redis (or Valkey) and NATS JetStream servers,
-started once per test session (``redis_url``, ``nats_url`` in ``conftest.py``). Each test
-gets its own key prefix there, so no test sees another's rooms. A test that needs another
-history size parametrizes ``history``, which overrides the fixture.
+per kind: the in-process broker, and real Redis (or Valkey), NATS JetStream and
+Kafka-protocol (tansu) servers, started once per test session (``redis_url``, ``nats_url``,
+``kafka_url`` in ``conftest.py``). Each test gets its own key prefix there, so no test sees
+another's rooms. A test that needs another history size parametrizes ``history``, which
+overrides the fixture.
 
 So no test here constructs a broker: everything goes through ``broker``.
 """
@@ -23,6 +24,7 @@ from helpers import (
     TIMEOUT,
     Clients,
     assert_complete_transcript,
+    backlogs,
     close_code,
     wait_for,
     wait_while_progressing,
@@ -31,12 +33,15 @@ from websockets.asyncio.client import ClientConnection, connect
 
 import wslab
 from wslab.brokers import Broker, MemoryBroker
+from wslab.brokers.kafka import KafkaBroker
 from wslab.brokers.nats import NatsBroker
 from wslab.brokers.redis import RedisBroker
 from wslab.clients.chat import ChatClient
-from wslab.core.protocol import EventKind, HistoryTooOld, RoomEvent
+from wslab.core.actions import OverflowPolicy
+from wslab.core.history import HistoryTooOld
+from wslab.core.room_event import EventKind, RoomEvent
 from wslab.runtime.handles import ServerHandle
-from wslab.servers import ChatServer, OverflowPolicy
+from wslab.servers import ChatServer
 
 # --- the broker under test, and helpers -----------------------------------------------
 
@@ -47,7 +52,7 @@ def history() -> int:
     return 1000
 
 
-@pytest.fixture(params=["memory", "redis", "nats"])
+@pytest.fixture(params=["memory", "redis", "nats", "kafka"])
 async def broker(request: pytest.FixtureRequest, history: int) -> AsyncIterator[Broker]:
     """A fresh, empty broker of each kind; closed after the test, once its servers have stopped."""
     prefix = f"t{uuid.uuid4().hex[:12]}"  # a fresh namespace on the shared server: empty rooms
@@ -58,6 +63,8 @@ async def broker(request: pytest.FixtureRequest, history: int) -> AsyncIterator[
             instance = RedisBroker(request.getfixturevalue("redis_url"), history=history, key_prefix=prefix)
         case "nats":
             instance = NatsBroker(request.getfixturevalue("nats_url"), history=history, prefix=prefix)
+        case "kafka":
+            instance = KafkaBroker(request.getfixturevalue("kafka_url"), history=history, prefix=prefix)
         case kind:
             raise ValueError(f"unknown broker kind {kind!r}")
     yield instance
@@ -106,7 +113,7 @@ async def read_until(ws: ClientConnection, message_type: str) -> list[dict[str, 
 
 def server_backlogs(chat: ChatServer) -> list[int]:
     """Bytes waiting in each connected client's send buffer."""
-    return list(chat.backlogs().values())
+    return list(backlogs(chat).values())
 
 
 @pytest.fixture
@@ -226,7 +233,7 @@ async def test_plain_first_message_is_the_username(url: str, chat: ChatServer) -
         await ws.send("alice")
         assert await recv(ws) == "Welcome, alice!"
         assert await recv(ws) == ">>> alice joined the chat"  # the joiner hears it too
-        assert chat.users == ["alice"]
+        assert chat.room.users == ["alice"]
 
 
 async def test_plain_join_is_announced_to_everyone(url: str, chat: ChatServer) -> None:
@@ -235,7 +242,7 @@ async def test_plain_join_is_announced_to_everyone(url: str, chat: ChatServer) -
         async with await join_plain(url, "carol"):
             assert await recv(alice) == ">>> carol joined the chat"
             assert await recv(bob) == ">>> carol joined the chat"
-            assert chat.users == ["alice", "bob", "carol"]
+            assert chat.room.users == ["alice", "bob", "carol"]
 
 
 async def test_plain_messages_go_to_everyone_else_never_back_to_the_sender(url: str) -> None:
@@ -267,20 +274,20 @@ async def test_plain_messages_are_stripped_and_empty_ones_ignored(url: str, chat
         assert await recv(bob) == "[alice] something"
         await bob.send("ok")
         assert await recv(alice) == "[bob] ok"
-    assert chat.stats.published == 2
+    assert chat.room.stats.published == 2
 
 
 async def test_plain_leave_is_announced_and_the_user_forgotten(url: str, chat: ChatServer) -> None:
     async with await join_plain(url, "alice") as alice:
         async with await join_plain(url, "bob"):
             assert await recv(alice) == ">>> bob joined the chat"
-            assert chat.users == ["alice", "bob"]
+            assert chat.room.users == ["alice", "bob"]
         assert await recv(alice) == ">>> bob left the chat"
-        assert chat.users == ["alice"]
+        assert chat.room.users == ["alice"]
         # The name is free again.
         async with await join_plain(url, "bob"):
             assert await recv(alice) == ">>> bob joined the chat"
-    await wait_for(lambda: chat.users == [], what="everyone gone")
+    await wait_for(lambda: chat.room.users == [], what="everyone gone")
 
 
 async def test_an_abrupt_drop_is_a_leave(url: str, chat: ChatServer) -> None:
@@ -291,7 +298,7 @@ async def test_an_abrupt_drop_is_a_leave(url: str, chat: ChatServer) -> None:
         bob.transport.abort()  # TCP reset: no close frame, no goodbye
 
         assert await recv(alice) == ">>> bob left the chat"
-        assert chat.users == ["alice"]
+        assert chat.room.users == ["alice"]
         await alice.send("still fine")  # alice's connection is unaffected
         async with await join_plain(url, "bob") as bob_again:
             assert await recv(alice) == ">>> bob joined the chat"
@@ -368,8 +375,8 @@ async def test_a_refused_plain_name_gets_an_error_then_1008(
             assert await close_code(refused) == 1008  # policy violation
             assert refused.close_reason == reason
 
-        assert chat.stats.rejected == 1
-        assert chat.users == ["alice", "bob"]
+        assert chat.room.stats.rejected == 1
+        assert chat.room.users == ["alice", "bob"]
         # The others are unaffected, and heard of no join nor leave.
         await alice.send("still here")
         assert await recv(bob) == "[alice] still here"
@@ -428,7 +435,7 @@ async def test_a_silent_connection_is_closed_after_the_hello_timeout(broker: Bro
     async with connect(handle.url) as ws:
         assert await close_code(ws) == 1008
         assert ws.close_reason == "send your username first"
-    assert chat.users == []
+    assert chat.room.users == []
 
 
 # --- the json dialect -------------------------------------------------------------------------
@@ -534,7 +541,7 @@ async def test_json_malformed_messages_get_an_error_and_the_connection_stays(
 
         await ws.send(json.dumps({"type": "chat", "text": "still here", "ref": "r"}))
         assert await recv_json(ws) == {"type": "ack", "seq": 2, "ref": "r"}
-        assert chat.users == ["alice"]
+        assert chat.room.users == ["alice"]
 
 
 async def test_json_and_plain_clients_share_a_room(url: str) -> None:
@@ -581,7 +588,7 @@ async def test_two_chat_clients_exchange_messages(url: str, chat: ChatServer, cl
     await wait_for(lambda: alice.users == ["alice"], what="alice sees bob leave")
     assert alice.lines()[-1] == ">>> bob left the chat"
     assert bob.closes == [(1000, "")]
-    assert chat.users == ["alice"]
+    assert chat.room.users == ["alice"]
 
 
 async def test_chat_client_keeps_its_transcript_in_order(url: str, clients: Clients) -> None:
@@ -723,7 +730,7 @@ async def test_resume_replays_what_was_missed_then_goes_live(url: str, chat: Cha
     async with await join_plain(url, "bob") as bob:
         for i in range(3):
             await bob.send(f"m{i}")
-        await wait_for(lambda: chat.stats.published == 3, what="all published")
+        await wait_for(lambda: chat.room.stats.published == 3, what="all published")
         ws, welcome = await join_json(url, "alice", resume=1)  # saw bob's join only
         async with ws:
             assert welcome["seq"] == 4
@@ -742,7 +749,7 @@ async def test_resuming_from_before_the_history_reports_what_is_lost(url: str, c
     async with await join_plain(url, "bob") as bob:
         for i in range(10):
             await bob.send(f"m{i}")
-        await wait_for(lambda: chat.stats.published == 10, what="all published")
+        await wait_for(lambda: chat.room.stats.published == 10, what="all published")
         last = await chat.broker.last_seq("lobby")
         assert last == 11  # bob's join, then 10 messages
 
@@ -831,9 +838,11 @@ async def finish(chat: ChatServer, fast: ClientConnection, slow: ChatClient, sen
     network goes too: an evicted client resumes on a new connection, and a 4 KiB receive
     window there would pace the replay of the whole burst at delayed-ACK speed (seconds).
     """
-    published = lambda: chat.stats.published  # noqa: E731
+    published = lambda: chat.room.stats.published  # noqa: E731
     await wait_while_progressing(
-        lambda: chat.stats.dropped or chat.stats.evicted, published, what="the overflow policy acted"
+        lambda: chat.room.stats.dropped or chat.room.stats.evicted,
+        published,
+        what="the overflow policy acted",
     )
     slow.read_delay, slow.receive_buffer = 0, None
     await wait_while_progressing(sending.done, published, what="the burst sent")
@@ -878,7 +887,7 @@ async def test_drop_policy_loses_messages_and_the_client_sees_the_gap(
     received = slow.texts(author="fast")
     missing = sum(last - first + 1 for first, last in slow.tracker.missing)
     assert missing > 0
-    assert chat.stats.dropped == missing  # the tracker accounts for every dropped message
+    assert chat.room.stats.dropped == missing  # the tracker accounts for every dropped message
     assert len(received) == BURST + 1 - missing
     assert slow.closes == []  # dropping is silent: the connection never closed
     assert len(slow.notices) == 1 + len(slow.tracker.missing)  # the welcome, then one per gap
@@ -895,8 +904,8 @@ async def test_disconnect_policy_evicts_the_slow_client_which_resumes_losing_not
 ) -> None:
     chat, slow, sent = await slow_reader_under_burst(broker, clients, OverflowPolicy.DISCONNECT)
 
-    assert chat.stats.evicted >= 1
-    assert chat.stats.dropped == 0
+    assert chat.room.stats.evicted >= 1
+    assert chat.room.stats.dropped == 0
     codes = [code for code, _ in slow.closes]
     assert set(codes) == {4001}
     assert all(

@@ -10,12 +10,13 @@ import pytest
 from helpers import TIMEOUT, own_broker_server, quick_delays, wait_for
 
 import wslab
-from wslab.brokers import Broker, MemoryBroker, Subscription
-from wslab.brokers.base import BrokerReset, QueuedSubscription
-from wslab.brokers.redis import RedisBroker
+from wslab.brokers import Broker, MemoryBroker
+from wslab.brokers.base import QueuedSubscription, Subscription
+from wslab.brokers.by_url import broker_from_url
 from wslab.clients.chat import ChatClient
-from wslab.core.connection_log import EventLog, LogKind
-from wslab.core.protocol import RoomEvent
+from wslab.core.connection_log import LogKind
+from wslab.core.room_event import BrokerReset, RoomEvent
+from wslab.runtime.event_log import EventLog
 from wslab.servers import ChatServer
 
 
@@ -51,7 +52,7 @@ async def test_one_client_failing_mid_fan_out_never_stops_the_others(started: li
         await ana.send(text)
     await wait_for(lambda: cy.texts(author="ana") == said and ana.texts(author="ana") == said)
     assert ana.unacknowledged == []
-    await wait_for(lambda: "bob" not in chat.users, what="bob, who cannot be written to, is dropped")
+    await wait_for(lambda: "bob" not in chat.room.users, what="bob, who cannot be written to, is dropped")
 
 
 async def test_the_event_log_records_every_delivery_like_every_other_send(started: list[ChatClient]) -> None:
@@ -135,12 +136,15 @@ async def test_a_broker_reset_reaches_connected_clients_who_keep_receiving(start
 
 
 @pytest.mark.broker
-async def test_redis_restarted_without_its_data_leaves_no_client_deaf(started: list[ChatClient]) -> None:
-    async with own_broker_server("redis") as redis:
-        broker = RedisBroker(redis.url)
+@pytest.mark.parametrize("kind", ["redis", "kafka"])
+async def test_a_broker_restarted_without_its_data_leaves_no_client_deaf(
+    started: list[ChatClient], kind: str
+) -> None:
+    async with own_broker_server(kind) as server:
+        broker = broker_from_url(server.url)
         try:
             ana, bob = await two_talking(started, broker, 3)
-            await redis.restart(keep_data=False)
+            await server.restart(keep_data=False)
             await wait_for(
                 lambda: all(any("reset" in n for n in c.notices) for c in (ana, bob)),
                 timeout=3 * TIMEOUT,

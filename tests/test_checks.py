@@ -8,7 +8,7 @@ from helpers import assert_hint, assert_not_yet, assert_passed, failing
 from websockets.asyncio.server import ServerConnection
 
 import wslab
-from wslab.checks.basics import check_numbered_echo, check_polite_quit, check_reverse
+from wslab.checks.lesson01 import check_numbered_echo, check_polite_quit, check_reverse
 from wslab.servers import echo
 from wslab.solutions import lesson01
 

@@ -16,14 +16,8 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from wslab.brokers import MemoryBroker
-from wslab.checks.basics import check_backoff
-from wslab.checks.chat import (
-    check_gives_up,
-    check_history_lost,
-    check_lag_closes,
-    check_reconnecting_client,
-    check_resuming_room,
-)
+from wslab.checks.lesson02 import check_history_lost, check_lag_closes, check_resuming_room
+from wslab.checks.lesson03 import check_backoff, check_gives_up, check_reconnecting_client
 from wslab.clients.chat import ChatClient
 from wslab.servers import ChatServer
 from wslab.solutions import lesson02, lesson03

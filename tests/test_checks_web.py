@@ -12,7 +12,7 @@ from helpers import assert_hint, assert_not_yet, assert_passed, failing
 from starlette.middleware.base import BaseHTTPMiddleware
 
 import wslab
-from wslab.checks.basics import check_origin_guard, check_origin_rule, check_websocket_counter
+from wslab.checks.lesson04 import check_origin_guard, check_origin_rule, check_websocket_counter
 from wslab.solutions import lesson04
 
 # --- lesson 04: the Origin rule -------------------------------------------------------------

@@ -1,7 +1,7 @@
 """``python -m wslab serve chat --broker URL`` started before its broker: waits, says so, stays stoppable.
 
-Real processes and a real Redis; every wait reads a process's output line by line with a
-deadline.
+Real processes and a real Redis, or Kafka (tansu); every wait reads a process's output line by
+line with a deadline.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ import pytest
 from helpers import TIMEOUT, unavailable
 from websockets.asyncio.client import connect
 
-from wslab.services import ServiceUnavailable, start_services
+from wslab.services import start_services
+from wslab.services.process import ServiceUnavailable
 
 ROOT = Path(__file__).resolve().parent.parent
-RETRY = r"redis at 127\.0\.0\.1:{port} unavailable; retrying in (\d+\.\d) s$"
+RETRY = r"{kind} at 127\.0\.0\.1:{port} unavailable; retrying in (\d+\.\d) s$"
 LISTENING = r"^chat server listening on (ws://127\.0\.0\.1:\d+/) \(Ctrl-C to stop\)$"
 
 
@@ -45,12 +46,17 @@ def closed_port() -> Iterator[socket.socket]:
         yield sock
 
 
+@pytest.fixture(params=["redis", "kafka"])
+def kind(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
 @pytest.fixture
-async def serve_chat(closed_port: socket.socket) -> AsyncIterator[asyncio.subprocess.Process]:
+async def serve_chat(closed_port: socket.socket, kind: str) -> AsyncIterator[asyncio.subprocess.Process]:
     port = closed_port.getsockname()[1]
     process = await asyncio.create_subprocess_exec(
         *(sys.executable, "-m", "wslab", "serve", "chat", "--port", "0"),
-        *("--broker", f"redis://127.0.0.1:{port}"),
+        *("--broker", f"{kind}://127.0.0.1:{port}"),
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -64,10 +70,10 @@ async def serve_chat(closed_port: socket.socket) -> AsyncIterator[asyncio.subpro
 
 
 async def test_serve_chat_waits_for_its_broker_with_backoff_and_stops_on_sigterm(
-    closed_port: socket.socket, serve_chat: asyncio.subprocess.Process
+    closed_port: socket.socket, serve_chat: asyncio.subprocess.Process, kind: str
 ) -> None:
     assert serve_chat.stderr is not None
-    retry = RETRY.format(port=closed_port.getsockname()[1])
+    retry = RETRY.format(kind=kind, port=closed_port.getsockname()[1])
     delays = [float((await read_until(serve_chat.stderr, retry)).group(1)) for _ in range(3)]
     assert delays[0] < delays[1] < delays[2]  # backing off, not hammering the broker
 
@@ -79,22 +85,27 @@ async def test_serve_chat_waits_for_its_broker_with_backoff_and_stops_on_sigterm
 
 
 async def test_serve_chat_serves_once_its_broker_comes_up(
-    closed_port: socket.socket, serve_chat: asyncio.subprocess.Process
+    closed_port: socket.socket, serve_chat: asyncio.subprocess.Process, kind: str
 ) -> None:
     assert serve_chat.stderr is not None and serve_chat.stdout is not None
     port = closed_port.getsockname()[1]
-    await read_until(serve_chat.stderr, RETRY.format(port=port))
+    await read_until(serve_chat.stderr, RETRY.format(kind=kind, port=port))
 
-    closed_port.close()  # the port is free again: Redis takes it
+    closed_port.close()  # the port is free again: the broker takes it
     try:
         services = await start_services(
-            redis=True, nats=False, required=True, register=False, redis_port=port
+            redis=kind == "redis",
+            nats=False,
+            kafka=kind == "kafka",
+            required=True,
+            register=False,
+            **{f"{kind}_port": port},
         )
     except ServiceUnavailable as exc:
         unavailable(str(exc))
     try:
-        if services.redis is None:
-            unavailable("REDIS_URL is set: the test cannot start Redis on a port of its choosing")
+        if getattr(services, kind) is None:
+            unavailable(f"{kind.upper()}_URL is set: the test cannot start it on a port of its choosing")
         url = (await read_until(serve_chat.stdout, LISTENING, timeout=3 * TIMEOUT)).group(1)
         async with connect(url) as user:
             await user.send("alice")

@@ -30,7 +30,8 @@ import wslab
 from wslab.brokers import MemoryBroker
 from wslab.cli.main import _chat_broker, build_parser
 from wslab.clients.chat import ChatClient
-from wslab.servers.chat import ChatServer, OverflowPolicy
+from wslab.core.actions import OverflowPolicy
+from wslab.servers.chat import ChatServer
 
 
 async def start(processes: list[Wslab], *args: str) -> Wslab:

@@ -1,4 +1,4 @@
-"""Lesson 07 scaled out: two dashboard server processes over a real Redis.
+"""Lesson 07 scaled out: two dashboard server processes over a real Redis, and over Kafka (tansu).
 
 A deploy reported to one reaches tabs on the other; a server killed mid-run (SIGKILL)
 loses nothing for its tabs, which resume on the other from their last seq.
@@ -16,6 +16,12 @@ from wslab.services.dashboard_processes import start_dashboard_servers
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(120)]
 
 
+@pytest.fixture(params=["redis", "kafka"])
+def broker_url(request: pytest.FixtureRequest) -> str:
+    """The session's shared broker server of each kind."""
+    return request.getfixturevalue(f"{request.param}_url")
+
+
 async def report(http: httpx.AsyncClient, url: str, version: int) -> int:
     response = await http.post(
         url + "api/deploys", json={"service": "api", "version": version, "status": "deploying"}
@@ -24,8 +30,8 @@ async def report(http: httpx.AsyncClient, url: str, version: int) -> int:
     return int(response.json()["seq"])
 
 
-async def test_a_deploy_reported_to_one_server_reaches_tabs_of_the_other(redis_url: str) -> None:
-    one, two = await start_dashboard_servers(["one", "two"], redis_url)
+async def test_a_deploy_reported_to_one_server_reaches_tabs_of_the_other(broker_url: str) -> None:
+    one, two = await start_dashboard_servers(["one", "two"], broker_url)
     tab = FleetClient(two.ws_url).start()
     await wait_for(lambda: tab.live, what="the tab on server two to be live")
     async with httpx.AsyncClient(timeout=TIMEOUT) as http:
@@ -37,8 +43,8 @@ async def test_a_deploy_reported_to_one_server_reaches_tabs_of_the_other(redis_u
     await tab.stop()
 
 
-async def test_tabs_of_a_killed_server_resume_on_the_other_and_miss_nothing(redis_url: str) -> None:
-    doomed, survivor = await start_dashboard_servers(["doomed", "survivor"], redis_url)
+async def test_tabs_of_a_killed_server_resume_on_the_other_and_miss_nothing(broker_url: str) -> None:
+    doomed, survivor = await start_dashboard_servers(["doomed", "survivor"], broker_url)
     tabs = [FleetClient([doomed.ws_url, survivor.ws_url], name=f"tab{i}").start() for i in range(3)]
     await wait_for(lambda: all(tab.live for tab in tabs), what="every tab live on the doomed server")
     published = []

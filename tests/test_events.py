@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from wslab.core.connection_log import PREVIEW_CHARS, EventLog, LogEvent, LogKind, close_label
+from wslab.core.connection_log import PREVIEW_CHARS, LogEvent, LogKind, close_label
+from wslab.runtime.event_log import EventLog
 
 PEER = "127.0.0.1:50000"
 

@@ -30,7 +30,9 @@ from websockets.protocol import State
 import wslab
 from wslab import EventLog
 from wslab.core.connection_log import LogKind
-from wslab.faults import DEFAULT_BUFFER_LIMIT, FaultProxy, Flow, Mode
+from wslab.faults import FaultProxy, Flow
+from wslab.faults.proxy import DEFAULT_BUFFER_LIMIT
+from wslab.faults.stats import Mode
 from wslab.servers import echo
 
 #: How long a stalled byte must stay away to count as held.

@@ -6,13 +6,13 @@ import base64
 import struct
 
 import pytest
-from helpers import wait_for
+from helpers import new_key, wait_for
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
 import wslab
 from wslab.clients.chat import capture_handshake
-from wslab.core.handshake import RFC_SAMPLE_KEY, Response, accept_key, close_frame, new_key, upgrade_request
+from wslab.core.handshake import RFC_SAMPLE_KEY, Response, accept_key, close_frame, upgrade_request
 from wslab.servers import echo
 
 

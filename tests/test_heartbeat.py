@@ -161,12 +161,6 @@ def test_silence_of_exactly_the_timeout_is_alive_and_a_hair_more_is_dead() -> No
     assert production.verdict(last_heard=0.0, now=45.001) is Verdict.DEAD
 
 
-def test_detection_bound_is_interval_plus_timeout() -> None:
-    assert HeartbeatPolicy().detection_bound == 60.0
-    assert HeartbeatPolicy(interval=0.25, timeout=0.75).detection_bound == 1.0
-    assert POLICY.detection_bound == pytest.approx(BOUND)
-
-
 @pytest.mark.parametrize(("interval", "timeout"), [(0, 1), (1, 0), (-0.3, 0.9), (0.3, -0.9), (0, 0)])
 def test_a_policy_needs_a_positive_interval_and_timeout(interval: float, timeout: float) -> None:
     with pytest.raises(ValueError, match="positive"):
@@ -265,7 +259,7 @@ async def test_chat_client_watchdog_notices_a_stalled_server_then_resumes_with_n
         assert SILENCE < ana.dead_after[0] <= latest()
         assert not ana.live
         # The server's heartbeat drops ana's old connection too: her name is free again.
-        await wait_for(lambda: "ana" not in chat.users, what="the server dropped ana's old connection")
+        await wait_for(lambda: "ana" not in chat.room.users, what="the server dropped ana's old connection")
         await wait_for(lambda: not ben.unacknowledged, what="ben's messages published")
         assert ana.texts(author="ben") == []
 
@@ -325,11 +319,11 @@ async def test_the_chat_heartbeat_keeps_a_slow_client() -> None:
 
         def kept() -> bool:
             return (
-                list(chat.dead_after) == []
+                list(chat.room.dead_after) == []
                 and ana.dead_after == []
                 and ana.closes == []
                 and (ana.live, ana.connects) == (True, 1)
-                and chat.users == ["ana", "ben"]
+                and chat.room.users == ["ana", "ben"]
                 and ">>> ana left the chat" not in ben.lines()
             )
 
@@ -355,15 +349,15 @@ async def test_the_chat_heartbeat_removes_a_stalled_client_and_announces_the_lea
             proxy.url_for("/"), "ana", reconnect=False, ping_interval=None, close_timeout=CLOSE_TIMEOUT
         )
         ben = await clients.join(server.url, "ben")
-        await wait_for(lambda: chat.users == ["ana", "ben"], what="both in the room")
+        await wait_for(lambda: chat.room.users == ["ana", "ben"], what="both in the room")
         assert server.connections == 2
 
-        took = await seconds_until_after_stall(proxy, lambda: "ana" not in chat.users, "ana removed")
+        took = await seconds_until_after_stall(proxy, lambda: "ana" not in chat.room.users, "ana removed")
 
         assert SILENCE - INTERVAL <= took <= latest()
-        assert len(chat.dead_after) == 1
-        assert SILENCE < chat.dead_after[0] <= latest()
-        assert chat.users == ["ben"]
+        assert len(chat.room.dead_after) == 1
+        assert SILENCE < chat.room.dead_after[0] <= latest()
+        assert chat.room.users == ["ben"]
         await wait_for(lambda: server.connections == 1, what="ana's connection aborted")
         await wait_for(lambda: ">>> ana left the chat" in ben.lines(), what="ben told ana left")
         assert ben.users == ["ben"]

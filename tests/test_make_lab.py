@@ -3,9 +3,10 @@
 The command is read from the README itself (the first command of its "Set-up" section), not
 typed again here, so the test follows whatever the README tells people to do. It runs in a copy
 of the repository's files (what ``git clone`` gives: no ``.venv``, no stamps, no caches), so
-it creates the virtual environment and installs everything, as a first run does. Then it asks
-the Jupyter server's REST API what it serves, checks that the browser is sent to lesson 01,
-and stops the server as Ctrl-C would (SIGTERM to the command's process group).
+it creates the virtual environment and installs everything, as a first run does. Then it
+opens the address the command printed, which must be lesson 01 of the learner edition, asks
+the Jupyter server's REST API what it serves and which settings the course shipped (no news
+pop-up), and stops the server as Ctrl-C would (SIGTERM to the command's process group).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -32,7 +34,8 @@ REPO = Path(__file__).resolve().parent.parent
 #: A first run creates .venv and installs JupyterLab and the rest: minutes on a slow network.
 INSTALL_AND_START_TIMEOUT = 900.0
 STOP_TIMEOUT = 30.0
-LESSON_01 = "01-echo-server.ipynb"
+LESSON_01 = "learner/01-echo-server.ipynb"
+NOTIFICATION_SETTINGS = "/lab/api/settings/@jupyterlab/apputils-extension:notification"
 
 
 def readme_main_command() -> str:
@@ -100,18 +103,27 @@ class Output:
             return "\n".join(self.lines)
 
 
-def api(url: str, token: str, *, timeout: float = 60.0) -> object:
-    """GET a Jupyter REST endpoint; the server prints its URL a moment before it accepts."""
-    request = urllib.request.Request(url, headers={"Authorization": f"token {token}"})
+def get(url: str, token: str | None = None, *, timeout: float = 60.0) -> tuple[str, bytes]:
+    """GET ``url`` (with the token as a header, if given): the final URL and the body.
+
+    The server prints its URL a moment before it accepts: a refused connection is tried again.
+    """
+    headers = {"Authorization": f"token {token}"} if token else {}
+    request = urllib.request.Request(url, headers=headers)
     deadline = time.monotonic() + timeout
     while True:
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
-                return json.load(response)
+                return response.geturl(), response.read()
         except urllib.error.URLError as exc:
             if not isinstance(exc.reason, ConnectionRefusedError) or time.monotonic() > deadline:
                 raise
         time.sleep(0.1)  # polling a condition (the server accepts), with a deadline
+
+
+def api(url: str, token: str) -> object:
+    """GET a Jupyter REST endpoint: its JSON."""
+    return json.loads(get(url, token)[1])
 
 
 def test_the_readme_main_command_serves_the_course_from_a_fresh_copy(tmp_path: Path) -> None:
@@ -119,7 +131,7 @@ def test_the_readme_main_command_serves_the_course_from_a_fresh_copy(tmp_path: P
     assert command.startswith("make "), command
     copy = fresh_copy(tmp_path / "wslab")
     assert not (copy / ".venv").exists()
-    lessons = sorted(path.name for path in (REPO / "notebooks").glob("*.ipynb"))
+    lessons = sorted(path.name for path in (REPO / "notebooks" / "learner").glob("*.ipynb"))
     assert len(lessons) >= 6
 
     token = os.urandom(16).hex()
@@ -151,19 +163,39 @@ def test_the_readme_main_command_serves_the_course_from_a_fresh_copy(tmp_path: P
     )
     output = Output(process)
     try:
-        match = output.wait_for(r"(http://[^/\s]+)/lab\?token=", INSTALL_AND_START_TIMEOUT)
-        base = match.group(1)
+        match = output.wait_for(r"(http://[^/\s:]+:\d+)(/lab\S*)\?token=(\S+)", INSTALL_AND_START_TIMEOUT)
+        base, path, shown = match.groups()
         bound = re.fullmatch(r"http://127\.0\.0\.1:(\d+)", base)
         assert bound, f"JupyterLab should bind 127.0.0.1 only: {base}"
         port = int(bound.group(1))
+        assert path == f"/lab/tree/{LESSON_01}", f"the printed address should open lesson 01: {match[0]}"
+        assert shown in (token, "..."), shown  # a token given in JUPYTER_TOKEN is printed as "..."
         assert "--allow-root" in output.text() or os.getuid() != 0
 
-        contents = api(f"{base}/api/contents", token)
+        # The printed address, opened as a browser would (the token in the query): lesson 01's page.
+        final, page = get(f"{base}{path}?token={token}")
+        assert urlsplit(final).path == path, final
+        assert b"JupyterLab" in page and b'"treePath": "learner/01-echo-server.ipynb"' in page, page[:2000]
+        notebook = api(f"{base}/api/contents/{LESSON_01}", token)
+        assert isinstance(notebook, dict) and notebook["type"] == "notebook", notebook
+
+        contents = api(f"{base}/api/contents/learner", token)
         assert isinstance(contents, dict)
         listed = sorted(item["name"] for item in contents["content"] if item["type"] == "notebook")
-        assert listed == lessons, f"the course's root should list the lessons: {listed}"
+        assert listed == lessons, f"the learner edition should hold the lessons: {listed}"
+        editions = api(f"{base}/api/contents", token)
+        assert isinstance(editions, dict)
+        assert {"complete", "learner"} <= {item["name"] for item in editions["content"]}, editions
 
-        # What the browser is sent to: JupyterLab's "open this file" page names lesson 01.
+        # The settings shipped with the course (overrides.json: new defaults, the user's own
+        # settings untouched): never ask about Jupyter news, never check for updates.
+        settings = api(f"{base}{NOTIFICATION_SETTINGS}", token)
+        assert isinstance(settings, dict)
+        defaults = {name: spec.get("default") for name, spec in settings["schema"]["properties"].items()}
+        assert defaults["fetchNews"] == "false" and defaults["checkForUpdates"] is False, defaults
+        assert settings["settings"] == {}, "the course changed the learner's own settings"
+
+        # What a browser started by the command opens: the same page.
         opened = [page.read_text() for page in runtime.glob("jpserver-*open.html")]
         assert any(f"/lab/tree/{LESSON_01}" in page for page in opened), opened
     finally:

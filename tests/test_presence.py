@@ -5,18 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import Clock, NumberingBroker, hello, live_member, no_backlog, texts
+from helpers import Clock, NumberingBroker, hello, live_member, no_backlog, shell, texts
 
+from wslab.core.actions import Publish, Send
 from wslab.core.presence import PresencePolicy
-from wslab.core.protocol import (
-    NAMES_SHOWN,
-    EventKind,
-    RoomEvent,
-    Users,
-    parse_server_message,
-    render_plain,
-)
-from wslab.core.room import ChatRoom, Publish, Send
+from wslab.core.protocol import Users, Welcome, parse_server_message, render_plain
+from wslab.core.room import ChatRoom
+from wslab.core.room_event import NAMES_SHOWN, EventKind, RoomEvent
 from wslab.core.session import ChatSession
 
 WHO = json.dumps({"type": "who"})
@@ -33,14 +28,17 @@ def room_of(limit: int, *, server_id: str = "s1", tick: float = 0.5) -> tuple[Ch
     return ChatRoom(server_id=server_id, presence=policy, clock=clock), clock
 
 
+def arrive(room: ChatRoom, name: str) -> tuple[Welcome, list[RoomEvent]]:
+    """Admit ``name`` and take it live: the welcome it is sent, and the presence events its
+    arrival publishes now."""
+    actions = shell(room, room.hello(f"conn-{name}", hello(name)), room.last_seq)
+    [welcome] = [a.message for a in actions if isinstance(a, Send) and isinstance(a.message, Welcome)]
+    return welcome, published([action for action in actions if isinstance(action, Publish)])
+
+
 def join(room: ChatRoom, name: str) -> list[RoomEvent]:
     """Admit ``name`` and take it live; the presence events its arrival publishes now."""
-    member, _ = room.admit(f"conn-{name}", hello(name))
-    assert member is not None
-    room.welcome(member, room.last_seq)
-    while not room.catch_up(member)[1]:
-        pass
-    return published(room.joined(member))
+    return arrive(room, name)[1]
 
 
 def test_a_small_room_announces_every_join_and_leave_at_once_one_by_one() -> None:
@@ -48,7 +46,7 @@ def test_a_small_room_announces_every_join_and_leave_at_once_one_by_one() -> Non
     events = [event for name in ("ana", "ben", "cy") for event in join(room, name)]
     expected = [(EventKind.JOIN, name, ()) for name in ("ana", "ben", "cy")]
     assert [(e.kind, e.name, e.names) for e in events] == expected
-    [leave] = published(room.gone(room.members["ben"]))
+    [leave] = published(room.gone("conn-ben"))
     assert (leave.kind, leave.name, leave.coalesced) == (EventKind.LEAVE, "ben", False)
     assert room.tick(1e9) == []  # nothing waits for a tick
     # The wire and the plain lines are those lessons 02-06 show.
@@ -83,9 +81,9 @@ def test_a_big_room_s_leaves_are_coalesced_and_a_join_and_leave_within_one_tick_
         join(room, name)
     clock.now += 1
     room.tick(clock.now)  # a3..a5's join
-    assert room.gone(room.members["a1"]) == [] and room.gone(room.members["a4"]) == []
+    assert room.gone("conn-a1") == [] and room.gone("conn-a4") == []
     join(room, "brief")
-    assert room.gone(room.members["brief"]) == []  # came and went within the tick
+    assert room.gone("conn-brief") == []  # came and went within the tick
     join(room, "a1")  # left, and back within the same tick
     clock.now += 1
     leave, back = published(room.tick(clock.now))
@@ -96,15 +94,13 @@ def test_a_big_room_s_leaves_are_coalesced_and_a_join_and_leave_within_one_tick_
 
 def test_a_big_room_s_welcome_has_the_count_and_who_gives_the_names() -> None:
     room, _ = room_of(2)
-    for name in ("a1", "a2"):
-        join(room, name)
-    small, _ = room.welcome(room.members["a1"], 0)
-    assert (small.users, small.count) == (["a1", "a2"], None)  # type: ignore[union-attr]
-    assert "count" not in small.to_json()  # type: ignore[union-attr]
-    join(room, "a3")
-    big, _ = room.welcome(room.members["a3"], 0)
-    assert (big.users, big.count) == ([], 3)  # type: ignore[union-attr]
-    [reply] = room.receive(room.members["a3"], WHO)
+    join(room, "a1")
+    small, _ = arrive(room, "a2")
+    assert (small.users, small.count) == (["a1", "a2"], None)
+    assert "count" not in small.to_json()
+    big, _ = arrive(room, "a3")
+    assert (big.users, big.count) == ([], 3)
+    [reply] = room.receive("conn-a3", WHO)
     assert isinstance(reply, Send) and reply.message == Users(["a1", "a2", "a3"], 3)
     assert parse_server_message(reply.text() or "") == Users(["a1", "a2", "a3"], 3)
 
@@ -112,7 +108,7 @@ def test_a_big_room_s_welcome_has_the_count_and_who_gives_the_names() -> None:
 def test_who_in_the_plain_dialect_is_just_a_chat_message() -> None:
     room, _ = room_of(50)
     plain = live_member(room, "pat", first="pat")
-    [action] = room.receive(plain, WHO)
+    [action] = room.receive(plain.connection, WHO)
     assert isinstance(action, Publish) and action.event.text == WHO
 
 
@@ -121,7 +117,7 @@ def test_two_servers_rooms_learn_each_other_s_people_from_the_events_they_share(
     broker = NumberingBroker()
     a, clock = room_of(3, server_id="A")
     b, _ = room_of(3, server_id="B")
-    listener = live_member(b, "bea")  # a client of server B
+    live_member(b, "bea")  # a client of server B, whose join B published
 
     def deliver(events: list[RoomEvent]) -> list[dict[str, list[str]]]:
         plans = []
@@ -131,7 +127,7 @@ def test_two_servers_rooms_learn_each_other_s_people_from_the_events_they_share(
             plans.append(texts(b.fan_out(numbered, no_backlog)))
         return plans
 
-    deliver(published(b.joined(listener)))
+    deliver([b.event(EventKind.JOIN, "bea")])  # the broker delivers it everywhere
     for name in ("a1", "a2", "a3", "a4", "a5"):
         deliver(join(a, name))
     assert (a.size, b.size) == (6, 3)  # past 3, a3..a5 wait for A's tick; B knows bea, a1, a2
@@ -140,17 +136,17 @@ def test_two_servers_rooms_learn_each_other_s_people_from_the_events_they_share(
     assert b.everyone == ["bea", "a1", "a2", "a3", "a4", "a5"] and b.size == a.size == 6
     # B's client receives A's coalesced join and understands it.
     session = ChatSession("bea")
-    session.receive(b.welcome(b.members["bea"], 0)[0].to_json())  # type: ignore[union-attr]
+    session.receive(Welcome("bea", 0, [], "B", count=b.size).to_json())  # as B welcomes in a room this big
     [wire] = plans[1]["bea"]
     session.receive(wire)
     assert session.lines()[-1] == ">>> a3, a4 and a5 joined the chat (6 here)"
     assert (session.count, session.users) == (6, ["a3", "a4", "a5"])  # a big room welcomes with a count
-    [reply] = b.receive(b.members["bea"], WHO)
+    [reply] = b.receive("conn-bea", WHO)
     session.receive(reply.text())  # type: ignore[union-attr]
     assert session.users == ["bea", "a1", "a2", "a3", "a4", "a5"]
     # A's coalesced leave: B forgets them too.
-    a.gone(a.members["a1"])
-    a.gone(a.members["a5"])
+    a.gone("conn-a1")
+    a.gone("conn-a5")
     clock.now += 1
     deliver(published(a.tick(clock.now)))
     assert b.everyone == ["bea", "a2", "a3", "a4"] and b.size == 4
@@ -159,9 +155,9 @@ def test_two_servers_rooms_learn_each_other_s_people_from_the_events_they_share(
 def test_chat_messages_keep_their_exact_numbering_between_coalesced_presence_events() -> None:
     broker = NumberingBroker()
     room, clock = room_of(1)
-    ana = live_member(room, "ana")
+    welcome, _ = arrive(room, "ana")
     session = ChatSession("ana")
-    session.receive(room.welcome(ana, 0)[0].to_json())  # type: ignore[union-attr]
+    session.receive(welcome.to_json())
     seqs = []
     for i in range(3):
         for name in (f"x{i}", f"y{i}"):

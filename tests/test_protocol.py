@@ -7,30 +7,25 @@ import json
 
 import pytest
 
+from wslab.core.backoff import backoff_delays
+from wslab.core.close_codes import AppCloseCode
+from wslab.core.history import History, HistoryTooOld, SequenceTracker, Tracked
 from wslab.core.protocol import (
     MAX_NAME_LENGTH,
     MAX_TEXT_LENGTH,
     Ack,
-    AppCloseCode,
     Dialect,
     Error,
-    EventKind,
     Hello,
-    History,
     HistoryLost,
-    HistoryTooOld,
     Live,
     Ping,
     Pong,
     ProtocolViolation,
     Reset,
-    RoomEvent,
     Say,
-    SequenceTracker,
-    Tracked,
     UsernameError,
     Welcome,
-    backoff_delays,
     encode,
     parse_client_message,
     parse_hello,
@@ -38,6 +33,7 @@ from wslab.core.protocol import (
     render_plain,
     validate_username,
 )
+from wslab.core.room_event import EventKind, RoomEvent
 
 
 def chat(seq: int, text: str = "hi", name: str = "alice") -> RoomEvent:

@@ -1,9 +1,10 @@
 """Lesson 06 pinned down: chat servers in separate OS processes sharing a real broker.
 
-Every test runs once per broker, Redis (or Valkey) and NATS JetStream. The servers are
-:class:`ChatProcess` children (``python -m wslab serve chat --broker URL``) on the
-session's broker servers (``redis_url``, ``nats_url`` in ``conftest.py``); the test that
-restarts its broker starts a server of its own, so the session's stay untouched.
+Every test runs once per broker, Redis (or Valkey), NATS JetStream and Kafka (tansu). The
+servers are :class:`ChatProcess` children (``python -m wslab serve chat --broker URL``) on the
+session's broker servers (``redis_url``, ``nats_url``, ``kafka_url`` in ``conftest.py``); the
+tests that restart their broker start a server of their own, so the session's stay untouched.
+tansu stores in memory only: its restart is the one that loses the data.
 
 The clients are :class:`ChatClient` objects in this process, reconnecting quickly. A
 sender paces its messages (``PACE``) so that a crash or an outage lands mid-stream; no
@@ -30,12 +31,13 @@ from helpers import (
 
 import wslab
 from wslab.clients.chat import ChatClient
-from wslab.core.protocol import EventKind
-from wslab.services import BrokerServer, ChatProcess
+from wslab.core.room_event import EventKind, RoomEvent
+from wslab.services import ChatProcess
+from wslab.services.broker_servers import BrokerServer
 
-pytestmark = pytest.mark.broker  # real Redis/NATS processes: not in `make unit`
+pytestmark = pytest.mark.broker  # real Redis/NATS/Kafka processes: not in `make unit`
 
-KINDS = ["redis", "nats"]
+KINDS = ["redis", "nats", "kafka"]
 #: Seconds between two messages of a steady stream: a crash or an outage lands mid-stream.
 PACE = 0.02
 #: How long recovery may take: reconnect backoff (clients and the servers' subscriptions).
@@ -168,14 +170,22 @@ async def test_a_crashed_server_s_client_fails_over_and_resumes_with_every_messa
     assert not ben.unacknowledged
 
 
-async def test_a_broker_restart_that_keeps_its_data_loses_nothing(
-    own_broker: BrokerServer, clients: Clients
-) -> None:
-    a, b = await start_servers(own_broker.url, "a", "b")
+async def three_in_a_room(broker_url: str, clients: Clients) -> tuple[ChatClient, ChatClient, ChatClient]:
+    """ana on server a, ben and cleo on b (each with the other server as fallback), all in."""
+    a, b = await start_servers(broker_url, "a", "b")
     ana = await clients.join([a.url, b.url], "ana")
     ben = await clients.join([b.url, a.url], "ben")
     cleo = await clients.join([b.url, a.url], "cleo")
     await wait_for(lambda: "cleo" in ana.users, what="everyone in the room")
+    return ana, ben, cleo
+
+
+async def test_a_broker_restart_that_keeps_its_data_loses_nothing(
+    own_broker: BrokerServer, clients: Clients
+) -> None:
+    if not own_broker.keeps_data:
+        pytest.skip(f"{own_broker.binary.name} as started here stores in memory: see the next test")
+    ana, ben, cleo = await three_in_a_room(own_broker.url, clients)
     said = [f"through the outage {i}" for i in range(30)]
     starts = own_broker.starts
 
@@ -202,6 +212,67 @@ async def test_a_broker_restart_that_keeps_its_data_loses_nothing(
     await ana.send("after the outage")  # and the room works as before
     await has_texts(ben, "ana", ["after the outage"])
     await has_texts(cleo, "ana", ["after the outage"])
+
+
+def epochs(client: ChatClient) -> list[list[RoomEvent]]:
+    """The client's transcript cut where the numbering started again (a broker that lost the room)."""
+    cut: list[list[RoomEvent]] = [[]]
+    for event in client.events:
+        if cut[-1] and event.seq <= cut[-1][-1].seq:
+            cut.append([])
+        cut[-1].append(event)
+    return cut
+
+
+def bens_in_the_last_epoch(client: ChatClient) -> list[str]:
+    return [e.text for e in epochs(client)[-1] if e.name == "ben" and e.kind is EventKind.CHAT]
+
+
+def told_of_the_reset(client: ChatClient) -> bool:
+    """A reset message while connected, or a welcome that showed the numbering went back."""
+    return any("numbering starts again" in n or "history restarted" in n for n in client.notices)
+
+
+async def test_a_broker_restart_that_loses_its_data_tells_everyone_and_publishes_nothing_twice(
+    own_broker: BrokerServer, clients: Clients
+) -> None:
+    """A memory-only broker dies mid-stream: what was in flight is gone and everyone is told; the
+    rest reaches everyone once, in order, and the room goes on in a new numbering."""
+    ana, ben, cleo = await three_in_a_room(own_broker.url, clients)
+    said = [f"through the crash {i}" for i in range(30)]
+
+    talking = asyncio.create_task(talk(ben, said))
+    await wait_for(lambda: len(ana.texts(author="ben")) >= 5, what="the stream reaches ana")
+    assert not talking.done()  # the crash lands mid-stream
+    await own_broker.restart(keep_data=False, downtime=0.3)
+    await asyncio.wait_for(talking, TIMEOUT)
+    await wait_for(lambda: not ben.unacknowledged, timeout=RECOVERY, what="everything ben said answered")
+    people = (ana, ben, cleo)
+    await wait_for(lambda: all(told_of_the_reset(p) for p in people), timeout=RECOVERY, what="all told")
+
+    # ben knows the fate of every message: numbered (in his transcript) or gone with the broker.
+    gone = [text for text in said if f"{text!r} was published before the room's reset" in ben.notices]
+    assert sorted(ben.texts(author="ben") + gone, key=said.index) == said
+    numbered_after = bens_in_the_last_epoch(ben)
+    for person in (ana, cleo):
+        await wait_for(
+            lambda p=person: len(bens_in_the_last_epoch(p)) >= len(numbered_after),
+            timeout=RECOVERY,
+            what=f"{person.name} has what ben said after the reset",
+        )
+        assert bens_in_the_last_epoch(person) == numbered_after  # one order for everyone after it
+        heard = person.texts(author="ben")
+        assert len(heard) == len(set(heard)), "published twice"
+        assert heard == sorted(heard, key=said.index)  # in the order he said them
+    for person in people:
+        assert person.tracker.duplicates == 0
+        for epoch in epochs(person):  # within each numbering: consecutive, nothing missing
+            seqs = [e.seq for e in epoch]
+            assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
+
+    await ana.send("after the crash")  # and the room works as before
+    await has_texts(ben, "ana", ["after the crash"])
+    await has_texts(cleo, "ana", ["after the crash"])
 
 
 async def test_stop_all_leaves_no_chat_process_and_no_listening_port(
@@ -233,7 +304,8 @@ async def test_stop_all_leaves_no_chat_process_and_no_listening_port(
 
 async def test_without_a_broker_the_servers_share_an_in_process_one() -> None:
     """The lesson's fallback: servers in this process, one in-process broker, failover still whole."""
-    from wslab.services import InProcessChat, start_chat_servers
+    from wslab.servers import start_chat_servers
+    from wslab.servers.chat_cluster import InProcessChat
 
     servers = await start_chat_servers(["s1", "s2"], None)
     assert all(isinstance(server, InProcessChat) for server in servers)

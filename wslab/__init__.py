@@ -1,37 +1,33 @@
 """wslab: the helper package of a Jupyter course on real-time WebSockets in Python.
 
-Lessons import what they need from here so that each notebook shows only the idea it
-teaches: servers that live in the kernel (:mod:`wslab.runtime`), an I/O-free event log
-(:mod:`wslab.events`), live widgets (:mod:`wslab.widgets`) and exercise checks.
+The lessons import from a few packages, one path for each name (``tests/test_exports.py``
+pins them, and checks that every lesson keeps to them):
 
-The names below load their modules on first use: ``import wslab.protocol`` (the I/O-free
-core) must not start importing asyncio servers.
+* ``wslab``: servers that live in the kernel (:func:`serve`, :func:`stop_all`, ...), the
+  connection log they keep (:class:`EventLog`), and :func:`where` (where this kernel runs);
+* :mod:`wslab.core`: the I/O-free rules (the chat room, the client session, heartbeats, ...);
+* :mod:`wslab.runtime`: what the asyncio shells stand on (ports, TLS, logs, browser URLs);
+* :mod:`wslab.servers`, :mod:`wslab.clients`, :mod:`wslab.brokers`, :mod:`wslab.services`,
+  :mod:`wslab.faults`: the asyncio shells;
+* :mod:`wslab.widgets`: live views; ``wslab.checks.lessonNN``: exercise checks;
+  ``wslab.solutions.lessonNN``: their reference solutions; :mod:`wslab.bench`: lesson 07's
+  measurement.
+
+Every name loads its module on first use: ``import wslab`` starts no asyncio server code.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .core.connection_log import CloseCode, EventLog, LogEvent, LogKind
-    from .orientation import where
-    from .runtime.handles import ServerHandle, running, serve, stop, stop_all, wait_until
+from .imports import lazy_exports
 
-#: Each public name, and the module that defines it.
-_EXPORTS = {
-    "CloseCode": "core.connection_log",
-    "EventLog": "core.connection_log",
-    "LogEvent": "core.connection_log",
-    "LogKind": "core.connection_log",
-    "ServerHandle": "runtime.handles",
-    "running": "runtime.handles",
-    "serve": "runtime.handles",
-    "stop": "runtime.handles",
-    "stop_all": "runtime.handles",
-    "wait_until": "runtime.handles",
-    "where": "orientation",
-}
+if TYPE_CHECKING:
+    from .core.close_codes import CloseCode
+    from .core.connection_log import LogEvent, LogKind
+    from .orientation import where
+    from .runtime.event_log import EventLog
+    from .runtime.handles import ServerHandle, running, serve, stop, stop_all, wait_until
 
 __all__ = [
     "CloseCode",
@@ -48,11 +44,19 @@ __all__ = [
 ]
 __version__ = "0.1.0"
 
-
-def __getattr__(name: str) -> object:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value  # the next access is a plain attribute
-    return value
+lazy_exports(
+    globals(),
+    {
+        "CloseCode": ".core.close_codes",
+        "EventLog": ".runtime.event_log",
+        "LogEvent": ".core.connection_log",
+        "LogKind": ".core.connection_log",
+        "ServerHandle": ".runtime.handles",
+        "running": ".runtime.handles",
+        "serve": ".runtime.handles",
+        "stop": ".runtime.handles",
+        "stop_all": ".runtime.handles",
+        "wait_until": ".runtime.handles",
+        "where": ".orientation",
+    },
+)

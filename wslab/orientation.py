@@ -1,7 +1,7 @@
 """``await wslab.where()``: where this kernel runs and what of the course works there, checked live.
 
 The orientation of lesson 01. Nothing is guessed from the platform: the Jupyter server is the
-one that started this kernel (:mod:`wslab.urls`), the proxy is tried with a real request
+one that started this kernel (:mod:`wslab.runtime.urls`), the proxy is tried with a real request
 through that server to a throw-away listener in this kernel, and the programs lessons 06 and 08 and the
 browser tests need are looked up where wslab itself would find them. Every request goes to
 this machine's loopback interface.
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from .core.places import JupyterServer, Place
 from .runtime.urls import here
-from .services.discovery import find_nats_server, find_redis_server
+from .services.discovery import find_kafka_server, find_nats_server, find_redis_server
 from .services.nginx import find_nginx
 
 __all__ = ["Report", "where"]
@@ -133,7 +133,11 @@ async def where() -> Report:
     return Report(
         place=place,
         proxy=await probe_proxy(place),
-        brokers={"Redis server": _found(find_redis_server()), "NATS server": _found(find_nats_server())},
+        brokers={
+            "Redis server": _found(find_redis_server()),
+            "NATS server": _found(find_nats_server()),
+            "Kafka broker": _found(find_kafka_server()),
+        },
         chromium="found" if chromium else "none found (the browser tests would skip)",
         nginx="found" if find_nginx() else "none found (lesson 08's nginx cell will say it skipped)",
     )

@@ -13,27 +13,21 @@ Each builds on :mod:`~wslab.bench.harness` (child processes, CPU clocks, tables)
 :mod:`~wslab.bench.load` (the load client). Each benchmark runs its servers and load
 clients as child processes (``python -m wslab.bench fanout|scale _serve|_load ...``,
 internal commands, not an interface). Results and their reading: ``docs/benchmarks.md``.
+
+Lesson 07 runs the poll-vs-push comparison itself: :func:`measure` runs it (a server and a
+load process, children of the kernel), :func:`summary` prints its table. They load on first
+use; the CLI's ``bench`` subcommand is in :mod:`~wslab.bench.command`.
 """
 
 from __future__ import annotations
 
-import argparse
-from typing import Any
+from typing import TYPE_CHECKING
 
-from .fanout import add_fanout_parser
-from .join import add_join_parser
-from .pollpush import add_pollpush_parser
-from .scale import add_scale_parser
+from ..imports import lazy_exports
 
-__all__ = ["add_bench_parser"]
+if TYPE_CHECKING:
+    from .pollpush import measure, summary
 
+__all__ = ["measure", "summary"]
 
-def add_bench_parser(commands: Any) -> argparse.ArgumentParser:
-    """Add ``bench`` to the ``python -m wslab`` subcommands."""
-    bench = commands.add_parser("bench", help="measure the lessons' servers under load")
-    kinds = bench.add_subparsers(dest="benchmark", required=True)
-    add_fanout_parser(kinds)
-    add_scale_parser(kinds)
-    add_join_parser(kinds)
-    add_pollpush_parser(kinds)
-    return bench
+lazy_exports(globals(), {"measure": ".pollpush", "summary": ".pollpush"})

@@ -99,7 +99,7 @@ async def _start_baseline(compression: str | None) -> Started:
 
 
 async def _start_chat(compression: str | None) -> Started:
-    from ..brokers import MemoryBroker
+    from ..brokers.memory import MemoryBroker
     from ..servers.chat import ChatServer
 
     chat = ChatServer(broker=MemoryBroker())
@@ -241,7 +241,7 @@ async def _fanout(args: argparse.Namespace) -> int:
     harness.raise_open_files_limit()
     progress = Progress()
     servers = args.servers.split(",")
-    records = []
+    records: list[dict[str, Any]] = []
     for run in range(1, args.runs + 1):
         for dialect in args.dialects.split(","):
             # Alternate the order between runs, so neither server always goes first.

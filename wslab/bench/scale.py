@@ -1,16 +1,18 @@
 """``python -m wslab bench scale``: publish-to-delivery latency when the room spans servers.
 
-One run measures three configurations, one after the other, under the same paced load:
+One run measures four configurations, one after the other, under the same paced load:
 
 * ``memory``: ONE chat server process (``python -m wslab serve chat``) with its
   in-process broker; the publisher and the receivers are all connected to it;
 * ``redis``: TWO chat server processes sharing one Redis (Valkey) server; the publisher
   is connected to server A, the receivers to server B, so every delivery measured went
   A -> Redis -> B;
-* ``nats``: the same over NATS JetStream.
+* ``nats``: the same over NATS JetStream;
+* ``kafka``: the same over a Kafka-protocol broker (tansu; each server's subscription fetches
+  with ``fetch_max_wait_ms`` = 20, see :data:`wslab.brokers.kafka_topics.FETCH_MAX_WAIT_MS`).
 
 The broker servers come from :func:`wslab.services.start_services` (started here as
-child processes, or ``REDIS_URL`` / ``NATS_URL``); the chat servers are
+child processes, or ``REDIS_URL`` / ``NATS_URL`` / ``KAFKA_URL``); the chat servers are
 :class:`wslab.services.ChatProcess` children, started fresh for each configuration.
 
 A load process (:mod:`wslab.bench.load`) opens ``--clients`` receiving connections and
@@ -52,7 +54,9 @@ from typing import Any
 
 from ..cli.argtypes import non_negative_float, positive_float, positive_int
 from ..runtime.signals import cancel_on_signal
-from ..services import ChatProcess, ServiceUnavailable, start_services
+from ..services.broker_servers import start_services
+from ..services.chat_processes import ChatProcess
+from ..services.process import ServiceUnavailable
 from . import harness
 from .harness import Child, Progress, emit
 from .load import SYNC, Load, client_options, connect_and_warm_up, drop, percentile_ms, report_progress, text
@@ -60,7 +64,7 @@ from .load import SYNC, Load, client_options, connect_and_warm_up, drop, percent
 __all__ = ["BROKERS", "UNAVAILABLE", "add_scale_parser", "child_main"]
 
 #: The configurations, in the order a run measures them.
-BROKERS = ("memory", "redis", "nats")
+BROKERS = ("memory", "redis", "nats", "kafka")
 #: Messages every receiver must have read before the warm-up starts (joins out of the way).
 SYNC_MESSAGES = 5
 #: Exit status when a broker server is needed but none can be found or started.
@@ -155,7 +159,7 @@ def _load_arguments(args: argparse.Namespace, publish_url: str, receive_url: str
 async def _run_one(
     kind: str, broker_url: str, broker_pid: int | None, args: argparse.Namespace, progress: Progress
 ) -> dict[str, Any]:
-    # memory: one server, its own broker. redis / nats: publish on A, receive on B.
+    # memory: one server, its own broker. redis / nats / kafka: publish on A, receive on B.
     ids = ["memory"] if kind == "memory" else [f"{kind}-a", f"{kind}-b"]
     chats = [ChatProcess(broker_url, server_id=server_id) for server_id in ids]
     load_child: Child | None = None
@@ -219,15 +223,24 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
 async def _measure_all(args: argparse.Namespace, brokers: list[str], progress: Progress) -> int:
     try:
         services = await start_services(
-            redis="redis" in brokers, nats="nats" in brokers, required=True, register=False
+            redis="redis" in brokers,
+            nats="nats" in brokers,
+            kafka="kafka" in brokers,
+            required=True,
+            register=False,
         )
     except ServiceUnavailable as exc:
         print(f"wslab bench scale: cannot start the broker servers: {exc}", file=sys.stderr)
         return UNAVAILABLE
     try:
-        urls = {"memory": "", "redis": services.redis_url or "", "nats": services.nats_url or ""}
-        pids = {"memory": None, "redis": services.redis, "nats": services.nats}
-        records = []
+        urls = {
+            "memory": "",
+            "redis": services.redis_url or "",
+            "nats": services.nats_url or "",
+            "kafka": services.kafka_url or "",
+        }
+        pids = {"memory": None, "redis": services.redis, "nats": services.nats, "kafka": services.kafka}
+        records: list[dict[str, Any]] = []
         for run in range(1, args.runs + 1):
             for kind in brokers:
                 server = pids[kind]
@@ -299,12 +312,12 @@ def add_scale_parser(kinds: Any) -> argparse.ArgumentParser:
         kinds,
         "scale",
         doc=__doc__,
-        help="cross-server latency: one chat server in-process, then two over Redis, then over NATS",
+        help="cross-server latency: one chat server in-process, then two over Redis, NATS, Kafka",
         options=_load_options,
         picks=(
             "--brokers",
             BROKERS,
-            "comma-separated: memory,redis,nats (default: all three, in that order)",
+            "comma-separated: memory,redis,nats,kafka (default: all four, in that order)",
         ),
         each="configuration and run",
         run=_scale,

@@ -21,7 +21,7 @@ from typing import Any
 
 from websockets.client import ClientProtocol
 from websockets.extensions.permessage_deflate import enable_client_permessage_deflate
-from websockets.frames import Opcode
+from websockets.frames import Frame, Opcode
 from websockets.uri import parse_uri
 
 from ..core.sse import SseParser
@@ -233,8 +233,8 @@ class WebSocketTab(Tab):
             self.meter.from_server += len(data)
             protocol.receive_data(data)
             for event in protocol.events_received():
-                if getattr(event, "opcode", None) is Opcode.TEXT:
-                    message = json.loads(event.data)
+                if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
+                    message = json.loads(bytes(event.data))
                     if message["type"] == "snapshot":
                         self.snapshot(message, count=False)
                     else:

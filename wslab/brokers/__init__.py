@@ -1,51 +1,35 @@
-"""Pub/sub brokers behind the chat server: in-process now; Redis and NATS in lesson 06."""
+"""Pub/sub brokers behind the chat server: the interface (``base.py``), the in-process one
+(``memory.py``, lessons 02-05), Redis Streams, NATS JetStream and Kafka (``redis.py``, ``nats.py``,
+``kafka.py``, lesson 06), and the pieces they share: a resumable subscription, the broker a URL names.
 
-from .base import Broker, BrokerReset, BrokerUnavailable, Subscription
-from .memory import MemoryBroker
+Each name loads its module on first use: the Redis, NATS and Kafka client libraries only
+when a lesson asks for :class:`RedisBroker`, :class:`NatsBroker`, :class:`KafkaBroker` or
+the Redis :data:`PUBLISH_SCRIPT`.
+"""
 
-__all__ = [
-    "BROKER_SCHEMES",
-    "Broker",
-    "BrokerReset",
-    "BrokerUnavailable",
-    "MemoryBroker",
-    "NatsBroker",
-    "RedisBroker",
-    "Subscription",
-    "broker_from_url",
-]
+from __future__ import annotations
 
-#: URL schemes :func:`broker_from_url` knows, and the broker each one makes.
-BROKER_SCHEMES = {"memory": "memory", "redis": "redis", "rediss": "redis", "nats": "nats", "tls": "nats"}
+from typing import TYPE_CHECKING
 
+from ..imports import lazy_exports
 
-def broker_from_url(url: str | None, *, history: int = 1000) -> Broker:
-    """A broker for ``url``: ``redis://`` Redis, ``nats://`` NATS JetStream, None the in-process one."""
-    if not url or url == "memory":
-        return MemoryBroker(history=history)
-    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-    kind = BROKER_SCHEMES.get(scheme)
-    if kind == "redis":
-        from .redis import RedisBroker
+if TYPE_CHECKING:
+    from .base import Broker
+    from .kafka import KafkaBroker
+    from .memory import MemoryBroker
+    from .nats import NatsBroker
+    from .redis import PUBLISH_SCRIPT, RedisBroker
 
-        return RedisBroker(url, history=history)
-    if kind == "nats":
-        from .nats import NatsBroker
+__all__ = ["PUBLISH_SCRIPT", "Broker", "KafkaBroker", "MemoryBroker", "NatsBroker", "RedisBroker"]
 
-        return NatsBroker(url, history=history)
-    if kind == "memory":
-        return MemoryBroker(history=history)
-    raise ValueError(f"unknown broker URL {url!r}: expected redis://host:port or nats://host:port")
-
-
-def __getattr__(name: str) -> object:
-    """``RedisBroker`` and ``NatsBroker`` import their client libraries only when asked for."""
-    if name == "RedisBroker":
-        from .redis import RedisBroker
-
-        return RedisBroker
-    if name == "NatsBroker":
-        from .nats import NatsBroker
-
-        return NatsBroker
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+lazy_exports(
+    globals(),
+    {
+        "PUBLISH_SCRIPT": ".redis",
+        "Broker": ".base",
+        "KafkaBroker": ".kafka",
+        "MemoryBroker": ".memory",
+        "NatsBroker": ".nats",
+        "RedisBroker": ".redis",
+    },
+)

@@ -11,15 +11,14 @@ import asyncio
 import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from ..core.backoff import backoff_delays
 from ..core.errors import WslabError
-from ..core.protocol import RoomEvent, backoff_delays
+from ..core.room_event import BrokerReset, RoomEvent
 
 __all__ = [
     "Broker",
-    "BrokerReset",
     "BrokerUnavailable",
     "QueuedSubscription",
     "Subscription",
@@ -93,23 +92,6 @@ def broker_down_as_unavailable(
         ) from exc
 
 
-@dataclass(frozen=True)
-class BrokerReset:
-    """What a subscription yields, in order among the events, when its broker came back without
-    the room's data (a Redis restarted without persistence, a NATS stream recreated).
-
-    The events yielded after it are numbered from ``last_seq + 1`` on, in the broker's new
-    numbering; events numbered before the reset will never be delivered, and a client holding
-    an older, higher ``seq`` must be told, or it would ignore every new event as already seen.
-    """
-
-    room: str
-    #: The events that follow are numbered above this: 0 when the broker kept the new numbering
-    #: from its start (events published since it came back follow the reset), more only when
-    #: the new numbering's first events were already trimmed.
-    last_seq: int
-
-
 #: What a subscription yields.
 SubscriptionItem = RoomEvent | BrokerReset
 
@@ -170,7 +152,7 @@ class Broker(ABC):
       and keeps it in a bounded history;
     * every subscription of a room yields that room's events in sequence order, each once;
     * :meth:`history_after` returns the kept events after a sequence number, or raises
-      :class:`~wslab.protocol.HistoryTooOld` when they are no longer kept.
+      :class:`~wslab.core.history.HistoryTooOld` when they are no longer kept.
 
     A broker in another process can be down: its methods then raise
     :class:`BrokerUnavailable` instead of waiting, and its subscriptions reconnect and

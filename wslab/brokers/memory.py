@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..core.protocol import History, RoomEvent
+from ..core.history import History
+from ..core.room_event import RoomEvent
 from .base import Broker, QueuedSubscription, Subscription
 
 __all__ = ["MemoryBroker"]

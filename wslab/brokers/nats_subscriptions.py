@@ -1,25 +1,24 @@
 """The subscriptions of :class:`~wslab.brokers.nats.NatsBroker`: a resumable JetStream consumer,
-and core NATS's at-most-once one for lesson 06's counter-example."""
+and core NATS's at-most-once one for lesson 06's counter-example. Both hold the broker's
+:class:`~wslab.brokers.nats_streams.NatsStreams`, not the broker."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import nats.errors
 import nats.js.errors
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscriptionHandle
 
-from ..core.protocol import RoomEvent
+from ..core.room_event import RoomEvent
 from .base import BrokerUnavailable, QueuedSubscription
+from .nats_streams import NatsStreams
 from .resumable import BrokerState, ResumableSubscription
 from .resumption import Resume, classify_resume
-
-if TYPE_CHECKING:
-    from .nats import NatsBroker
 
 __all__ = ["CoreNatsSubscription", "NatsSubscription"]
 
@@ -36,9 +35,9 @@ class NatsSubscription(ResumableSubscription):
     broker_name = "NATS"
     retry_on = (BrokerUnavailable, nats.errors.Error, nats.js.errors.Error)  # JetStream still starting, say
 
-    def __init__(self, broker: NatsBroker, room: str) -> None:
-        super().__init__(room, delays=broker.reconnect_delays)
-        self.broker = broker
+    def __init__(self, streams: NatsStreams, room: str) -> None:
+        super().__init__(room, delays=streams.reconnect_delays)
+        self.streams = streams
         self._handle: NatsSubscriptionHandle | None = None
         self._consumer_name: str | None = None
         #: Counts consumers: messages of a replaced one are ignored (they carry the stream's
@@ -51,14 +50,14 @@ class NatsSubscription(ResumableSubscription):
         self._closed = False
 
     def __repr__(self) -> str:
-        return f"<NatsSubscription {self.broker.stream(self.room)} last_seq={self.last_seq}>"
+        return f"<NatsSubscription {self.streams.stream(self.room)} last_seq={self.last_seq}>"
 
     async def start(self) -> None:
         """Subscribe: on return, every event published from now on will be yielded."""
-        await self.broker.ensure_stream(self.room)
-        _, last, _ = await self.broker.stream_state(self.room)
+        await self.streams.ensure_stream(self.room)
+        _, last, _ = await self.streams.stream_state(self.room)
         self.last_seq = last
-        self._last_payload = await self.broker.stored_payload(self.room, last) if last else None
+        self._last_payload = await self.streams.stored_payload(self.room, last) if last else None
         await self._attach(last + 1)
 
     async def _detach_consumer(self) -> None:
@@ -66,7 +65,7 @@ class NatsSubscription(ResumableSubscription):
         handle, name = self._handle, self._consumer_name
         self._handle = self._consumer_name = None
         self._generation += 1
-        await self.broker.drop_consumer(self.room, handle, name)
+        await self.streams.drop_consumer(self.room, handle, name)
 
     async def _attach(self, start: int) -> None:
         """Listen to a new consumer starting at ``start``, replacing the current one."""
@@ -77,18 +76,18 @@ class NatsSubscription(ResumableSubscription):
             if generation == self._generation:
                 await self._on_message(msg)
 
-        self._handle, self._consumer_name = await self.broker.consumer(self.room, start, on_message)
+        self._handle, self._consumer_name = await self.streams.consumer(self.room, start, on_message)
 
     # What the resubscribe loop needs
 
     async def _reattach(self) -> None:
         await self._detach_consumer()
-        await self.broker.ensure_stream(self.room)
+        await self.streams.ensure_stream(self.room)
 
     async def _read_state(self) -> BrokerState:
-        first, last, messages = await self.broker.stream_state(self.room)
+        first, last, messages = await self.streams.stream_state(self.room)
         was = self.last_seq
-        stored = await self.broker.stored_payload(self.room, was) if was and was <= last else None
+        stored = await self.streams.stored_payload(self.room, was) if was and was <= last else None
         return BrokerState(last=last, oldest=first if messages else 0, stored=stored)
 
     async def _catch_up(self, after: int, last: int) -> None:
@@ -129,7 +128,7 @@ class NatsSubscription(ResumableSubscription):
         lost for good), False when a new consumer re-reads the missed ones first."""
         if self._resuming is not None and not self._resuming.done():
             return False  # a new consumer is on its way; it starts at the right place
-        first, _, _ = await self.broker.stream_state(self.room)
+        first, _, _ = await self.streams.stream_state(self.room)
         resumption = classify_resume(self.last_seq, seq, first or seq)
         if resumption.state is Resume.LOST:
             self._go_on_from(resumption, BrokerState(last=seq, oldest=first))
@@ -153,10 +152,10 @@ class NatsSubscription(ResumableSubscription):
         """Stop; events published before this call are still yielded, then iteration ends."""
         if self._closed:
             return
-        self.broker.forget(self)
+        self.streams.forget(self)
         with contextlib.suppress(Exception):  # unreachable, or not caught up in time
-            _, last, _ = await self.broker.stream_state(self.room)
-            async with asyncio.timeout(self.broker.timeout):
+            _, last, _ = await self.streams.stream_state(self.room)
+            async with asyncio.timeout(self.streams.timeout):
                 while self.last_seq < last:
                     self._advanced.clear()
                     await self._advanced.wait()
@@ -177,9 +176,9 @@ class CoreNatsSubscription(QueuedSubscription):
     contract tests do not pass on it, and that is the lesson.
     """
 
-    def __init__(self, broker: NatsBroker, room: str) -> None:
+    def __init__(self, streams: NatsStreams, room: str) -> None:
         super().__init__()
-        self.broker = broker
+        self.streams = streams
         self.room = room
         self._handle: NatsSubscriptionHandle | None = None
         self._closed = False
@@ -190,23 +189,26 @@ class CoreNatsSubscription(QueuedSubscription):
             "core NATS only: at most once, numbered per publishing process, no history. "
             "Use JetStream (the default) for a chat."
         )
-        nc, _ = await self.broker.connection()
-        self._handle = await nc.subscribe(self.broker.subject(self.room), cb=self._on_message)
-        await self.broker.barrier(nc)
+        nc, _ = await self.streams.connection()
+        self._handle = await nc.subscribe(self.streams.subject(self.room), cb=self._on_message)
+        await self.streams.barrier(nc)
 
     async def _on_message(self, msg: Msg) -> None:
         if not self._closed:
             with contextlib.suppress(ValueError, KeyError, TypeError):
                 self.put(RoomEvent.from_json(msg.data))
 
+    def resume(self) -> None:
+        """Nothing to resume: core NATS delivers at most once, and keeps nothing to catch up from."""
+
     async def close(self) -> None:
         if self._closed:
             return
-        self.broker.forget(self)
+        self.streams.forget(self)
         if self._handle is not None:
             with contextlib.suppress(Exception):  # what was published before this is delivered
-                nc, _ = await self.broker.connection()
-                await self.broker.barrier(nc)
+                nc, _ = await self.streams.connection()
+                await self.streams.barrier(nc)
         self._closed = True
         if self._handle is not None:
             with contextlib.suppress(Exception):

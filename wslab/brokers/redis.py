@@ -50,7 +50,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..core.protocol import HistoryTooOld, RoomEvent
+from ..core.history import HistoryTooOld
+from ..core.room_event import RoomEvent
 from .base import Broker, BrokerUnavailable, Subscription, broker_address, broker_down_as_unavailable
 from .base import reconnect_delays as default_reconnect_delays
 from .resumable import BrokerState, ResumableSubscription
@@ -111,7 +112,7 @@ class RedisBroker(Broker):
         connections: how many connections commands (publishes, history reads) share.
         reconnect_delays: makes the delays between a subscription's reconnection
             attempts; by default :func:`~wslab.brokers.base.reconnect_delays`
-            (:func:`~wslab.protocol.backoff_delays` capped at 2 s).
+            (:func:`~wslab.core.backoff.backoff_delays` capped at 2 s).
     """
 
     kind = "redis"

@@ -16,7 +16,8 @@ from abc import abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from .base import BrokerReset, BrokerUnavailable, QueuedSubscription
+from ..core.room_event import BrokerReset
+from .base import BrokerUnavailable, QueuedSubscription
 from .resumption import Resume, Resumption, classify_resume
 
 __all__ = ["BrokerState", "ResumableSubscription"]

@@ -23,9 +23,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
-from ..faults import FaultProxy
+from ..faults.proxy import FaultProxy
 from ..runtime.handles import Handler, ServerHandle, serve, wait_until
-from .basics import REPLY_TIMEOUT, CheckReport
+from .report import REPLY_TIMEOUT, CheckReport, Hints, error_text
 
 __all__ = ["LATE_TIMERS", "check_every_message_counts", "check_heartbeat", "check_watchdog"]
 
@@ -35,6 +35,13 @@ LATE_TIMERS = 0.5
 SLOW = 0.1
 
 _trial_ids = itertools.count(1)
+
+EVERY_MESSAGE_HINTS: Hints = [
+    ("expected no pings", "note the time of every message the client sends, as you do for pongs"),
+    ("expected no pings", "then ping only when the client has been silent for `interval`"),
+    ("slow link", "a quiet client still needs pings: its pongs are all you will hear from it"),
+    ("stalled", "silence longer than `timeout` means dead: connection.transport.abort()"),
+]
 
 #: One line of a report: did it hold, and what it says.
 Line = tuple[bool, str]
@@ -59,7 +66,7 @@ class _Trial:
 
     server: ServerHandle
     proxy: FaultProxy
-    client: ClientConnection
+    client: _PingCountingConnection
 
     async def echoes(self, text: str) -> Line:
         await self.client.send(text)
@@ -93,6 +100,7 @@ async def _trial(handler: Handler, what: str, **serve_options: Any) -> AsyncIter
             open_timeout=REPLY_TIMEOUT,
             create_connection=_PingCountingConnection,
         )
+        assert isinstance(client, _PingCountingConnection)  # create_connection= made it one
         yield _Trial(server, proxy, client)
     finally:
         if client is not None:
@@ -168,7 +176,7 @@ async def _busy_client_not_pinged(handler: Handler, *, interval: float, **serve_
 async def _run_trials(report: CheckReport, trials: list[Awaitable[list[Line]]]) -> CheckReport:
     for outcome in await asyncio.gather(*trials, return_exceptions=True):
         if isinstance(outcome, BaseException):
-            report.add(False, f"the server failed: {type(outcome).__name__}: {outcome}")
+            report.add(False, f"the server failed: {error_text(outcome)}")
         else:
             for ok, line in outcome:
                 report.add(ok, line)
@@ -213,13 +221,7 @@ async def check_every_message_counts(handler: Handler, *, interval: float, timeo
             _stall_dropped(handler, interval=interval, bound=bound),
         ],
     )
-    if any("expected no pings" in line for line in report.failures):
-        report.hint("note the time of every message the client sends, as you do for pongs")
-        report.hint("then ping only when the client has been silent for `interval`")
-    if any("slow link" in line for line in report.failures):
-        report.hint("a quiet client still needs pings: its pongs are all you will hear from it")
-    if any("stalled" in line for line in report.failures):
-        report.hint("silence longer than `timeout` means dead: connection.transport.abort()")
+    report.hints_for(EVERY_MESSAGE_HINTS)
     return report
 
 

@@ -1,7 +1,7 @@
 """Exercise checks for lesson 06: the learner's code against a real Redis server.
 
-Like :mod:`wslab.checks`, each check talks to a real server (here Redis, at the URL the
-lesson started) and returns a :class:`~wslab.checks.CheckReport` saying what differed.
+Like every check, each talks to a real server (here Redis, at the URL the lesson started)
+and returns a :class:`~wslab.checks.report.CheckReport` saying what differed.
 Every key a check writes lives in database 15 of that server and is deleted afterwards.
 """
 
@@ -13,12 +13,26 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from .basics import REPLY_TIMEOUT, CheckReport
+from .report import FAILED, CheckReport, Hints, call_async
 
 __all__ = ["check_catch_up", "check_claim_name"]
 
 #: The Redis database the checks write in, away from the lesson's own keys (database 0).
 CHECK_DB = 15
+
+CATCH_UP_HINTS: Hints = [
+    (
+        ("'message 4'", "after seq 4"),
+        "the client already has last_seq itself: start just after it, not at it",
+    ),
+    (None, "XRANGE reads a stream between two IDs; an ID has the form '<seq>-0'"),
+]
+CLAIM_NAME_HINTS: Hints = [
+    ("'ANA'", "lesson 02 compares names with casefold(): make the key from the folded name"),
+    ("stale release", "release only what you hold: read the holder and delete in one step (a Lua script)"),
+    ("0.3 s have passed", "SET can give a key an expiry (px= in ms) in the same command that claims it"),
+    (None, "SET with nx=True writes only if the key does not exist yet, and says whether it did"),
+]
 
 
 @asynccontextmanager
@@ -38,17 +52,6 @@ async def _redis_clients(redis_url: str, count: int) -> AsyncIterator[list[Any]]
             await client.aclose()
 
 
-async def _call(report: CheckReport, what: str, call: Awaitable[Any]) -> tuple[bool, Any]:
-    """Await the learner's coroutine; a raise or a hang becomes a failed line."""
-    try:
-        return True, await asyncio.wait_for(call, REPLY_TIMEOUT)
-    except TimeoutError:
-        report.add(False, f"{what}: no answer within {REPLY_TIMEOUT:g} s")
-    except Exception as exc:
-        report.add(False, f"{what}: raised {type(exc).__name__}: {exc}")
-    return False, None
-
-
 async def check_catch_up(
     catch_up: Callable[[Any, str, int], Awaitable[list[str]]], redis_url: str
 ) -> CheckReport:
@@ -66,8 +69,8 @@ async def check_catch_up(
             await r.xadd(stream, {"text": f"message {seq}"}, id=f"{seq}-0")
         for last in [0, 4, 5, 6, 11, 12, 20]:
             want = [f"message {seq}" for seq in seqs if seq > last]
-            done, got = await _call(report, f"after seq {last}", catch_up(r, stream, last))
-            if not done:
+            got = await call_async(report, f"after seq {last}", catch_up(r, stream, last))
+            if got is FAILED:
                 continue
             got = list(got) if isinstance(got, list | tuple) else got
             shown = want if len(want) <= 3 else [*want[:2], "...", want[-1]]
@@ -75,9 +78,7 @@ async def check_catch_up(
                 report.add(True, f"after seq {last}: {len(want)} message(s) {shown}")
             else:
                 report.add(False, f"after seq {last}: expected {want}, got {got}")
-    if any("'message 4'" in line and "after seq 4" in line for line in report.failures):
-        report.hint("the client already has last_seq itself: start just after it, not at it")
-    report.hint("XRANGE reads a stream between two IDs; an ID has the form '<seq>-0'")
+    report.hints_for(CATCH_UP_HINTS)
     return report
 
 
@@ -98,16 +99,15 @@ async def check_claim_name(claim: Claim, release: Release, redis_url: str) -> Ch
     async with _redis_clients(redis_url, 2) as (s1, s2):
 
         async def expect(r: Any, server: str, name: str, want: bool, why: str, ttl: float = long) -> None:
-            done, got = await _call(report, why, claim(r, name, server, ttl))
-            if done:
+            got = await call_async(report, why, claim(r, name, server, ttl))
+            if got is not FAILED:
                 report.add(got is want, f"{why}: expected {want}, got {got!r}")
 
         await expect(s1, "s1", "ana", True, "s1 claims 'ana', a free name")
         await expect(s2, "s2", "ana", False, "s2 claims 'ana', held by s1")
         await expect(s2, "s2", "ANA", False, "s2 claims 'ANA' (the same name, other case)")
         await expect(s2, "s2", "ben", True, "s2 claims 'ben', a free name")
-        done, _ = await _call(report, "s1 releases 'ana'", release(s1, "ana", "s1"))
-        if done:
+        if await call_async(report, "s1 releases 'ana'", release(s1, "ana", "s1")) is not FAILED:
             await expect(s2, "s2", "ana", True, "after s1 released 'ana', s2 claims it")
         # A server that dies holds its names until their ttl runs out.
         await expect(s1, "s1", "cleo", True, "s1 claims 'cleo' for 0.3 s", ttl=0.3)
@@ -115,22 +115,14 @@ async def check_claim_name(claim: Claim, release: Release, redis_url: str) -> Ch
         deadline = asyncio.get_running_loop().time() + 3.0
         taken = False
         while not taken and asyncio.get_running_loop().time() < deadline:
-            done, taken = await _call(report, "s2 claims 'cleo' again", claim(s2, "cleo", "s2", long))
-            if not done:
+            taken = await call_async(report, "s2 claims 'cleo' again", claim(s2, "cleo", "s2", long))
+            if taken is FAILED:
                 break
             if not taken:
                 await asyncio.sleep(0.05)
         report.add(taken is True, "s1 stopped renewing 'cleo': s2 can claim it once 0.3 s have passed")
         # s1 comes back and, not knowing, releases the name it once held: s2 must keep it.
-        done, _ = await _call(report, "s1 releases 'cleo'", release(s1, "cleo", "s1"))
-        if done:
+        if await call_async(report, "s1 releases 'cleo'", release(s1, "cleo", "s1")) is not FAILED:
             await expect(s1, "s1", "cleo", False, "after s1's stale release, s1 claims 'cleo' (s2 has it)")
-    failed = " ".join(report.failures)
-    if "'ANA'" in failed:
-        report.hint("lesson 02 compares names with casefold(): make the key from the folded name")
-    if "stale release" in failed:
-        report.hint("release only what you hold: read the holder and delete in one step (a Lua script)")
-    if "0.3 s have passed" in failed:
-        report.hint("SET can give a key an expiry (px= in ms) in the same command that claims it")
-    report.hint("SET with nx=True writes only if the key does not exist yet, and says whether it did")
+    report.hints_for(CLAIM_NAME_HINTS)
     return report

@@ -1,6 +1,6 @@
 """Exercise checks for lesson 07: the ETag check, the SSE resume, the break-even rate.
 
-Like :mod:`wslab.checks`, each returns a :class:`~wslab.checks.CheckReport` saying what was
+Like every check, each returns a :class:`~wslab.checks.report.CheckReport` saying what was
 tried, what was expected and what came back; hints point the way without the answer.
 :func:`check_conditional_get` is the check the lesson's own polling endpoint and wslab's
 both pass, over real HTTP.
@@ -17,22 +17,28 @@ import httpx
 
 from ..core.fleet import Change, Status
 from ..core.sse import SseParser
-from .basics import CheckReport
+from .report import FAILED, CheckReport, Hints, call
 
 __all__ = ["check_break_even", "check_conditional_get", "check_etag_match", "check_sse_resume"]
 
 TAG = '"7f3a"'
 
-_FAILED = object()
-
-
-def _call(report: CheckReport, what: str, function: Callable[..., Any], *args: Any) -> Any:
-    """The learner's function called with ``args``; a raise becomes a failed line (and :data:`_FAILED`)."""
-    try:
-        return function(*args)
-    except Exception as exc:
-        report.add(False, f"{what}: raised {type(exc).__name__}: {exc}")
-        return _FAILED
+ETAG_HINTS: Hints = [
+    ("weak", "If-None-Match compares weakly (RFC 9110 13.1.2): a W/ prefix does not make tags differ"),
+    ("list", "the header may carry several tags, separated by commas"),
+    ("* (any", "* matches whatever the current representation is"),
+    ("prefix", "compare whole tags, not parts of them"),
+]
+SSE_HINTS: Hints = [
+    ("got ids [''", "give every event an id: line, or the browser's Last-Event-ID never moves"),
+    (("'13'", "[13, 14"), "Last-Event-ID names the last event the browser has: start after it"),
+    ("got ids []", "an event ends with a blank line; without one the browser dispatches nothing"),
+    ("not-a-number", "a header comes from the client: treat one that is not a number as absent"),
+]
+BREAK_EVEN_HINTS: Hints = [
+    (None, "polling costs poll_bytes once per interval; pushing costs push_bytes once per change"),
+    (None, "write both as bytes per second, set them equal, solve for the rate"),
+]
 
 
 def check_etag_match(not_modified: Callable[[str | None, str], bool]) -> CheckReport:
@@ -50,21 +56,13 @@ def check_etag_match(not_modified: Callable[[str | None, str], bool]) -> CheckRe
         ("*", TAG, True, "* (any representation)"),
     ]
     for header, etag, want, why in cases:
-        got = _call(report, f"{why}: If-None-Match {header!r}, ETag {etag}", not_modified, header, etag)
-        if got is _FAILED:
+        got = call(report, f"{why}: If-None-Match {header!r}, ETag {etag}", not_modified, header, etag)
+        if got is FAILED:
             continue
         verdict = f"{want} ({304 if want else 200})"
         ok = got is want or (isinstance(got, bool) is False and bool(got) is want)
         report.add(ok, f"{why}: If-None-Match {header!r}, ETag {etag}: expected {verdict}, got {got!r}")
-    failed = " ".join(report.failures)
-    if "weak" in failed:
-        report.hint("If-None-Match compares weakly (RFC 9110 13.1.2): a W/ prefix does not make tags differ")
-    if "list" in failed:
-        report.hint("the header may carry several tags, separated by commas")
-    if "* (any" in failed:
-        report.hint("* matches whatever the current representation is")
-    if "prefix" in failed:
-        report.hint("compare whole tags, not parts of them")
+    report.hints_for(ETAG_HINTS)
     return report
 
 
@@ -78,7 +76,7 @@ def check_sse_resume(replay: Callable[[str | None, list[Change]], str]) -> Check
 
     A browser reconnecting sends ``Last-Event-ID``; the stream must replay the kept changes
     after it, each as an event whose ``id`` is its ``seq`` and whose data is its JSON.
-    The check reads the text as an ``EventSource`` would (:class:`~wslab.sse.SseParser`).
+    The check reads the text as an ``EventSource`` would (:class:`~wslab.core.SseParser`).
     """
     report = CheckReport("SSE resume")
     history = _history()  # seq 11..15
@@ -86,8 +84,8 @@ def check_sse_resume(replay: Callable[[str | None, list[Change]], str]) -> Check
              ("not-a-number", list(range(11, 16)))]  # fmt: skip
     for header, want in cases:
         what = f"Last-Event-ID {header!r}"
-        text = _call(report, what, replay, header, history)
-        if text is _FAILED:
+        text = call(report, what, replay, header, history)
+        if text is FAILED:
             continue
         if not isinstance(text, str):
             report.add(False, f"{what}: expected the stream's text (a str), got {type(text).__name__}")
@@ -97,15 +95,7 @@ def check_sse_resume(replay: Callable[[str | None, list[Change]], str]) -> Check
         seqs = [_seq_in(event.data) for event in events]
         ok = ids == [str(s) for s in want] and seqs == want
         report.add(ok, f"{what}: expected events with ids {want}, got ids {ids}, data for seqs {seqs}")
-    failed = " ".join(report.failures)
-    if "got ids ['', " in failed or "got ids ['']" in failed:
-        report.hint("give every event an id: line, or the browser's Last-Event-ID never moves")
-    if "'13'" in failed and "[13, 14" in failed:
-        report.hint("Last-Event-ID names the last event the browser has: start after it")
-    if "got ids []" in failed:
-        report.hint("an event ends with a blank line; without one the browser dispatches nothing")
-    if "not-a-number" in failed:
-        report.hint("a header comes from the client: treat one that is not a number as absent")
+    report.hints_for(SSE_HINTS)
     return report
 
 
@@ -129,14 +119,12 @@ def check_break_even(break_even_rate: Callable[[float, float, float], float]) ->
     ]
     for interval, poll_bytes, push_bytes, want in cases:
         what = f"interval {interval:g} s, {poll_bytes:g} B per poll, {push_bytes:g} B per pushed change"
-        got = _call(report, what, lambda *a: float(break_even_rate(*a)), interval, poll_bytes, push_bytes)
-        if got is _FAILED:
+        got = call(report, what, lambda *a: float(break_even_rate(*a)), interval, poll_bytes, push_bytes)
+        if got is FAILED:
             continue
         ok = math.isclose(got, want, rel_tol=1e-6)
         report.add(ok, f"{what}: expected {want:g} changes/s, got {got:g}")
-    if not report.passed:
-        report.hint("polling costs poll_bytes once per interval; pushing costs push_bytes once per change")
-        report.hint("write both as bytes per second, set them equal, solve for the rate")
+    report.hints_for(BREAK_EVEN_HINTS)
     return report
 
 

@@ -1,8 +1,8 @@
 """Exercise checks for lesson 08: a heartbeat against a real idle-timeout proxy, and a SIGTERM
 handler against a real process.
 
-Like :mod:`wslab.checks`, each check returns a :class:`~wslab.checks.CheckReport` saying what
-held and what differed.
+Like every check, each returns a :class:`~wslab.checks.report.CheckReport` saying what held
+and what differed.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from websockets.asyncio.client import connect
-from websockets.frames import CloseCode
 from websockets.protocol import State
 
-from ..faults import FaultProxy
+from ..core.close_codes import CloseCode
+from ..faults.proxy import FaultProxy
 from ..runtime.handles import serve
-from .basics import REPLY_TIMEOUT, CheckReport
+from .report import FAILED, REPLY_TIMEOUT, CheckReport, Hints, call
 
 __all__ = ["check_graceful_stop", "check_heartbeat_for_proxy"]
 
@@ -32,6 +32,22 @@ QUIET_FOR = 4 * REAL_TIMEOUT
 #: A graceful stop must be over this long after SIGTERM, stuck client included.
 STOP_BOUND = 3.0
 
+HEARTBEAT_HINTS: Hints = [
+    (None, "only bytes on the wire keep a connection: the proxy must see one before its timeout"),
+    (None, "half the timeout leaves room for one late ping; far less only costs traffic"),
+]
+#: Advice for a program that SIGTERM kills (status -15, clients cut without a close frame).
+_ON_ITS_OWN_TERMS = "loop.add_signal_handler(signal.SIGTERM, ...) lets the program stop on its own terms"
+GRACEFUL_STOP_HINTS: Hints = [
+    ("killed by SIGTERM", _ON_ITS_OWN_TERMS),
+    ("got 1006", _ON_ITS_OWN_TERMS),
+    (
+        "expected close code 1012, got 1001",
+        "server.close(code=..., reason=...) chooses the code every client gets",
+    ),
+    ("still running", "serve(..., close_timeout=...) bounds the wait for a client's closing handshake"),
+]
+
 
 async def _hold(connection: object) -> None:
     await connection.wait_closed()  # type: ignore[attr-defined]
@@ -40,10 +56,8 @@ async def _hold(connection: object) -> None:
 def _interval_rules(report: CheckReport, choose: Callable[[float], float]) -> None:
     for timeout in TIMEOUTS:
         where = f"idle timeout {timeout:g} s"
-        try:
-            interval = choose(timeout)
-        except Exception as exc:
-            report.add(False, f"{where}: raised {type(exc).__name__}: {exc}")
+        interval = call(report, where, choose, timeout)
+        if interval is FAILED:
             continue
         if not isinstance(interval, int | float) or interval <= 0:
             report.add(False, f"{where}: expected a positive number, got {interval!r}")
@@ -82,8 +96,7 @@ async def check_heartbeat_for_proxy(choose: Callable[[float], float]) -> CheckRe
         finally:
             await proxy.stop()
             await server.stop()
-    report.hint("only bytes on the wire keep a connection: the proxy must see one before its timeout")
-    report.hint("half the timeout leaves room for one late ping; far less only costs traffic")
+    report.hints_for(HEARTBEAT_HINTS)
     return report
 
 
@@ -164,11 +177,5 @@ async def check_graceful_stop(script: str | Path) -> CheckReport:
         if process.returncode is None:
             process.kill()
         await process.wait()
-    failed = " ".join(report.failures)
-    if "killed by SIGTERM" in failed or "got 1006" in failed:
-        report.hint("loop.add_signal_handler(signal.SIGTERM, ...) lets the program stop on its own terms")
-    if "expected close code 1012, got 1001" in failed:
-        report.hint("server.close(code=..., reason=...) chooses the code every client gets")
-    if "still running" in failed:
-        report.hint("serve(..., close_timeout=...) bounds the wait for a client's closing handshake")
+    report.hints_for(GRACEFUL_STOP_HINTS)
     return report

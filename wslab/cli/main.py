@@ -19,31 +19,34 @@ import asyncio
 import logging
 import secrets
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI, WebSocketException
-from websockets.frames import CloseCode
 
-from .. import runtime
-from ..bench import add_bench_parser
-from ..brokers import BROKER_SCHEMES, Broker, BrokerUnavailable, broker_from_url
-from ..brokers.base import broker_address
+from ..bench.command import add_bench_parser
+from ..brokers.base import Broker, BrokerUnavailable, broker_address
+from ..brokers.by_url import BROKER_SCHEMES, broker_from_url
 from ..clients.chat import exchange
-from ..core.connection_log import EventLog, LogEvent, LogKind, close_label
-from ..core.protocol import backoff_delays
+from ..core.actions import OverflowPolicy
+from ..core.backoff import backoff_delays
+from ..core.close_codes import CloseCode
+from ..core.connection_log import LogEvent, LogKind, close_label
+from ..runtime.event_log import EventLog
+from ..runtime.handles import ServerHandle, WebSocketServerHandle, serve, serve_until_signalled
 from ..runtime.logs import LogFormat, configure_logging, event_fields
 from ..runtime.signals import cancel_on_signal
 from ..runtime.tls import explain_tls_error
-from ..servers import echo
-from ..servers.chat import ChatServer, OverflowPolicy
+from ..servers.chat import ChatServer
+from ..servers.echo import echo
 from .argtypes import positive_int
 from .terminal import run_client
 
 log = logging.getLogger("wslab.cli")
 
 
-def _log_listener(verbose: bool):  # type: ignore[no-untyped-def]
+def _log_listener(verbose: bool) -> Callable[[LogEvent], None]:
     lifecycle = (LogKind.CONNECT, LogKind.DISCONNECT, LogKind.NOTE)
 
     def listener(event: LogEvent) -> None:
@@ -56,14 +59,12 @@ def _log_listener(verbose: bool):  # type: ignore[no-untyped-def]
     return listener
 
 
-async def _start_echo(args: argparse.Namespace, events: EventLog) -> runtime.ServerHandle:
-    return await runtime.serve(
-        echo, name="echo", host=args.host, port=args.port, log=events, max_size=args.max_size
-    )
+async def _start_echo(args: argparse.Namespace, events: EventLog) -> ServerHandle:
+    return await serve(echo, name="echo", host=args.host, port=args.port, log=events, max_size=args.max_size)
 
 
 def _chat_broker(args: argparse.Namespace) -> Broker:
-    """The broker behind ``serve chat``: ``--broker URL`` (Redis or NATS), else in-process.
+    """The broker behind ``serve chat``: ``--broker URL`` (Redis, NATS or Kafka), else in-process.
 
     In-process, history lasts as long as the process; with a real broker, several
     ``serve chat`` processes share one room (lesson 06).
@@ -74,20 +75,23 @@ def _chat_broker(args: argparse.Namespace) -> Broker:
 def _broker_url(text: str) -> str:
     scheme = text.split("://", 1)[0].lower() if "://" in text else text
     if scheme not in BROKER_SCHEMES:
-        raise argparse.ArgumentTypeError(f"expected redis://host:port or nats://host:port, not {text!r}")
+        raise argparse.ArgumentTypeError(f"expected redis://, nats:// or kafka://host:port, not {text!r}")
     return text
 
 
 async def _services(args: argparse.Namespace) -> int:
-    from ..services import ServiceUnavailable, run_services
+    from ..services.command import run_services
+    from ..services.process import ServiceUnavailable
 
     only = args.only
     try:
         return await run_services(
             redis=only in (None, "redis"),
             nats=only in (None, "nats"),
+            kafka=only in (None, "kafka"),
             redis_port=args.redis_port,
             nats_port=args.nats_port,
+            kafka_port=args.kafka_port,
             announce=lambda line: print(line, flush=True),
         )
     except ServiceUnavailable as exc:
@@ -109,7 +113,7 @@ async def _wait_for_broker(broker: Broker, url: str) -> None:
     )
 
 
-async def _start_chat(args: argparse.Namespace, events: EventLog) -> runtime.ServerHandle:
+async def _start_chat(args: argparse.Namespace, events: EventLog) -> ServerHandle:
     broker = _chat_broker(args)
     chat = ChatServer(broker=broker, server_id=args.id, overflow=args.overflow, max_backlog=args.max_backlog)
     try:
@@ -127,21 +131,25 @@ async def _start_chat(args: argparse.Namespace, events: EventLog) -> runtime.Ser
         broker.kind,
         args.history,
         args.max_backlog,
-        "disconnected (4001)" if chat.overflow is OverflowPolicy.DISCONNECT else "skipped (drop)",
+        "disconnected (4001)" if chat.room.overflow is OverflowPolicy.DISCONNECT else "skipped (drop)",
     )
     return handle
 
 
-async def _start_web(args: argparse.Namespace, events: EventLog) -> runtime.ServerHandle:
+async def _start_web(args: argparse.Namespace, events: EventLog) -> ServerHandle:
     from ..core.auth import Tokens
-    from ..servers.web import create_app, serve_web
+    from ..servers.web.app import create_app
+    from ..servers.web.runner import serve_web
 
     if args.host is None:  # every interface for an audience; this machine only otherwise
         args.host = "0.0.0.0" if args.public else "127.0.0.1"
     if args.public and args.join_code is None:
         args.join_code = f"{secrets.randbelow(10_000):04d}"
     chat = ChatServer(
-        server_id="web", max_users=args.max_users, rate=(args.rate, args.burst), tokens=Tokens()
+        server_id="web",
+        max_users=args.max_users,
+        rate=(args.rate, args.burst),
+        tokens=Tokens(clock=time.time),
     )
     app = create_app(chat, join_code=args.join_code or None, allowed_origins=args.allow_origin, log=events)
     handle = await serve_web(app, name="web", host=args.host, port=args.port, max_message=args.max_size)
@@ -156,7 +164,7 @@ async def _start_web(args: argparse.Namespace, events: EventLog) -> runtime.Serv
     return handle
 
 
-def _audience_lines(args: argparse.Namespace, handle: runtime.ServerHandle) -> list[str]:
+def _audience_lines(args: argparse.Namespace, handle: ServerHandle) -> list[str]:
     """What an instructor puts on the projector: URLs and a QR code for the first."""
     from ..widgets.audience import join_urls, qr_text
 
@@ -167,7 +175,7 @@ def _audience_lines(args: argparse.Namespace, handle: runtime.ServerHandle) -> l
     return [*lines, qr_text(urls[0])]
 
 
-async def _start_dashboard(args: argparse.Namespace, events: EventLog) -> runtime.ServerHandle:
+async def _start_dashboard(args: argparse.Namespace, events: EventLog) -> ServerHandle:
     from ..servers.dashboard import start_dashboard_from_args
 
     return await start_dashboard_from_args(args, events)
@@ -192,11 +200,11 @@ async def _serve(args: argparse.Namespace) -> int:
         if getattr(args, "public", False):
             print("\n".join(_audience_lines(args, handle)), flush=True)
 
-    if isinstance(handle, runtime.WebSocketServerHandle):
+    if isinstance(handle, WebSocketServerHandle):
         handle.drain_timeout = args.drain_timeout
     code = CloseCode(args.stop_code)
     reason = "server restarting" if code == CloseCode.SERVICE_RESTART else "server shutting down"
-    sig = await runtime.serve_until_signalled(handle, on_ready=announce, code=code, reason=reason)
+    sig = await serve_until_signalled(handle, on_ready=announce, code=code, reason=reason)
     fields = {"event": "stopped", "signal": sig.name, "code": int(code)}
     log.info("stopped by %s; clients were sent %s", sig.name, close_label(code), extra={"fields": fields})
     return 0
@@ -289,8 +297,8 @@ def _add_chat_parser(servers: Any) -> None:
         type=_broker_url,
         default=None,
         metavar="URL",
-        help="redis://host:port or nats://host:port to share the room with other servers "
-        "(default: in-process; 'python -m wslab services' starts both)",
+        help="redis://, nats:// or kafka://host:port to share the room with other servers "
+        "(default: in-process; 'python -m wslab services' starts all three)",
     )
 
 
@@ -360,11 +368,15 @@ def build_parser() -> argparse.ArgumentParser:
     client.set_defaults(run=_client)
 
     services = commands.add_parser(
-        "services", help="lesson 06: start real Redis (or Valkey) and NATS servers until Ctrl-C / SIGTERM"
+        "services",
+        help="lesson 06: start real Redis (or Valkey), NATS and Kafka (tansu) servers until Ctrl-C / SIGTERM",
     )
-    services.add_argument("--only", choices=["redis", "nats"], default=None, help="start just one of them")
+    services.add_argument(
+        "--only", choices=["redis", "nats", "kafka"], default=None, help="start just one of them"
+    )
     services.add_argument("--redis-port", type=int, default=0, help="default: a free port")
     services.add_argument("--nats-port", type=int, default=0, help="default: a free port")
+    services.add_argument("--kafka-port", type=int, default=0, help="default: a free port")
     services.set_defaults(run=_services)
     add_bench_parser(commands)
     return parser

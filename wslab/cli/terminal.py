@@ -26,7 +26,8 @@ import threading
 from typing import TextIO
 
 from ..clients.chat import ChatClient
-from ..core.protocol import EventKind, render_plain
+from ..core.protocol import render_plain
+from ..core.room_event import EventKind
 from ..runtime.handles import wait_until
 from ..runtime.signals import handle_signals
 

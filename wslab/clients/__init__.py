@@ -1,7 +1,27 @@
-"""Asyncio clients: the resuming chat client, the fleet dashboard's client, and the probes
-lesson 01 uses to show a handshake byte for byte."""
+"""Asyncio clients, shells over :mod:`wslab.core`: the resuming chat client (``chat.py``,
+lesson 03 on), the fleet dashboard's client (``fleet.py``, lesson 07), and the probes lesson
+01 uses to show a handshake byte for byte (:func:`capture_handshake`, :func:`exchange`).
+Each name loads its module on first use.
+"""
 
-from .chat import ChatClient, Handshake, capture_handshake, exchange
-from .fleet import FleetClient
+from __future__ import annotations
 
-__all__ = ["ChatClient", "FleetClient", "Handshake", "capture_handshake", "exchange"]
+from typing import TYPE_CHECKING
+
+from ..imports import lazy_exports
+
+if TYPE_CHECKING:
+    from .chat import ChatClient, capture_handshake, exchange
+    from .fleet import FleetClient
+
+__all__ = ["ChatClient", "FleetClient", "capture_handshake", "exchange"]
+
+lazy_exports(
+    globals(),
+    {
+        "ChatClient": ".chat",
+        "FleetClient": ".fleet",
+        "capture_handshake": ".chat",
+        "exchange": ".chat",
+    },
+)

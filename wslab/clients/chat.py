@@ -6,20 +6,22 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect, process_exception
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
-from websockets.frames import CloseCode
 from websockets.uri import parse_uri
 
 from ..core.backoff import backoff_delays
+from ..core.close_codes import CloseCode
 from ..core.handshake import RFC_SAMPLE_KEY, Response, close_frame, upgrade_request
 from ..core.heartbeat import HeartbeatPolicy, Verdict
-from ..core.session import Answer, ChatSession, ResendOutbox, WatchServer
-from ..runtime.handles import close_details
+from ..core.history import SequenceTracker
+from ..core.room_event import RoomEvent
+from ..core.session import AfterClose, Answer, ChatSession, ResendOutbox, WatchServer
+from ..runtime.closes import close_details
 
 __all__ = ["ChatClient", "Handshake", "capture_handshake", "exchange"]
 
@@ -88,7 +90,7 @@ class ChatClient:
     connection drops it reconnects with backoff and sends ``resume`` with the last
     sequence number it saw; messages it sent that the server never acknowledged are sent
     again once the server says replay is over (``live``). The rules live in
-    :class:`wslab.session.ChatSession` (:attr:`session`); this class moves the bytes.
+    :class:`wslab.core.ChatSession` (:attr:`session`); this class moves the bytes.
 
     Args:
         url: the chat server, or a list of servers sharing one broker to fail over between.
@@ -143,19 +145,62 @@ class ChatClient:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
 
-    # The session's state, under the names lessons and tests use
+    # What the session knows, read-only: what the lessons and views read on a client
 
-    events = property(lambda self: self.session.events, doc="The transcript: each event once, in order.")
-    tracker = property(lambda self: self.session.tracker)
-    notices = property(lambda self: self.session.notices)
-    users = property(lambda self: self.session.users)
-    count = property(lambda self: self.session.count, doc="How many are in the room.")
-    server = property(lambda self: self.session.server, doc="The server_id of the current server.")
-    connects = property(lambda self: self.session.connects)
-    resumed_after = property(lambda self: self.session.resumed_after)
-    live = property(lambda self: self.session.live)
-    rejected = property(lambda self: self.session.rejected)
-    unacknowledged = property(lambda self: self.session.unacknowledged)
+    @property
+    def events(self) -> Sequence[RoomEvent]:
+        """The transcript: each event once, in order (its own messages from their acks)."""
+        return self.session.events
+
+    @property
+    def tracker(self) -> SequenceTracker:
+        """The room's numbering as this client saw it: what it missed, what came twice."""
+        return self.session.tracker
+
+    @property
+    def notices(self) -> Sequence[str]:
+        """What happened to the connection and the room that is not a message, in order."""
+        return self.session.notices
+
+    @property
+    def users(self) -> Sequence[str]:
+        """Who is in, as far as this client knows (a big room: since the last ``who``)."""
+        return self.session.users
+
+    @property
+    def count(self) -> int:
+        """How many are in the room."""
+        return self.session.count
+
+    @property
+    def server(self) -> str:
+        """The ``server_id`` of the server of the current connection."""
+        return self.session.server
+
+    @property
+    def connects(self) -> int:
+        """Connections that got in (welcomes received)."""
+        return self.session.connects
+
+    @property
+    def resumed_after(self) -> int | None:
+        """The last seq seen before the current connection, sent in its hello."""
+        return self.session.resumed_after
+
+    @property
+    def live(self) -> bool:
+        """Replay is over on the current connection: what arrives is live."""
+        return self.session.live
+
+    @property
+    def rejected(self) -> str | None:
+        """Why the server refused this user for good, or None."""
+        return self.session.rejected
+
+    @property
+    def unacknowledged(self) -> list[str]:
+        """Texts sent that the server has not acknowledged yet, oldest first."""
+        return self.session.unacknowledged
 
     def lines(self) -> list[str]:
         """The transcript as the original tutorial prints it: ``[alice] hi``, ``>>> bob joined``."""
@@ -198,7 +243,7 @@ class ChatClient:
                 if len(self.urls) == 1 or self.connects == 0 or self._stopping:
                     raise
                 self._url_index += 1
-                self.notices.append(f"server unreachable ({type(exc).__name__}); trying {self.url}")
+                self.session.note(f"server unreachable ({type(exc).__name__}); trying {self.url}")
                 self._changed()
                 await asyncio.sleep(next(delays))
 
@@ -210,7 +255,10 @@ class ChatClient:
     async def _run_on(self, url: str) -> bool:
         """Run on ``url`` until done (False), or until it says it restarts (True: move on)."""
         async for connection in connect(
-            url, reconnect_delays=self._delays, process_exception=self._retry_or_raise, **self._options
+            url,
+            reconnect_delays=lambda: _as_generator(self._delays()),
+            process_exception=self._retry_or_raise,
+            **self._options,
         ):
             self._connected(connection)
             try:
@@ -228,20 +276,18 @@ class ChatClient:
                 self._disconnected()
             code, reason, _ = close_details(connection, us="client", them="server")
             self.closes.append((code, reason))
-            if code == CloseCode.TRY_AGAIN_LATER:
-                self.session.retry_later = True  # e.g. the server's message broker is down
+            after = self.session.closed(code)
             self._changed()
-            if self._stopping or self.rejected or not self.reconnect:
+            if self._stopping or after is AfterClose.GIVE_UP or not self.reconnect:
                 return False
             if code == CloseCode.SERVICE_RESTART and len(self.urls) > 1:
                 # 1012, a planned restart: this server is away for a moment, the others are up.
                 self._url_index += 1
-                self.notices.append(f"server restarting (1012): moving to {self.url} at once")
+                self.session.note(f"server restarting (1012): moving to {self.url} at once")
                 self._changed()
                 return True
-            if self.session.retry_later:
+            if after is AfterClose.BACK_OFF:
                 # websockets saw a successful connect and would retry at once: back off here.
-                self.session.retry_later = False
                 await asyncio.sleep(next(self._refused_delays))
         return False  # pragma: no cover - websockets' reconnecting loop never ends by itself
 
@@ -339,7 +385,7 @@ class ChatClient:
             now = time.monotonic()
             if policy.verdict(last_heard=self._last_heard, now=now) is Verdict.DEAD:
                 self.dead_after.append(now - self._last_heard)
-                self.notices.append(f"server silent for {now - self._last_heard:.1f} s: reconnecting")
+                self.session.note(f"server silent for {now - self._last_heard:.1f} s: reconnecting")
                 self.session.disconnected()  # at once: sends from now on wait for the next live
                 connection.transport.abort()
                 return
@@ -355,3 +401,8 @@ class ChatClient:
                         sent.add(ref)
         finally:
             self._resending = False
+
+
+def _as_generator(delays: Iterator[float]) -> Generator[float, None, None]:
+    """websockets' ``reconnect_delays`` is typed as making a generator; any iterator will do."""
+    yield from delays

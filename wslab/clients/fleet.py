@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+from ..core.backoff import backoff_delays
 from ..core.fleet import Change, Fleet
-from ..core.protocol import backoff_delays
 
 __all__ = ["FleetClient"]
 

@@ -1,22 +1,22 @@
-"""What :class:`wslab.room.ChatRoom` decides, as values the asyncio shell carries out.
+"""What :class:`~wslab.core.room.ChatRoom` decides, as values the asyncio shell carries out.
 
-:class:`Send`, :class:`Close` and :class:`Publish` are single actions; a :class:`FanOut`
-is a whole delivery (each text encoded once, with its recipients) plus the actions that
-came with it. No I/O here either.
+:class:`Send`, :class:`Close` and :class:`Publish` are single actions. :class:`FetchHistory`
+and :class:`GoLive` ask the shell for something only it can do (ask the broker, wait until
+sends are done) and to hand the result back to the room: the room never calls the shell. A
+:class:`FanOut` is a whole delivery (each text encoded once, with its recipients) plus the
+actions that came with it. No I/O here either.
 """
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .protocol import Dialect, RoomEvent, ServerMessage, encode, render_plain
-
-if TYPE_CHECKING:
-    from .room import Member
+from .member import Member
+from .protocol import Dialect, ServerMessage, encode, render_plain
+from .room_event import RoomEvent
 
 __all__ = [
     "Action",
@@ -24,6 +24,8 @@ __all__ = [
     "Close",
     "Delivery",
     "FanOut",
+    "FetchHistory",
+    "GoLive",
     "OverflowPolicy",
     "Publish",
     "Send",
@@ -69,7 +71,24 @@ class Publish:
     event: RoomEvent
 
 
-Action = Send | Close | Publish
+@dataclass(frozen=True, slots=True)
+class FetchHistory:
+    """Ask the broker for the room's last seq and, unless ``after`` is None, the events after
+    ``after``; hand both to :meth:`~wslab.core.room.ChatRoom.history_arrived` for ``member``."""
+
+    member: Member
+    after: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class GoLive:
+    """Once the sends before this one are done, call :meth:`~wslab.core.room.ChatRoom.go_live`
+    for ``member``: events may have arrived for it while they were sent."""
+
+    member: Member
+
+
+Action = Send | Close | Publish | FetchHistory | GoLive
 
 
 @dataclass(slots=True)
@@ -114,9 +133,10 @@ class ChatStats:
         self.published += 1
         self._recent.append(now)
 
-    def rate(self, window: float = 2.0, *, now: float | None = None) -> float:
-        """Messages per second published through this server over the last ``window`` s."""
-        cutoff = (time.monotonic() if now is None else now) - window
+    def rate(self, window: float = 2.0, *, now: float) -> float:
+        """Messages per second published through this server over the ``window`` s before
+        ``now`` (on the room's clock)."""
+        cutoff = now - window
         return sum(1 for t in self._recent if t >= cutoff) / window
 
 

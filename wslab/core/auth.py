@@ -16,7 +16,6 @@ import base64
 import hashlib
 import hmac
 import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -40,7 +39,7 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Tokens:
     """Issues and verifies tokens under one secret.
 
@@ -48,12 +47,13 @@ class Tokens:
         secret: the signing key; a fresh random one by default (tokens then die with the
             process, which is what a classroom server wants).
         lifetime: seconds a token stays valid.
-        clock: ``time.time`` by default; tests pass their own.
+        clock: wall-clock seconds (``time.time`` in a server; tests pass their own): expiry
+            times are wall-clock times, so that another process can check them.
     """
 
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     lifetime: float = 900.0
-    clock: Callable[[], float] = time.time
+    clock: Callable[[], float]
 
     def _sign(self, payload: str) -> str:
         return _b64(hmac.new(self.secret, payload.encode(), hashlib.sha256).digest())

@@ -1,4 +1,10 @@
-"""WebSocket close codes, named, for the I/O-free core (no websockets import needed)."""
+"""WebSocket close codes, named: the only close-code enums wslab's code uses.
+
+:class:`CloseCode` has websockets' names and values (:class:`websockets.frames.CloseCode`),
+but the I/O-free core cannot import websockets, and one name should mean one class across
+the package: so the shells use this one too. Both are :class:`~enum.IntEnum`, and websockets
+takes any int, so nothing is lost. (``test_layers`` checks that no module takes websockets'.)
+"""
 
 from __future__ import annotations
 

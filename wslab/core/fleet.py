@@ -1,6 +1,6 @@
 """Lesson 07's fleet: services that deploy, fail and roll back, and the state a dashboard shows.
 
-I/O-free, like :mod:`wslab.protocol`: no sockets, no clocks of its own (times come in as
+I/O-free, like :mod:`wslab.core.protocol`: no sockets, no clocks of its own (times come in as
 arguments), no asyncio. The servers (:mod:`wslab.servers.dashboard`), the benchmark and the
 notebook wrap it.
 

@@ -14,18 +14,13 @@ import os
 import struct
 from dataclasses import dataclass
 
-__all__ = ["GUID", "RFC_SAMPLE_KEY", "Response", "accept_key", "close_frame", "new_key", "upgrade_request"]
+__all__ = ["GUID", "RFC_SAMPLE_KEY", "Response", "accept_key", "close_frame", "upgrade_request"]
 
 #: Fixed by RFC 6455 section 1.3: every server appends it to the client's key.
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 #: The example key of RFC 6455 section 1.3; its accept value is ``s3pPLMBiTxaQ9kYGzzhZRbK+xOo=``.
 RFC_SAMPLE_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
-
-
-def new_key() -> str:
-    """A fresh random key: 16 random bytes, base64-encoded, as a client must send."""
-    return base64.b64encode(os.urandom(16)).decode()
 
 
 def accept_key(key: str) -> str:

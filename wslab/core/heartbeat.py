@@ -8,8 +8,8 @@ answered by a pong, or any message at all) and to give up on a connection that h
 silent for too long.
 
 :class:`HeartbeatPolicy` is that rule, with no I/O, so it is testable with a fake clock;
-:func:`wslab.keepalive.keep_alive` applies it to a :mod:`websockets` connection, and the
-chat room (:mod:`wslab.room`) to its application-level ``ping``/``pong``.
+:func:`wslab.runtime.keep_alive` applies it to a :mod:`websockets` connection, and the
+chat room (:mod:`wslab.core.room`) to its application-level ``ping``/``pong``.
 """
 
 from __future__ import annotations
@@ -44,11 +44,6 @@ class HeartbeatPolicy:
     def __post_init__(self) -> None:
         if not (0 < self.interval < math.inf and 0 < self.timeout < math.inf):
             raise ValueError("interval and timeout must be positive, finite numbers of seconds")
-
-    @property
-    def detection_bound(self) -> float:
-        """The longest a dead connection can go unnoticed."""
-        return self.interval + self.timeout
 
     def verdict(self, *, last_heard: float, now: float) -> Verdict:
         return Verdict.DEAD if now - last_heard > self.timeout else Verdict.ALIVE

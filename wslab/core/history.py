@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from .errors import WslabError
 
 if TYPE_CHECKING:
-    from .protocol import RoomEvent
+    from .room_event import RoomEvent
 
 __all__ = ["History", "HistoryTooOld", "SequenceTracker", "Tracked"]
 

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 __all__ = ["TokenBucket"]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TokenBucket:
     """Allows ``rate`` messages per second on average, and bursts of up to ``burst``.
 
     Each message takes one token; tokens refill continuously. A person typing never
-    notices; a script flooding the room runs dry within ``burst`` messages.
+    notices; a script flooding the room runs dry within ``burst`` messages. ``clock`` gives
+    monotonic seconds: the room's own.
     """
 
     rate: float = 5.0
     burst: float = 10.0
-    clock: Callable[[], float] = time.monotonic
+    clock: Callable[[], float]
     _tokens: float = field(init=False)
     _updated: float = field(init=False)
 

@@ -1,7 +1,7 @@
 """Where the learner's browser is, relative to this kernel, and so which URL reaches a server.
 
 I/O-free: it takes the kernel's environment variables, the running Jupyter servers' info
-(``jpserver-*.json`` dicts) and this process's ancestry, and decides. :mod:`wslab.urls`
+(``jpserver-*.json`` dicts) and this process's ancestry, and decides. :mod:`wslab.runtime.urls`
 gathers those inputs and is what lessons import.
 
 Three places:
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..runtime import net
+from . import addresses
 
 __all__ = ["JupyterServer", "Place", "PlaceKind", "find_place", "match_server"]
 
@@ -104,7 +104,7 @@ class Place:
         """
         path = path.lstrip("/")
         if not self.proxied:
-            return net.url("http", host, port, "/" + path)
+            return addresses.url("http", host, port, "/" + path)
         return self.proxy_base(port) + path
 
     def browser_ws_url(self, port: int, path: str = "ws", *, host: str = "127.0.0.1") -> str:

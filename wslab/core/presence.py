@@ -6,7 +6,7 @@ accept anyone else. Large chat systems stop doing it past a size: Discord's gate
 leaves members out of guilds above ``large_threshold`` (50 by default) and sends them on
 request; Slack sends presence changes only to clients that subscribe, in batches.
 
-:class:`Presence` does the same for a :class:`wslab.room.ChatRoom`:
+:class:`Presence` does the same for a :class:`ChatRoom`:
 
 * up to :attr:`PresencePolicy.exact_up_to` people, every join and leave is announced at
   once, one event each, in order with the chat (what lessons 02-06 show);

@@ -18,56 +18,44 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, overload
 
-from .backoff import backoff_delays
-from .close_codes import AppCloseCode, CloseCode
+from .close_codes import CloseCode
 from .errors import WslabError
-from .history import History, HistoryTooOld, SequenceTracker, Tracked
-from .room_event import NAMES_SHOWN, EventKind, RoomEvent, presence_line
+from .room_event import EventKind, RoomEvent, presence_line
 from .room_event import json_message as _json
 
 __all__ = [
     "MAX_NAME_LENGTH",
     "MAX_REF_LENGTH",
     "MAX_TEXT_LENGTH",
-    "NAMES_SHOWN",
     "Ack",
-    "AppCloseCode",
     "BadHello",
     "ClientMessage",
     "Dialect",
     "Error",
-    "EventKind",
     "Hello",
-    "History",
     "HistoryLost",
-    "HistoryTooOld",
     "Live",
     "Ping",
     "Pong",
     "ProtocolViolation",
     "Reset",
-    "RoomEvent",
     "Say",
-    "SequenceTracker",
     "ServerMessage",
-    "Tracked",
     "UsernameError",
     "Users",
     "Welcome",
     "Who",
-    "backoff_delays",
     "clean_text",
     "dialect_of",
     "encode",
     "parse_client_message",
     "parse_hello",
     "parse_server_message",
-    "presence_line",
     "ref_of",
     "render_plain",
     "validate_username",
@@ -105,6 +93,7 @@ class UsernameError(WslabError, ValueError):
     """A username the server refuses; the message says why, for the person who chose it."""
 
     close_code = CloseCode.POLICY_VIOLATION
+    reply_code: str
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -302,9 +291,10 @@ class Error:
 
 @dataclass(frozen=True)
 class Ping:
-    """The application heartbeat (lesson 05): answer with a :class:`Pong` carrying ``t``."""
+    """The application heartbeat (lesson 05): answer with a :class:`Pong` carrying ``t``
+    (the server's time; None from a server that sent none)."""
 
-    t: float
+    t: float | None
 
     def to_json(self) -> str:
         return _json("ping", t=self.t)
@@ -329,6 +319,10 @@ def encode(message: ServerMessage | ClientMessage) -> str:
     return message.to_wire() if isinstance(message, RoomEvent) else message.to_json()
 
 
+@overload
+def render_plain(message: RoomEvent) -> str: ...
+@overload
+def render_plain(message: ServerMessage) -> str | None: ...
 def render_plain(message: ServerMessage) -> str | None:
     """The plain dialect's line for ``message``, or None: that dialect has no such message.
 
@@ -405,10 +399,10 @@ def parse_client_message(message: str | bytes, dialect: Dialect) -> Say | Pong |
             return Who()
         if data.get("type") != "chat" or not isinstance(data.get("text"), str):
             raise ProtocolViolation('expected {"type": "chat", "text": "..."}')
-        message, ref = data["text"], str(data.get("ref") or "")[:MAX_REF_LENGTH]
+        said, ref = str(data["text"]), str(data.get("ref") or "")[:MAX_REF_LENGTH]
     else:
-        ref = ""
-    text = clean_text(message)
+        said, ref = message, ""
+    text = clean_text(said)
     if len(text) > MAX_TEXT_LENGTH:
         raise ProtocolViolation(f"a message has at most {MAX_TEXT_LENGTH} characters")
     return Say(text, ref) if text else None
@@ -439,14 +433,14 @@ def _parse_welcome(data: dict[str, Any]) -> Welcome:
     )
 
 
-_SERVER_PARSERS: dict[str, Any] = {
+_SERVER_PARSERS: dict[str, Callable[[dict[str, Any]], ServerMessage]] = {
     "welcome": _parse_welcome,
     "ack": lambda d: Ack(int(d["seq"]), str(d.get("ref", ""))),
     "live": lambda d: Live(int(d.get("seq", 0))),
     "history-lost": lambda d: HistoryLost(int(d["first"]), int(d["last"]), str(d.get("text", ""))),
     "reset": lambda d: Reset(int(d["seq"]), str(d.get("text", ""))),
     "error": lambda d: Error(str(d.get("code", "")), str(d.get("text", "")), str(d.get("ref") or "")),
-    "ping": lambda d: Ping(d.get("t")),
+    "ping": lambda d: Ping(float(d["t"]) if isinstance(d.get("t"), int | float) else None),
     "users": lambda d: Users([str(user) for user in d["users"]], int(d.get("count", len(d["users"])))),
     **{str(kind): RoomEvent.from_dict for kind in EventKind},
 }

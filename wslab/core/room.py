@@ -1,35 +1,47 @@
 """The chat room without I/O: every decision the chat server makes, as plain method calls.
 
 Like :class:`websockets.protocol.Protocol` under :mod:`websockets.asyncio`, a
-:class:`ChatRoom` never touches a socket, a task or a clock it was not given. Its methods
-take what happened (a first message, a client's message, a broker event or reset, the
-time, how many bytes wait for a client) and return what to do: messages to send to whom
-(:class:`Send`, or a :class:`FanOut` of ready-encoded texts), connections to close
-(:class:`Close`), events to publish (:class:`Publish`). The asyncio server
-(:class:`wslab.servers.chat.ChatServer`) carries those out; tests drive the room directly.
+:class:`ChatRoom` never touches a socket, a task or a clock it was not given. The shell
+hands it each input once (a first message, a client's message, a broker event or reset, a
+tick, a connection that ended) and carries out the actions it gets back: messages to send
+(:class:`~wslab.core.actions.Send`, or a :class:`~wslab.core.actions.FanOut` of
+ready-encoded texts), connections to close, events to publish. What only the shell can do
+(ask the broker for history, wait for sends) is an action too, whose result comes back as
+the next input: a client gets in by ``hello`` → ``FetchHistory`` → ``history_arrived`` →
+``GoLive`` → ``go_live``. :class:`wslab.servers.chat.ChatServer` is the asyncio shell.
 """
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from .actions import Action, ChatStats, Close, Delivery, FanOut, OverflowPolicy, Publish, Send, close_reason
+from .actions import (
+    Action,
+    ChatStats,
+    Close,
+    FanOut,
+    FetchHistory,
+    GoLive,
+    OverflowPolicy,
+    Publish,
+    Send,
+    close_reason,
+)
 from .auth import Tokens
 from .close_codes import AppCloseCode, CloseCode
 from .errors import WslabError
 from .heartbeat import HeartbeatPolicy, Verdict
 from .history import HistoryTooOld
+from .in_doubt import InDoubt
 from .limits import TokenBucket
+from .member import Member
 from .presence import Presence, PresencePolicy
 from .protocol import (
     Ack,
     Dialect,
     Error,
-    EventKind,
     Hello,
     HistoryLost,
     Live,
@@ -37,7 +49,6 @@ from .protocol import (
     Pong,
     ProtocolViolation,
     Reset,
-    RoomEvent,
     Say,
     ServerMessage,
     Users,
@@ -49,22 +60,9 @@ from .protocol import (
     ref_of,
     validate_username,
 )
+from .room_event import BrokerReset, EventKind, RoomEvent
 
-__all__ = [
-    "Action",
-    "ChatRoom",
-    "ChatStats",
-    "Close",
-    "Delivery",
-    "FanOut",
-    "Member",
-    "OverflowPolicy",
-    "PresencePolicy",
-    "Publish",
-    "Refused",
-    "RoomReset",
-    "Send",
-]
+__all__ = ["ChatRoom", "Refused"]
 
 
 class Refused(WslabError):
@@ -74,41 +72,6 @@ class Refused(WslabError):
         super().__init__(text)
         self.reply_code = reply_code
         self.close_code = close_code
-
-
-@dataclass(frozen=True)
-class RoomReset:
-    """The broker came back without the room's data; numbering goes on after ``last_seq``.
-
-    The room's own name for :class:`wslab.brokers.base.BrokerReset` (same fields), so the
-    core does not import the brokers' asyncio code.
-    """
-
-    room: str
-    last_seq: int
-
-
-@dataclass(eq=False, slots=True)
-class Member:
-    """One connection in the room, as the room sees it; ``connection`` is the shell's own."""
-
-    connection: Any
-    name: str
-    dialect: Dialect
-    #: The last sequence number the client says it saw (json hello), or None.
-    resume: int | None = None
-    #: Highest sequence number handed to this client; nothing at or below is sent again.
-    last_seq: int = 0
-    #: While the client is sent its welcome and replay, live events (and resets) wait here;
-    #: None once it is live.
-    waiting: list[RoomEvent | RoomReset] | None = field(default_factory=list)
-    limiter: TokenBucket | None = None
-    #: When anything last arrived from this client: its heartbeat.
-    last_heard: float = 0.0
-    #: Its join was published: its leave will be, exactly once.
-    joined: bool = False
-    #: In the room: False once it left, was replaced, evicted or dropped.
-    present: bool = True
 
 
 class ChatRoom:
@@ -128,8 +91,9 @@ class ChatRoom:
         remembered_refs: how many recent ``(author, ref)`` pairs the room remembers, so a
             message resent after a lost ack is acknowledged, not published twice.
         presence: when joins and leaves stop being announced one by one (see
-            :mod:`wslab.presence`); past it, the shell must call :meth:`tick` on a timer.
-        clock: monotonic seconds (rate limits, heartbeats, stats).
+            :mod:`wslab.core.presence`); past it, the shell must call :meth:`tick` on a timer.
+        clock: monotonic seconds (rate limits, heartbeats, stats): the shell's, since the
+            room reads no clock of its own.
     """
 
     def __init__(
@@ -146,7 +110,7 @@ class ChatRoom:
         heartbeat: HeartbeatPolicy | None = None,
         remembered_refs: int = 10_000,
         presence: PresencePolicy | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float],
     ) -> None:
         self.name = name
         self.server_id = server_id
@@ -155,7 +119,6 @@ class ChatRoom:
         self.max_waiting = max_waiting
         self.max_users = max_users
         self.rate = rate
-        self.tokens = tokens
         self.heartbeat = heartbeat
         self.clock = clock
         self.stats = ChatStats()
@@ -168,8 +131,11 @@ class ChatRoom:
         self.epoch = 0
         #: Highest sequence number fanned out in this epoch.
         self.last_seq = 0
+        self._tokens = tokens
+        self._connections: dict[Any, Member] = {}  # each member by its shell's connection
         self._refs: OrderedDict[tuple[str, str], tuple[int, int]] = OrderedDict()
         self._remembered_refs = remembered_refs
+        self._in_doubt = InDoubt()
         #: Who is in the whole room, and the joins and leaves a big room announces per tick.
         self.presence = Presence(presence or PresencePolicy(), server_id, self._presence_event)
         self._folded: set[str] = set()  # members' names, casefolded: a name check costs O(1)
@@ -193,6 +159,16 @@ class ChatRoom:
     def full(self) -> bool:
         return self.max_users is not None and len(self.members) >= self.max_users
 
+    @property
+    def tokens(self) -> Tokens | None:
+        """What signs and checks the tokens a json hello carries, if the room asks for them."""
+        return self._tokens
+
+    def require_tokens(self, tokens: Tokens) -> None:
+        """From now on, a json hello must carry a token that ``tokens`` issued for its name
+        (lesson 04's web app hands them out); plain clients are refused."""
+        self._tokens = tokens
+
     def event(self, kind: EventKind, name: str, text: str = "", ref: str = "") -> RoomEvent:
         """A new event of this room, from this server, to publish."""
         return RoomEvent(kind, name, text, room=self.name, via=self.server_id, ref=ref)
@@ -204,10 +180,10 @@ class ChatRoom:
             kind, names[0], room=self.name, via=self.server_id, names=names, count=len(names), total=total
         )
 
-    # --- admission --------------------------------------------------------------------
+    # --- admission: hello, history, live ------------------------------------------------
 
-    def admit(self, connection: Any, first: str | bytes) -> tuple[Member | None, list[Action]]:
-        """Read a connection's first message: the new member, or None and how to refuse it.
+    def hello(self, connection: Any, first: str | bytes) -> list[Action]:
+        """A connection's first message: admitted (its welcome needs the room's history), or refused.
 
         A reconnect that proves its name with a token takes over the same user's older
         connection (a leftover whose network died unnoticed): the old one is closed with
@@ -223,24 +199,25 @@ class ChatRoom:
             refused = Member(connection, "", dialect_of(first), present=False)
             code = exc.close_code or CloseCode.POLICY_VIOLATION
             reply = Error(exc.reply_code or "refused", str(exc))
-            return None, [*actions, Send(refused, reply), Close(refused, code, close_reason(str(exc)))]
+            return [*actions, Send(refused, reply), Close(refused, code, close_reason(str(exc)))]
         self.members[member.name] = member  # claims the name; live events wait in member.waiting
+        self._connections[connection] = member
         self._folded.add(member.name.casefold())
-        return member, actions
+        return [*actions, FetchHistory(member, member.resume)]
 
     def _take_over(self, hello: Hello) -> list[Action]:
         holder = self.members.get(hello.name.strip())
-        if holder is None or hello.resume is None or self.tokens is None:
+        if holder is None or hello.resume is None or self._tokens is None:
             return []
-        self.tokens.verify(hello.token, hello.name.strip())
+        self._tokens.verify(hello.token, hello.name.strip())
         self._remove(holder)
         return [Close(holder, AppCloseCode.REPLACED, "replaced by a newer connection")]
 
     def _check(self, connection: Any, hello: Hello) -> Member:
-        if self.tokens is not None:
+        if self._tokens is not None:
             if hello.dialect is Dialect.PLAIN:
                 raise Refused("token-required", "this server needs the json hello with a token")
-            self.tokens.verify(hello.token, hello.name.strip())
+            self._tokens.verify(hello.token, hello.name.strip())
         name = validate_username(hello.name, taken=self._folded, folded=True)
         if self.full:
             raise Refused(
@@ -248,73 +225,76 @@ class ChatRoom:
                 f"the room is full ({self.max_users} people); try again later",
                 CloseCode.TRY_AGAIN_LATER,
             )
-        limiter = TokenBucket(*self.rate, clock=self.clock) if self.rate else None
+        rate = self.rate
+        limiter = None if rate is None else TokenBucket(rate=rate[0], burst=rate[1], clock=self.clock)
         return Member(connection, name, hello.dialect, hello.resume, limiter=limiter, last_heard=self.clock())
 
-    # --- catch-up ---------------------------------------------------------------------
+    def history_arrived(
+        self, member: Member, last_seq: int, history: list[RoomEvent] | HistoryTooOld
+    ) -> list[Action]:
+        """The broker's answer to :class:`FetchHistory`: the room's last seq, and the events after
+        what ``member`` asked for (or :class:`HistoryTooOld`, when they are gone).
 
-    def welcome(self, member: Member, room_seq: int) -> tuple[ServerMessage, int | None]:
-        """The welcome for ``member``, given the broker's last seq, and after which seq to replay
-        (None: nothing to replay)."""
+        What to send, in order: the welcome, then what the member missed; then, once that is
+        sent, :class:`GoLive`. Lost history is said (``history-lost``) and the replay starts
+        at the oldest event kept instead.
+        """
+        if not member.present:
+            return []  # replaced or sent away meanwhile
+        actions: list[Action] = []
+        if not member.welcomed:
+            member.welcomed = True
+            actions.append(Send(member, self._welcome(member, last_seq)))
+        if isinstance(history, HistoryTooOld):
+            member.last_seq = history.oldest - 1
+            lost = HistoryLost(history.wanted_after + 1, history.oldest - 1, str(history))
+            return [*actions, Send(member, lost), FetchHistory(member, member.last_seq)]
+        return [*actions, *self._replay(member, history), GoLive(member)]
+
+    def _welcome(self, member: Member, room_seq: int) -> ServerMessage:
         # A big room's welcome has the count, not the names: N of them to each of N
         # newcomers would be N² again, in bytes.
         big = self.presence.big(len(self.members))
         users, count = ([], self.size) if big else (self.users, None)
         if member.dialect is Dialect.PLAIN:
             member.last_seq = room_seq
-            return Welcome(member.name, room_seq, users, self.server_id, count=count), None
-        resume = member.resume
-        member.last_seq = room_seq if resume is None else min(resume, room_seq)
+            return Welcome(member.name, room_seq, users, self.server_id, count=count)
+        member.last_seq = room_seq if member.resume is None else min(member.resume, room_seq)
         beat = self.heartbeat
-        welcome = Welcome(
-            member.name,
-            room_seq,
-            users,
-            self.server_id,
-            (beat.interval, beat.timeout) if beat is not None else None,
-            self.rate,
-            count,
-        )
-        return welcome, (None if resume is None else member.last_seq)
+        timing = (beat.interval, beat.timeout) if beat is not None else None
+        return Welcome(member.name, room_seq, users, self.server_id, timing, self.rate, count)
 
-    def history_lost(self, member: Member, lost: HistoryTooOld) -> tuple[HistoryLost, int]:
-        """What to tell ``member`` when its history is gone, and after which seq to replay instead."""
-        member.last_seq = lost.oldest - 1
-        return HistoryLost(lost.wanted_after + 1, lost.oldest - 1, str(lost)), lost.oldest - 1
-
-    def replay(self, member: Member, items: list[RoomEvent | RoomReset]) -> list[ServerMessage]:
-        """What ``member`` is sent, one awaited send at a time, of events it has not had yet."""
-        messages: list[ServerMessage] = []
+    def _replay(self, member: Member, items: Iterable[RoomEvent | BrokerReset]) -> list[Action]:
+        """What ``member`` is sent, one awaited send at a time, of what it has not had yet."""
+        sends: list[Action] = []
         for item in items:
-            if isinstance(item, RoomReset):
+            if isinstance(item, BrokerReset):
                 member.last_seq = item.last_seq
-                messages.append(Reset(item.last_seq))
+                sends.append(Send(member, Reset(item.last_seq)))
             elif item.seq > member.last_seq:
                 member.last_seq = item.seq
                 message = self._rendition(member, item)
                 if message is not None:
-                    messages.append(message)
-        return messages
+                    sends.append(Send(member, message))
+        return sends
 
-    def catch_up(self, member: Member) -> tuple[list[ServerMessage], bool]:
-        """The next messages of ``member``'s catch-up, and whether it is now live.
+    def go_live(self, member: Member) -> list[Action]:
+        """``member``'s sends so far are done: what arrived for it meanwhile, or live.
 
         Events that arrived while it was sent its replay come first; once none wait, the
-        member is live (from now on :meth:`fan_out` includes it) and a json client is told so.
+        member is live (from now on :meth:`fan_out` includes it), a json client is told so,
+        and its join is published (a big room announces it at the next :meth:`tick`).
         """
-        waiting = member.waiting or []
-        if waiting:
-            member.waiting = []
-            return self.replay(member, waiting), False
+        if not member.present:
+            return []
+        if member.waiting:
+            waiting, member.waiting = member.waiting, []
+            return [*self._replay(member, waiting), GoLive(member)]
         member.waiting = None
-        return ([Live(member.last_seq)] if member.dialect is Dialect.JSON else []), True
-
-    def joined(self, member: Member) -> list[Action]:
-        """Once ``member`` is live: its join to publish now, or nothing yet (a big room
-        announces it at the next :meth:`tick`)."""
-        member.joined = True
+        live: list[Action] = [Send(member, Live(member.last_seq))] if member.dialect is Dialect.JSON else []
         join = self.presence.joined(member.name, len(self.members))
-        return [] if join is None else [Publish(join)]
+        member.joined = join is None  # announced with the tick's; else once published()
+        return live if join is None else [*live, Publish(join)]
 
     def tick(self, now: float) -> list[Action]:
         """The shell's timer: a big room's joins and leaves since the last tick, coalesced."""
@@ -322,15 +302,18 @@ class ChatRoom:
 
     # --- what clients say -------------------------------------------------------------
 
-    def receive(self, member: Member, message: str | bytes) -> list[Action]:
-        """What to do about a message from ``member``: publish it, answer it, or close."""
+    def receive(self, connection: Any, message: str | bytes) -> list[Action]:
+        """What to do about a message on ``connection``: publish it, answer it, or close."""
+        member = self._connections.get(connection)
+        if member is None:
+            return []  # refused, replaced or sent away: it is closing
         member.last_heard = now = self.clock()
+        said: Say | Pong | Who | None = None
+        problem: ProtocolViolation | None = None
         try:
             said = parse_client_message(message, member.dialect)
         except ProtocolViolation as exc:
-            said, problem = None, exc
-        else:
-            problem = None
+            problem = exc
         if isinstance(said, Pong):
             return []  # heartbeats never count against the rate limit
         if member.limiter is not None and not member.limiter.allow():
@@ -347,6 +330,8 @@ class ChatRoom:
         return self._say(member, said, now)
 
     def _say(self, member: Member, said: Say, now: float) -> list[Action]:
+        if said.ref and (member.name, said.ref) in self._in_doubt:
+            return []  # the new numbering settles it (see reset)
         known = self._refs.get((member.name, said.ref)) if said.ref else None
         if known is None:
             self.stats.note_published(now)
@@ -360,12 +345,17 @@ class ChatRoom:
 
     def published(self, event: RoomEvent) -> None:
         """The broker numbered ``event``: remember its ref, in case its ack gets lost, and
-        learn from it who is in (another server's joins and leaves)."""
+        learn from it who is in (another server's joins and leaves; this server's own join,
+        now announced)."""
         self.presence.seen(event)
         if event.ref:
             self._refs[(event.name, event.ref)] = (self.epoch, event.seq)
             while len(self._refs) > self._remembered_refs:
                 self._refs.popitem(last=False)
+        elif event.kind is EventKind.JOIN and event.via == self.server_id and not event.names:
+            member = self.members.get(event.name)
+            if member is not None:
+                member.joined = True
 
     # --- what the broker delivers -----------------------------------------------------
 
@@ -381,7 +371,11 @@ class ChatRoom:
         plan = FanOut()
         self.last_seq = event.seq
         self.transcript.append(event)
-        self.published(event)
+        if self._news(event):
+            self.published(event)  # this server's own events were taken in when published
+        for name, ref in self._in_doubt.settle(event) if self._in_doubt else ():  # gone: number lost
+            if (author := self.members.get(name)) is not None and author.dialect is Dialect.JSON:
+                plan.add(author, Ack(0, ref), ("ack", name, ref))
         for member in list(self.members.values()):
             if member.waiting is not None:  # still being sent its replay: the event waits
                 self._hold(member, event, plan)
@@ -394,6 +388,13 @@ class ChatRoom:
                 self._deliver(member, event, plan)
         self.stats.delivered += sum(len(delivery.to) for delivery in plan.deliveries.values())
         return plan
+
+    def _news(self, event: RoomEvent) -> bool:
+        """Whether ``event`` tells the room what :meth:`published` has not: another server's
+        event, or one of its own messages numbered in another epoch (a reset came between)."""
+        if event.via != self.server_id:
+            return True
+        return bool(event.ref) and self._refs.get((event.name, event.ref)) != (self.epoch, event.seq)
 
     def _deliver(self, member: Member, event: RoomEvent, plan: FanOut) -> None:
         if event.kind is EventKind.CHAT and event.name == member.name:
@@ -425,17 +426,16 @@ class ChatRoom:
         # The user leaves the room now; the close frame waits behind the backlog.
         plan.actions += self._send_away(member, AppCloseCode.TOO_SLOW, close_reason(reason))
 
-    def reset(self, reset: RoomReset) -> FanOut:
+    def reset(self, reset: BrokerReset) -> FanOut:
         """The broker lost the room's data: every client starts a new epoch after ``reset.last_seq``.
 
-        Without this a connected client would ignore every new event as already seen. Its
-        messages published before the reset whose ack never came are acknowledged with seq
-        0 (published, number gone), so it does not resend them.
+        Without this a connected client would ignore every new event as already seen. Messages
+        published but not delivered before it stay in doubt until the new numbering settles them
+        (:mod:`wslab.core.in_doubt`); the client never resends them.
         """
         plan = FanOut()
-        lost = [
-            key for key, (epoch, seq) in self._refs.items() if epoch == self.epoch and seq > self.last_seq
-        ]
+        undelivered = ((k, seq) for k, (epoch, seq) in self._refs.items() if epoch == self.epoch)
+        self._in_doubt.add((k, seq) for k, seq in undelivered if seq > self.last_seq)
         self.epoch += 1
         self.last_seq = reset.last_seq
         for member in list(self.members.values()):
@@ -444,10 +444,6 @@ class ChatRoom:
                 continue
             member.last_seq = reset.last_seq
             plan.add(member, Reset(reset.last_seq), ("reset", member.dialect))
-        for name, ref in lost:
-            member = self.members.get(name)
-            if member is not None and member.dialect is Dialect.JSON:
-                plan.add(member, Ack(0, ref), ("ack", name, ref))
         return plan
 
     # --- leaving ----------------------------------------------------------------------
@@ -475,22 +471,27 @@ class ChatRoom:
         member = self.members.get(name)
         return None if member is None else self._send_away(member, code, reason)
 
-    def gone(self, member: Member) -> list[Action]:
-        """``member``'s connection ended: announce its leave, unless that was done already."""
+    def gone(self, connection: Any) -> list[Action]:
+        """``connection`` ended: announce its member's leave, unless that was done already."""
+        member = self._connections.get(connection)
+        return [] if member is None else self._leave(member)
+
+    def _leave(self, member: Member) -> list[Action]:
         if not self._remove(member) or not member.joined:
             return []
         leave = self.presence.left(member.name, len(self.members))
         return [] if leave is None else [Publish(leave)]
 
     def _send_away(self, member: Member, code: int, reason: str, *, abort: bool = False) -> list[Action]:
-        leave = self.gone(member)
-        return [*leave, Close(member, code, reason, abort)]
+        return [*self._leave(member), Close(member, code, reason, abort)]
 
     def _remove(self, member: Member) -> bool:
         """Take ``member`` out of the room; False if it was out already."""
         if not member.present:
             return False
         member.present = False
+        if self._connections.get(member.connection) is member:
+            del self._connections[member.connection]
         if self.members.get(member.name) is member:
             del self.members[member.name]  # frees the name for a reconnect
             self._folded.discard(member.name.casefold())

@@ -1,18 +1,18 @@
 """A room's events, as brokers carry them, history keeps them and clients receive them.
 
-Part of the wire protocol (:mod:`wslab.protocol` re-exports everything here), in a module
-of its own because every layer reads it: the room, the brokers, the clients.
+Part of the wire protocol (:mod:`wslab.core.protocol`), in a module of its own because every
+layer reads it: the room, the brokers, the clients. So is :class:`BrokerReset`, the other
+thing a broker's subscription yields.
 """
 
 from __future__ import annotations
 
 import json
-import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["NAMES_SHOWN", "EventKind", "RoomEvent", "json_message", "presence_line"]
+__all__ = ["NAMES_SHOWN", "BrokerReset", "EventKind", "RoomEvent", "json_message", "presence_line"]
 
 #: Names a coalesced join or leave shows its clients; the rest are counted ("and 38 others").
 NAMES_SHOWN = 3
@@ -36,7 +36,8 @@ class RoomEvent:
     """One event of a room, as the broker carries it, history keeps it and clients get it.
 
     ``seq`` is 0 until the broker assigns it. ``via`` names the server the author is
-    connected to; ``at`` is the publishing time (for latency measurements).
+    connected to; ``at`` is when it was published, for a publisher that measures staleness
+    (the fleet feed stamps it; 0.0 when nobody did).
 
     A *coalesced* join or leave (a big room's, one per tick) has ``names``: every name
     in the broker's copy, so each server's room can keep its roster; only the first
@@ -50,7 +51,7 @@ class RoomEvent:
     room: str = "lobby"
     seq: int = 0
     via: str = ""
-    at: float = field(default_factory=time.time)
+    at: float = 0.0
     #: The author's own id for the message, echoed in its ack so the author can match it.
     ref: str = ""
     names: tuple[str, ...] = ()
@@ -108,6 +109,24 @@ class RoomEvent:
     @classmethod
     def from_json(cls, payload: str | bytes) -> RoomEvent:
         return cls.from_dict(json.loads(payload))
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerReset:
+    """What a subscription yields, in order among the events, when its broker came back without
+    the room's data (a Redis restarted without persistence, a NATS stream recreated).
+
+    The events yielded after it are numbered from ``last_seq + 1`` on, in the broker's new
+    numbering; events numbered before the reset will never be delivered, and a client holding
+    an older, higher ``seq`` must be told, or it would ignore every new event as already seen.
+    The room (:meth:`wslab.core.room.ChatRoom.reset`) takes it as it comes.
+    """
+
+    room: str
+    #: The events that follow are numbered above this: 0 when the broker kept the new numbering
+    #: from its start (events published since it came back follow the reset), more only when
+    #: the new numbering's first events were already trimmed.
+    last_seq: int
 
 
 def presence_line(event: RoomEvent) -> str:

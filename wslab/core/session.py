@@ -1,6 +1,6 @@
 """A chat client's rules without I/O: sequence tracking, outbox, acks, resume, epochs.
 
-:class:`ChatSession` is to :class:`wslab.clients.ChatClient` what :class:`wslab.room.ChatRoom`
+:class:`ChatSession` is to :class:`wslab.clients.ChatClient` what :class:`~wslab.core.room.ChatRoom`
 is to the server: it takes what arrived (a server message) or what the person did (a text
 to send) and returns what to do; the asyncio client only moves bytes. Tests drive it with
 plain strings.
@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from enum import StrEnum
 
+from .close_codes import CloseCode
 from .heartbeat import HeartbeatPolicy
 from .history import SequenceTracker, Tracked
 from .protocol import (
     Ack,
     Dialect,
     Error,
-    EventKind,
     Hello,
     HistoryLost,
     Live,
@@ -25,7 +26,6 @@ from .protocol import (
     Pong,
     ProtocolViolation,
     Reset,
-    RoomEvent,
     Say,
     Users,
     Welcome,
@@ -35,8 +35,9 @@ from .protocol import (
     parse_server_message,
     render_plain,
 )
+from .room_event import EventKind, RoomEvent
 
-__all__ = ["Answer", "ChatSession", "Reaction", "ResendOutbox", "WatchServer"]
+__all__ = ["AfterClose", "Answer", "ChatSession", "Reaction", "ResendOutbox", "WatchServer"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,17 @@ class WatchServer:
 
 
 Reaction = Answer | ResendOutbox | WatchServer
+
+
+class AfterClose(StrEnum):
+    """What the client does once a connection ended, as far as the session can tell."""
+
+    #: Refused for good (a bad name, a bad token): coming back would be refused again.
+    GIVE_UP = "give-up"
+    #: Asked to come back later (room full, the name still held, the server's broker down).
+    BACK_OFF = "back-off"
+    #: Reconnect as usual.
+    RECONNECT = "reconnect"
 
 
 class ChatSession:
@@ -121,8 +133,23 @@ class ChatSession:
         return list(self.outbox.values())
 
     def disconnected(self) -> None:
-        """The connection ended: sends wait in the outbox until the next ``live``."""
+        """The connection is gone, or as good as gone (a silent server): sends wait in the
+        outbox until the next ``live``."""
         self.live = False
+
+    def closed(self, code: int) -> AfterClose:
+        """The connection ended with close ``code``: what to do next."""
+        self.live = False
+        if self.rejected is not None:
+            return AfterClose.GIVE_UP
+        if self.retry_later or code == CloseCode.TRY_AGAIN_LATER:  # 1013: e.g. its broker is down
+            self.retry_later = False
+            return AfterClose.BACK_OFF
+        return AfterClose.RECONNECT
+
+    def note(self, text: str) -> None:
+        """Something the connection's shell saw (a server unreachable, restarting, silent)."""
+        self.notices.append(text)
 
     # What the server sends
 

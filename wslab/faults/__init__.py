@@ -16,11 +16,23 @@ and load balancer does, close connections that stay idle too long (lesson 08)::
 The proxy works on bytes, not frames: it knows nothing about WebSockets, exactly like
 the routers and gateways it imitates. Fault settings belong to the proxy, not to one
 connection, so a change applies at once to every current connection and to every new
-one. It lives in the :mod:`wslab.runtime` registry like the lesson servers: running the
-cell again restarts it, and :func:`wslab.stop_all` stops it.
+one. It lives in the registry of the lesson servers (:mod:`wslab.runtime.handles`): running
+the cell again restarts it, and :func:`wslab.stop_all` stops it.
+
+The modules: ``proxy`` (:class:`FaultProxy`), ``links`` (one proxied connection, its two
+directions), ``stats`` (what went through, by :class:`Flow`). Each name loads on first use.
 """
 
-from .proxy import DEFAULT_BUFFER_LIMIT, FaultProxy
-from .stats import Flow, FlowStats, Mode, ProxyStats
+from __future__ import annotations
 
-__all__ = ["DEFAULT_BUFFER_LIMIT", "FaultProxy", "Flow", "FlowStats", "Mode", "ProxyStats"]
+from typing import TYPE_CHECKING
+
+from ..imports import lazy_exports
+
+if TYPE_CHECKING:
+    from .proxy import FaultProxy
+    from .stats import Flow
+
+__all__ = ["FaultProxy", "Flow"]
+
+lazy_exports(globals(), {"FaultProxy": ".proxy", "Flow": ".stats"})

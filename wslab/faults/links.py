@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from ..core.connection_log import EventLog, LogKind
-from ..runtime import net
+from ..core import addresses
+from ..core.connection_log import LogKind
+from ..runtime.event_log import EventLog
 from .stats import Flow
 
 __all__ = ["FaultSettings", "Hub", "Link", "abort_socket", "close_socket", "reset_socket"]
@@ -250,7 +251,7 @@ class Link:
             side.transport.abort()
         elif side is self.client:
             host, port = (side.transport.get_extra_info("peername") or ("unknown", 0))[:2]
-            self.peer = net.host_port(host, port)
+            self.peer = addresses.host_port(host, port)
             if not self.hub.admit(self):
                 return
             self.up.start()
@@ -267,7 +268,7 @@ class Link:
             await self.hub.loop.create_connection(lambda: self.server, host, port)
         except OSError as exc:
             # Like a load balancer with no backend: the client's connection is reset.
-            self.hub.note(f"cannot reach {net.host_port(host, port)} for {self.peer}: {exc}")
+            self.hub.note(f"cannot reach {addresses.host_port(host, port)} for {self.peer}: {exc}")
             self.teardown(reset_socket, how="upstream unreachable")
 
     def side_lost(self, side: _Side, exc: Exception | None) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from ..core.connection_log import EventLog
-from ..runtime import net
+from ..core import addresses
+from ..runtime.event_log import EventLog
 from ..runtime.handles import ServerHandle, register, release
 from .links import Hub, Link, abort_socket, reset_socket
 from .stats import Flow, FlowStats, Mode, ProxyStats
@@ -107,7 +107,7 @@ class FaultProxy(ServerHandle):
 
         # start_serving=False: no connection may arrive before the hub exists.
         server = await loop.create_server(accept, host, port, start_serving=False)
-        where = net.host_port(*server.sockets[0].getsockname()[:2])
+        where = addresses.host_port(*server.sockets[0].getsockname()[:2])
         target = (target_host, target_port)
         hub = Hub(name, target, buffer_limit=buffer_limit, log=log, where=where)
         proxy = cls(name, server, hub, log=log)
@@ -121,7 +121,7 @@ class FaultProxy(ServerHandle):
 
     def url_for(self, path: str = "/", *, scheme: str = "ws") -> str:
         """The URL a client uses to reach the target through the proxy."""
-        return net.url(scheme, self.host, self.port, "/" + path.lstrip("/"))
+        return addresses.url(scheme, self.host, self.port, "/" + path.lstrip("/"))
 
     @property
     def connections(self) -> int:
@@ -260,5 +260,5 @@ class FaultProxy(ServerHandle):
             logger.warning("%s: %d socket(s) still open after stop", self.name, len(self._hub.open_sides))
 
     def __repr__(self) -> str:
-        route = f"{net.host_port(self.host, self.port)} -> {net.host_port(*self.target)}"
+        route = f"{addresses.host_port(self.host, self.port)} -> {addresses.host_port(*self.target)}"
         return f"<{self.name} proxy {self.mode} {route}, {self.connections} connection(s)>"

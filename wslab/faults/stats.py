@@ -11,7 +11,7 @@ __all__ = ["Flow", "FlowStats", "Mode", "ProxyStats"]
 class Flow(StrEnum):
     """Which way the bytes a fault applies to travel.
 
-    Not :class:`wslab.events.LogKind`, which says what an event log line records:
+    Not :class:`wslab.LogKind`, which says what an event log line records:
     import this one as ``faults.Flow`` where both are in use.
     """
 

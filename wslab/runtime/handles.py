@@ -16,16 +16,19 @@ import logging
 import signal
 import socket
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from websockets.asyncio.server import Server, ServerConnection
 from websockets.asyncio.server import serve as websockets_serve
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import CloseCode
 from websockets.protocol import State
 
-from ..core.connection_log import EventLog, LogKind
-from . import net, waiting
+from ..core import addresses
+from ..core.close_codes import CloseCode
+from ..core.connection_log import LogKind
+from . import waiting
+from .closes import close_details, peer_name
+from .event_log import EventLog
 from .signals import STOP_SIGNALS, until_signalled
 
 __all__ = [
@@ -33,8 +36,6 @@ __all__ = [
     "RecordedConnection",
     "ServerHandle",
     "WebSocketServerHandle",
-    "close_details",
-    "peer_name",
     "register",
     "release",
     "running",
@@ -48,35 +49,14 @@ __all__ = [
 
 Handler = Callable[[ServerConnection], Awaitable[None]]
 
+H = TypeVar("H", bound="ServerHandle")
+
 logger = logging.getLogger("wslab")
 # A library stays silent unless its user configures logging: in a kernel, stray log
 # records from background tasks would land in whichever cell happens to run.
 logger.addHandler(logging.NullHandler())
 
 _running: dict[str, ServerHandle] = {}
-
-
-def peer_name(connection: Any) -> str:
-    """``host:port`` of the other end, with IPv6 hosts in brackets."""
-    address = connection.remote_address
-    if not address:
-        return "unknown"
-    return net.host_port(address[0], address[1])
-
-
-def close_details(connection: Any, *, us: str = "server", them: str = "client") -> tuple[int, str, str]:
-    """``(code, reason, who)`` of a closed connection; ``who`` says which side closed first.
-
-    The code is the one the closing side sent: after the server rejects an oversize
-    message, that is the server's 1009, whatever the client answered.
-    """
-    protocol = connection.protocol
-    sent, rcvd = protocol.close_sent, protocol.close_rcvd
-    if rcvd is not None and (sent is None or protocol.close_rcvd_then_sent):
-        return rcvd.code, rcvd.reason, f"by {them}"
-    if sent is not None:
-        return sent.code, sent.reason, f"by {us}"
-    return CloseCode.ABNORMAL_CLOSURE, "", "without a close frame"
 
 
 class RecordedConnection(ServerConnection):
@@ -89,12 +69,12 @@ class RecordedConnection(ServerConnection):
 
     event_log: EventLog | None = None
 
-    async def recv(self, decode: bool | None = None) -> Any:  # type: ignore[override]
+    async def recv(self, decode: bool | None = None) -> Any:
         message = await super().recv(decode)
         self.record(LogKind.RECEIVED, message)
         return message
 
-    async def send(self, message: Any, *, text: bool | None = None) -> None:  # type: ignore[override]
+    async def send(self, message: Any, *, text: bool | None = None) -> None:
         await super().send(message, text=text)
         self.record(LogKind.SENT, message)
 
@@ -172,7 +152,7 @@ class ServerHandle:
 
     @property
     def url(self) -> str:
-        return net.url(self.scheme, self.host, self.port, self.path)
+        return addresses.url(self.scheme, self.host, self.port, self.path)
 
     @property
     def connections(self) -> int:
@@ -275,7 +255,7 @@ async def serve(
         options: passed on to :func:`websockets.asyncio.server.serve` (``max_size``,
             ``ping_interval``, ``process_request``, ...).
     """
-    name = name or getattr(handler, "__name__", "server")
+    name = name or str(getattr(handler, "__name__", "server"))
     await release(name, host, port)
     options.setdefault("logger", logging.getLogger("wslab.websockets"))
     if log is not None:
@@ -288,7 +268,7 @@ async def serve(
     return handle
 
 
-def register(handle: ServerHandle) -> ServerHandle:
+def register(handle: H) -> H:
     """Add a started server to this process's registry (for other kinds of servers)."""
     _running[handle.name] = handle
     return handle

@@ -1,5 +1,5 @@
 """The protocol-level heartbeat on a :mod:`websockets` connection: the asyncio shell of
-:class:`~wslab.heartbeat.HeartbeatPolicy` (lesson 05)."""
+:class:`~wslab.core.HeartbeatPolicy` (lesson 05)."""
 
 from __future__ import annotations
 

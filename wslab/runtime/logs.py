@@ -68,7 +68,7 @@ def _logfmt(value: Any) -> str:
 
 
 def event_fields(event: LogEvent) -> dict[str, Any]:
-    """The fields of one connection event (:class:`wslab.events.LogEvent`) for a log line."""
+    """The fields of one connection event (:class:`wslab.LogEvent`) for a log line."""
     fields: dict[str, Any] = {"event": event.direction.value, "peer": event.peer}
     if event.code is not None:
         fields["code"] = int(event.code)

@@ -53,7 +53,12 @@ async def until_signalled(
     whoever reads the announcement can already stop it cleanly.
     """
     received: asyncio.Future[signal.Signals] = asyncio.get_running_loop().create_future()
-    undo = handle_signals(lambda sig: received.done() or received.set_result(sig), signals)
+
+    def first(sig: signal.Signals) -> None:
+        if not received.done():
+            received.set_result(sig)
+
+    undo = handle_signals(first, signals)
     try:
         if on_ready is not None:
             on_ready()

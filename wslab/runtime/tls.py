@@ -1,10 +1,9 @@
 """TLS for ``wss://`` on loopback: a certificate authority of the lesson's own, and TLS failures
 said in one line.
 
-Lesson 08 builds both contexts by hand first (:mod:`ssl` and ``trustme``, five lines);
-:class:`LocalCA` is the same thing packed for tests and checks. Nothing here is for
-production: there a real CA (Let's Encrypt, your company's) signs the certificate, and TLS
-usually ends at the reverse proxy.
+Lesson 08 builds both contexts by hand (:mod:`ssl` and ``trustme``, five lines). Nothing
+here is for production: there a real CA (Let's Encrypt, your company's) signs the
+certificate, and TLS usually ends at the reverse proxy.
 
 A client that refuses a certificate raises :class:`ssl.SSLCertVerificationError`, not a
 websockets exception; its ``verify_code`` says why (OpenSSL's ``X509_V_ERR_*`` numbers):
@@ -20,12 +19,10 @@ websockets exception; its ``verify_code`` says why (OpenSSL's ``X509_V_ERR_*`` n
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass, field
-from typing import Any
 
 from websockets.exceptions import InvalidMessage
 
-__all__ = ["HOSTS", "LocalCA", "explain_tls_error"]
+__all__ = ["HOSTS", "explain_tls_error"]
 
 #: The names a lesson certificate is valid for: this machine, by name and by address.
 HOSTS = ("localhost", "127.0.0.1", "::1")
@@ -37,39 +34,6 @@ _VERIFY_ADVICE = {
     10: "the certificate has expired",
     18: "the certificate is self-signed and not trusted",
 }
-
-
-@dataclass
-class LocalCA:
-    """A certificate authority made on the spot (``trustme``): it signs a server certificate,
-    and clients that trust it (and only those) accept that certificate."""
-
-    hosts: tuple[str, ...] = HOSTS
-    _ca: Any = field(init=False, repr=False)
-    _cert: Any = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        import trustme  # imported here: only lesson 08 and its tests need it
-
-        self._ca = trustme.CA()
-        self._cert = self._ca.issue_cert(*self.hosts)
-
-    def server_context(self) -> ssl.SSLContext:
-        """For ``serve(..., ssl=...)``: presents the certificate issued for :attr:`hosts`."""
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self._cert.configure_cert(context)
-        return context
-
-    def client_context(self) -> ssl.SSLContext:
-        """For ``connect("wss://...", ssl=...)``: verifies certificates against this CA only."""
-        context = ssl.create_default_context()  # verifies the chain and the host name
-        context.load_verify_locations(cadata=self.ca_pem)
-        return context
-
-    @property
-    def ca_pem(self) -> str:
-        """The CA's certificate (public): what a client must trust, e.g. in a file."""
-        return self._ca.cert_pem.bytes().decode()
 
 
 def explain_tls_error(exc: BaseException) -> str | None:

@@ -5,7 +5,7 @@ A server started in the kernel listens on ``127.0.0.1:PORT``. Python clients in 
 runs on the same machine; on Binder or a JupyterHub it reaches the Jupyter server alone, and
 jupyter-server-proxy carries ``<base>proxy/PORT/`` on to the kernel's server::
 
-    from wslab.urls import browser_url
+    from wslab.runtime import browser_url
     browser_url(server)           # 'http://127.0.0.1:8000/'  or  '/user/ana/proxy/8000/'
     browser_url(server, "page")   # 'http://127.0.0.1:8000/page'  or  '/user/ana/proxy/8000/page'
     browser_ws_url(server)        # 'ws://127.0.0.1:8000/ws'  or  '/user/ana/proxy/8000/ws'
@@ -14,7 +14,7 @@ How this kernel's Jupyter server is found: JupyterHub's ``JUPYTERHUB_SERVICE_PRE
 else :func:`jupyter_server.serverapp.list_running_servers` (the ``jpserver-<pid>.json`` files
 in the runtime directory, which the kernel shares with its server) matched by pid against
 ``JPY_PARENT_PID`` (set by jupyter_client when it launches a kernel), or else this process's
-ancestors. The decision itself is :func:`wslab.places.find_place`.
+ancestors. The decision itself is :func:`wslab.core.places.find_place`.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from collections import deque
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from ..runtime import net
+from ..core import addresses
 from .peers import Peer, PeerClosed
 
 __all__ = ["AsgiPeer"]
@@ -26,7 +26,7 @@ class AsgiPeer(Peer):
     def __init__(self, websocket: WebSocket) -> None:
         self.websocket = websocket
         client = websocket.client
-        self.remote = net.host_port(client.host, client.port) if client else "unknown"
+        self.remote = addresses.host_port(client.host, client.port) if client else "unknown"
         self._outbox: deque[tuple[str, int]] = deque()
         self._queued = 0
         self._wake = asyncio.Event()

@@ -22,8 +22,9 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 
-from ..core.connection_log import EventLog, LogKind
-from ..runtime import net
+from ..core import addresses
+from ..core.connection_log import LogKind
+from ..runtime.event_log import EventLog
 from ..runtime.handles import ServerHandle, register, release
 
 __all__ = ["Balancer", "add_forwarded_for"]
@@ -129,7 +130,7 @@ class Balancer(ServerHandle):
             self._writers.add(up_writer)
             self._open += 1
             if self.log is not None:
-                self.log.record(LogKind.CONNECT, net.host_port(*peer[:2]), text=f"-> {backend}")
+                self.log.record(LogKind.CONNECT, addresses.host_port(*peer[:2]), text=f"-> {backend}")
             up_writer.write(add_forwarded_for(head, peer[0]))
             try:
                 await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
@@ -148,7 +149,7 @@ class Balancer(ServerHandle):
         """The next backend, in turn, that accepts a connection; None if none does."""
         for _ in range(len(self.backends)):
             host, port = self.backends[next(self._next)]
-            where = net.host_port(host, port)
+            where = addresses.host_port(host, port)
             try:
                 streams = await asyncio.open_connection(host, port)
             except OSError:
@@ -170,5 +171,5 @@ class Balancer(ServerHandle):
         await self._server.wait_closed()
 
     def __repr__(self) -> str:
-        targets = ", ".join(net.host_port(h, p) for h, p in self.backends)
+        targets = ", ".join(addresses.host_port(h, p) for h, p in self.backends)
         return f"<{self.name} balancer at {self.url} -> [{targets}], {self.connections} connection(s)>"

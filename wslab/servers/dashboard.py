@@ -30,12 +30,14 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from ..brokers import BrokerUnavailable
+from ..brokers.base import BrokerUnavailable
 from ..core import sse
 from ..core.fleet import Change, etag_matches, parse_seq
 from ..runtime.handles import ServerHandle, register
 from .fleet_feed import FleetFeed
-from .web import AccessLog, AsgiServerHandle, OriginGuard, page_routes, serve_web
+from .web.app import page_routes
+from .web.middleware import AccessLog, OriginGuard
+from .web.runner import AsgiServerHandle, serve_web
 
 __all__ = [
     "LONG_POLL_TIMEOUT",
@@ -218,7 +220,7 @@ async def serve_dashboard(
     port: int = 0,
     allowed_origins: Sequence[str] = (),
     log: Any = None,
-) -> AsgiServerHandle:
+) -> DashboardHandle:
     """Start ``feed`` (a fresh in-process one by default) and serve its dashboard in this loop.
 
     Stopping the server stops the feed, its simulation and its broker connection.
@@ -283,7 +285,8 @@ def add_dashboard_options(parser: argparse.ArgumentParser, *, broker_url: Callab
         type=broker_url,
         default=None,
         metavar="URL",
-        help="redis://host:port to share the fleet with other dashboard servers (default: in-process)",
+        help="redis://, nats:// or kafka://host:port to share the fleet with other dashboard servers "
+        "(default: in-process)",
     )
     parser.add_argument(
         "--allow-origin", action="append", default=[], metavar="ORIGIN", help="another site's page allowed"
@@ -293,7 +296,7 @@ def add_dashboard_options(parser: argparse.ArgumentParser, *, broker_url: Callab
 
 async def start_dashboard_from_args(args: argparse.Namespace, log: Any = None) -> DashboardHandle:
     """What ``serve dashboard`` starts: a feed (over ``--broker``), its simulation, the app."""
-    from ..brokers import broker_from_url
+    from ..brokers.by_url import broker_from_url
 
     if args.host is None:  # every interface for a room; this machine only otherwise
         args.host = "0.0.0.0" if args.public else "127.0.0.1"

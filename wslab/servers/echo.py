@@ -2,7 +2,7 @@
 
 Pings need no code here: the websockets library answers every ping with a pong itself,
 as RFC 6455 requires, before the handler ever sees a message. Logging needs none either:
-:func:`wslab.runtime.serve` records traffic underneath the handler.
+:func:`wslab.serve` records traffic underneath the handler.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The fleet's changes on one server: numbered by a broker, folded into a :class:`~wslab.fleet.Fleet`.
+"""The fleet's changes on one server: numbered by a broker, folded into a :class:`~wslab.core.fleet.Fleet`.
 
 Like lesson 02's chat server, a dashboard server publishes every change through a
 :class:`~wslab.brokers.Broker` and applies what its subscription yields, even when it is
@@ -19,9 +19,11 @@ import random
 import time
 from collections.abc import Callable, Iterable
 
-from ..brokers import Broker, BrokerReset, BrokerUnavailable, MemoryBroker
+from ..brokers.base import Broker, BrokerUnavailable
+from ..brokers.memory import MemoryBroker
 from ..core.fleet import DEFAULT_SERVICES, Change, Fleet, FleetSimulation, Status
-from ..core.protocol import EventKind, HistoryTooOld, RoomEvent
+from ..core.history import HistoryTooOld
+from ..core.room_event import BrokerReset, EventKind, RoomEvent
 
 __all__ = ["FleetFeed"]
 

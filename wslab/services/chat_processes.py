@@ -1,20 +1,19 @@
-"""Several chat servers sharing one broker, as lesson 06 runs them: OS processes, or in-kernel stand-ins."""
+"""Chat servers in processes of their own, as lesson 06 runs them: ``python -m wslab serve chat``.
+
+A process manager: it knows the command line, not the chat's classes (the stand-ins that run
+in the kernel when no broker can be had are :mod:`wslab.servers.chat_cluster`'s).
+"""
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 
-from websockets.frames import CloseCode
-
-from .. import runtime
-from ..brokers import MemoryBroker
-from ..runtime.handles import ServerHandle
-from ..servers.chat import ChatServer
+from ..core.close_codes import CloseCode
+from ..runtime.handles import register, release
 from .process import START_TIMEOUT, ServerProcess
 
-__all__ = ["ChatProcess", "InProcessChat", "start_chat_servers"]
+__all__ = ["ChatProcess"]
 
 
 class ChatProcess(ServerProcess):
@@ -59,9 +58,9 @@ class ChatProcess(ServerProcess):
         Re-running a cell replaces a chat process of the same name, as for every server.
         """
         if not self.serving:
-            await runtime.release(self.name, self.host, 0)
+            await release(self.name, self.host, 0)
         await super().start(timeout)
-        runtime.register(self)
+        register(self)
         return self
 
     def __repr__(self) -> str:
@@ -69,50 +68,3 @@ class ChatProcess(ServerProcess):
         return (
             f"<chat server {self.server_id} {state} at {self.url}, broker {self.broker_url or 'in-process'}>"
         )
-
-
-class InProcessChat:
-    """A chat server in this process, standing in for a :class:`ChatProcess` when no real
-    broker can be had: several of them share one in-process broker, so messages still
-    cross servers, but they all live and die with this kernel."""
-
-    pid = None
-
-    def __init__(self, server_id: str, broker: MemoryBroker) -> None:
-        self.server_id = server_id
-        self.chat = ChatServer(broker=broker, server_id=server_id)
-        self.handle: ServerHandle | None = None
-
-    @property
-    def url(self) -> str:
-        assert self.handle is not None, "start() it first"
-        return self.handle.url
-
-    @property
-    def serving(self) -> bool:
-        return self.handle is not None and self.handle.serving
-
-    async def start(self) -> InProcessChat:
-        self.handle = await self.chat.serve(name=f"chat-{self.server_id}")
-        return self
-
-    async def crash(self) -> None:
-        """Drop every connection without a close frame and stop listening, like a dead process."""
-        if self.handle is not None:
-            await self.handle.crash()
-
-    async def stop(self) -> None:
-        if self.handle is not None:
-            await self.handle.stop()
-
-
-async def start_chat_servers(ids: list[str], broker_url: str | None) -> list[ChatProcess | InProcessChat]:
-    """Chat servers sharing one broker: OS processes on ``broker_url``, or, without one, servers
-    in this process sharing an in-process broker (the lesson says which it got)."""
-    if broker_url is None:
-        shared = MemoryBroker()
-        servers: list[ChatProcess | InProcessChat] = [InProcessChat(i, shared) for i in ids]
-    else:
-        servers = [ChatProcess(broker_url, server_id=i) for i in ids]
-    await asyncio.gather(*(server.start() for server in servers))
-    return servers

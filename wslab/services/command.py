@@ -17,19 +17,28 @@ async def run_services(
     *,
     redis: bool = True,
     nats: bool = True,
+    kafka: bool = True,
     redis_port: int = 0,
     nats_port: int = 0,
+    kafka_port: int = 0,
     announce: Callable[[str], None],
 ) -> int:
     """Start, announce the URLs, stop on Ctrl-C or SIGTERM; the exit status."""
     services = await start_services(
-        redis=redis, nats=nats, required=True, register=False, redis_port=redis_port, nats_port=nats_port
+        redis=redis,
+        nats=nats,
+        kafka=kafka,
+        required=True,
+        register=False,
+        redis_port=redis_port,
+        nats_port=nats_port,
+        kafka_port=kafka_port,
     )
 
     def ready() -> None:
         for note in services.notes:
             announce(note)
-        for url in (services.redis_url, services.nats_url):
+        for url in (services.redis_url, services.nats_url, services.kafka_url):
             if url:
                 announce(f"then: python -m wslab serve chat --port 0 --broker {url}")
         announce("(Ctrl-C to stop)")

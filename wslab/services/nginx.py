@@ -13,8 +13,8 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from .. import runtime
-from ..runtime import net
+from ..core import addresses
+from ..runtime.handles import register, release
 from .process import START_TIMEOUT, ServerProcess
 
 __all__ = ["NginxServer", "find_nginx", "nginx_config"]
@@ -42,7 +42,7 @@ def nginx_config(
     that carries no byte from the backend for ``proxy_read_timeout`` (60 s by default) is
     closed: the server's heartbeat must be more frequent.
     """
-    servers = "\n".join(f"    server {net.host_port(h, p)};" for h, p in backends)
+    servers = "\n".join(f"    server {addresses.host_port(h, p)};" for h, p in backends)
     return f"""\
 map $http_upgrade $connection_upgrade {{
     default upgrade;
@@ -79,7 +79,9 @@ class NginxServer(ServerProcess):
 
     def __init__(self, binary: Path, http: str, *, port: int = 0) -> None:
         super().__init__(binary, name="nginx", port=port)
-        self.http = http.replace("listen 127.0.0.1:8080;", f"listen {net.host_port(self.host, self.port)};")
+        self.http = http.replace(
+            "listen 127.0.0.1:8080;", f"listen {addresses.host_port(self.host, self.port)};"
+        )
         self.origin = "nginx"
         (self.workdir / "nginx.conf").write_text(self._main_config())
 
@@ -105,7 +107,7 @@ http {{
 
     async def start(self, timeout: float = START_TIMEOUT) -> NginxServer:
         if not self.serving:
-            await runtime.release(self.name, self.host, 0)
+            await release(self.name, self.host, 0)
         await super().start(timeout)
-        runtime.register(self)
+        register(self)
         return self

@@ -1,7 +1,8 @@
 """Is a freshly started broker ready for clients? Asked on a connected socket, in its own protocol.
 
 Accepting a TCP connection is not enough: Redis answers ``-LOADING`` while it reads its
-dump, and a NATS server accepts clients before JetStream is up. Blocking and brief: each
+dump, a NATS server accepts clients before JetStream is up, and a Kafka broker is ready when it
+answers a Kafka request. Blocking and brief: each
 probe is one request and one reply on a socket with a timeout.
 """
 
@@ -10,7 +11,9 @@ from __future__ import annotations
 import json
 import socket
 
-__all__ = ["nats_jetstream_ready", "redis_command", "redis_ready"]
+from ..core.kafka_wire import api_versions_request, parse_api_versions, split_frames
+
+__all__ = ["kafka_ready", "nats_jetstream_ready", "redis_command", "redis_ready"]
 
 
 def redis_command(sock: socket.socket, *words: str) -> bytes:
@@ -32,3 +35,18 @@ def nats_jetstream_ready(sock: socket.socket) -> bool:
         return False
     info = json.loads(line[5:].split(b"\r\n", 1)[0])
     return bool(info.get("jetstream"))
+
+
+def kafka_ready(sock: socket.socket) -> bool:
+    """An ApiVersions request answered without an error."""
+    sock.sendall(api_versions_request(1))
+    buffer = bytearray()
+    while not (frames := split_frames(buffer)):
+        chunk = sock.recv(65536)
+        if not chunk:
+            return False
+        buffer += chunk
+    try:
+        return parse_api_versions(frames[0]) == (1, 0)
+    except ValueError:
+        return False

@@ -26,10 +26,9 @@ import weakref
 from pathlib import Path
 from typing import Self
 
-from .. import runtime
 from ..core.errors import WslabError
 from ..runtime import net
-from ..runtime.handles import ServerHandle
+from ..runtime.handles import ServerHandle, unregister
 from ..runtime.waiting import Steps, poll, run_async, run_blocking
 
 __all__ = ["START_TIMEOUT", "STOP_TIMEOUT", "ServerProcess", "ServiceUnavailable", "die_with_parent"]
@@ -72,6 +71,8 @@ class ServerProcess(ServerHandle):
 
     kind = "server"
     path = ""
+    #: What asks the program to stop (Kafka's tansu needs another: see KafkaServer).
+    stop_signal = signal.SIGTERM
 
     def __init__(
         self, binary: Path, *, name: str | None = None, host: str = "127.0.0.1", port: int = 0
@@ -189,7 +190,7 @@ class ServerProcess(ServerHandle):
             return
 
     def _stopping(self, keep_data: bool) -> Steps[None]:
-        """Let the subclass prepare (Redis saves), SIGTERM, wait, SIGKILL if it must."""
+        """Let the subclass prepare (Redis saves), ask it to stop (SIGTERM), wait, SIGKILL if it must."""
         process = self.process
         if process is None:
             return
@@ -197,7 +198,7 @@ class ServerProcess(ServerHandle):
             with contextlib.suppress(Exception):
                 self.before_stop(keep_data)
             with contextlib.suppress(ProcessLookupError):
-                process.terminate()
+                process.send_signal(self.stop_signal)
             exited = yield from poll(lambda: process.poll() is not None, timeout=STOP_TIMEOUT)
             if not exited:
                 logger.warning("%s did not stop within %g s; killing it", self.binary.name, STOP_TIMEOUT)
@@ -225,7 +226,7 @@ class ServerProcess(ServerHandle):
         """:meth:`stop` for code with no event loop: the process ends, its directory goes."""
         run_blocking(self._stopping(keep_data=False))
         shutil.rmtree(self.workdir, ignore_errors=True)
-        runtime.unregister(self)
+        unregister(self)
 
     # The outage demo
 

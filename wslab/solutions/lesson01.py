@@ -1,8 +1,27 @@
-"""Solutions to lesson 01's exercises."""
+"""Solutions to lesson 01: the blanks (the echo handler, the accept key) and the exercises."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+
 from websockets.asyncio.server import ServerConnection
+
+from ..core.handshake import GUID
+
+
+async def echo(connection: ServerConnection) -> None:
+    """Answer each message: text as ``Echo: <text>``, binary unchanged."""
+    async for message in connection:
+        if isinstance(message, str):
+            await connection.send(f"Echo: {message}")
+        else:
+            await connection.send(message)
+
+
+def accept_key(key: str) -> str:
+    """The ``Sec-WebSocket-Accept`` a server answers to this ``Sec-WebSocket-Key``."""
+    return base64.b64encode(hashlib.sha1((key + GUID).encode()).digest()).decode()
 
 
 async def reverse(connection: ServerConnection) -> None:

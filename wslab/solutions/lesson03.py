@@ -6,7 +6,7 @@ import contextlib
 import itertools
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -22,10 +22,10 @@ async def collect(url: str, name: str, n: int) -> list[str]:
     async with connect(url) as ws:
         await ws.send(name)
         await ws.recv()  # "Welcome, <name>!"
-        return [await ws.recv() for _ in range(n)]
+        return [await ws.recv(decode=True) for _ in range(n)]
 
 
-def jittered_delays(first: float = 0.05, factor: float = 2, cap: float = 2.0) -> Iterator[float]:
+def jittered_delays(first: float = 0.05, factor: float = 2, cap: float = 2.0) -> Generator[float, None, None]:
     """Reconnection delays: exponential, capped, each one at random below its ceiling (full jitter)."""
     ceiling = first
     while True:

@@ -42,7 +42,7 @@ class CountWebSockets:
                 self.open -= 1
 
 
-def origin_guard(connection, request):  # type: ignore[no-untyped-def]
+def origin_guard(connection, request):
     """Exercise 3: the Origin rule of exercise 1 as a ``websockets`` ``process_request``."""
     if origin_allowed(request.headers.get("Origin"), request.headers.get("Host", ""), set()):
         return None  # go on with the WebSocket handshake

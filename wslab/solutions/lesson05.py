@@ -28,7 +28,7 @@ async def every_message_counts(
                 connection.transport.abort()  # dead: a close handshake would wait for an answer
                 return
             if quiet_for >= interval:
-                pong = await connection.ping()
+                pong = asyncio.ensure_future(await connection.ping())  # done when the pong comes
                 pong.add_done_callback(heard)
                 await asyncio.sleep(interval)  # one ping per interval while the silence lasts
             else:

@@ -15,7 +15,7 @@ def ping_interval_for(idle_timeout: float) -> float:
     return idle_timeout / 3
 
 
-async def echo(websocket) -> None:  # type: ignore[no-untyped-def]
+async def echo(websocket) -> None:
     async for message in websocket:
         await websocket.send(message)
 

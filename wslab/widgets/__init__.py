@@ -1,9 +1,20 @@
-"""Live views for the notebook: logs, chat panels, the audience and fleet views, and an
-in-notebook browser client. They show what the shells do; they decide nothing."""
+"""Live views for the notebook: logs, chat panels, the audience and fleet views (``views.py``),
+an in-notebook browser client (``browser_chat.py``) and the join links and QR code of
+audience mode (``audience.py``). They show what the shells do; they decide nothing.
 
-from .audience import join_urls, qr_svg
-from .browser_chat import BrowserChat
-from .views import AudienceView, ChatBox, ChatPanel, FleetView, MessageLog, ServerPanel
+Each name loads its module on first use (and ipywidgets with it).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..imports import lazy_exports
+
+if TYPE_CHECKING:
+    from .audience import join_urls, qr_svg
+    from .browser_chat import BrowserChat
+    from .views import AudienceView, ChatBox, ChatPanel, FleetView, MessageLog, ServerPanel
 
 __all__ = [
     "AudienceView",
@@ -16,3 +27,18 @@ __all__ = [
     "join_urls",
     "qr_svg",
 ]
+
+lazy_exports(
+    globals(),
+    {
+        "AudienceView": ".views",
+        "BrowserChat": ".browser_chat",
+        "ChatBox": ".views",
+        "ChatPanel": ".views",
+        "FleetView": ".views",
+        "MessageLog": ".views",
+        "ServerPanel": ".views",
+        "join_urls": ".audience",
+        "qr_svg": ".audience",
+    },
+)

@@ -44,7 +44,7 @@ def lan_addresses() -> list[str]:
 def join_urls(port: int, *, host: str = "0.0.0.0", code: str | None = None) -> list[str]:
     """The URLs an audience opens; the join code rides in the fragment, which no server logs.
 
-    A server on loopback is reached as :func:`wslab.urls.browser_url` says: itself locally,
+    A server on loopback is reached as :func:`wslab.runtime.browser_url` says: itself locally,
     the Jupyter server's proxy on Binder or a hub (there only the learner, who is logged in).
     """
     fragment = f"#code={code}" if code else ""

@@ -3,13 +3,13 @@
 Every other client in the lessons runs in the kernel and talks to servers over loopback. This
 widget's front end (``static/browser_chat.js``, an anywidget module) runs in the page that
 shows the notebook: it fetches a token with ``fetch`` and opens its own ``WebSocket`` to the
-app, at the address :func:`wslab.urls.browser_url` gives, so it takes the same road as the
+app, at the address :func:`wslab.runtime.browser_url` gives, so it takes the same road as the
 chat page in a browser tab: straight to ``127.0.0.1:PORT`` locally, through the Jupyter
 server's proxy on Binder or a hub. Same protocol as the page: token over HTTP, a json
 ``hello`` with the name (and ``resume`` with the last seq after a cut), text rendered as text.
 
 Locally the notebook page is another origin than the app: create the app with
-``allowed_origins=wslab.urls.notebook_origins()`` so its Origin guard lets it in.
+``allowed_origins=notebook_origins()`` (:mod:`wslab.runtime`) so its Origin guard lets it in.
 The kernel only learns what the browser reports back: ``state`` and ``last_seq``.
 """
 

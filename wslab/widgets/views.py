@@ -18,13 +18,14 @@ import html
 import logging
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 from IPython import get_ipython
 
-from ..core.connection_log import EventLog, LogEvent
+from ..core.connection_log import LogEvent
 from ..core.protocol import render_plain
+from ..runtime.event_log import EventLog
 
 if TYPE_CHECKING:
     from ..clients.chat import ChatClient
@@ -179,7 +180,7 @@ class MessageLog(widgets.VBox):
         """Push the current window of the log to the browser."""
         url = html.escape(self._url)
         where = f" &middot; <code>{url}</code>" if url else ""
-        if self._url.startswith(("http://", "https://", "/")):  # a page (wslab.urls): a link to it
+        if self._url.startswith(("http://", "https://", "/")):  # a page (wslab.runtime.urls): a link to it
             where = f' &middot; <a href="{url}" target="_blank"><code>{url}</code></a>'
         self._header.value = (
             f"<b>{html.escape(self._title)}</b>{where} &middot; "
@@ -200,6 +201,8 @@ class MessageLog(widgets.VBox):
 
 class ChatPanel(widgets.VBox):
     """One chat user's screen: status line and the newest ``lines`` of its transcript."""
+
+    children: tuple[Any, ...]  # ipywidgets' trait, untyped: what it holds
 
     def __init__(
         self, client: ChatClient, *, lines: int = 12, width: str = "320px", show_via: bool = False
@@ -285,15 +288,15 @@ class ServerPanel(widgets.HTML):
         self._live.show()
 
     def render(self) -> None:
-        s = self.server
-        users = ", ".join(s.users) or "nobody"
+        room, stats = self.server.room, self.server.room.stats
+        users = ", ".join(room.users) or "nobody"
         self.value = (
-            f"<b>{html.escape(self._title)}</b> ({html.escape(s.server_id)},"
-            f" broker: {html.escape(s.broker.kind)})"
-            f"<br>connected: {len(s.users)} ({html.escape(users)})"
-            f"<br>messages/s: {s.stats.rate():.1f} &middot; published {s.stats.published}"
-            f" &middot; delivered {s.stats.delivered} &middot; dropped {s.stats.dropped}"
-            f" &middot; too slow {s.stats.evicted}"
+            f"<b>{html.escape(self._title)}</b> ({html.escape(room.server_id)},"
+            f" broker: {html.escape(self.server.broker.kind)})"
+            f"<br>connected: {len(room.users)} ({html.escape(users)})"
+            f"<br>messages/s: {stats.rate(now=room.clock()):.1f} &middot; published {stats.published}"
+            f" &middot; delivered {stats.delivered} &middot; dropped {stats.dropped}"
+            f" &middot; too slow {stats.evicted}"
         )
 
     def close(self) -> None:
@@ -330,10 +333,10 @@ class AudienceView(widgets.HBox):
         self._live.show()
 
     def render(self) -> None:
-        users = self.server.users
-        nobody = "nobody now" if self.server.transcript else "nobody yet"  # after a class, not before
+        users = self.server.room.users
+        nobody = "nobody now" if self.server.room.transcript else "nobody yet"  # after a class, not before
         self._count.value = f"<b>{len(users)}</b> connected: {html.escape(', '.join(users) or nobody)}"
-        lines = [render_plain(event) for event in list(self.server.transcript)[-self._lines :]]
+        lines = [render_plain(event) for event in list(self.server.room.transcript)[-self._lines :]]
         self._body.value = _lines_html(lines, "(no messages yet)")
 
     def close(self) -> None:

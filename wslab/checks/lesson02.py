@@ -1,9 +1,10 @@
-"""Exercise checks for lessons 02 and 03: a learner's chat room or client on real connections.
+"""Exercise checks for lesson 02: the learner's chat rules, and a chat room on real connections.
 
-Like :mod:`wslab.checks`, each check starts a server on a free loopback port, talks to it
-as clients would, stops it, and returns a :class:`~wslab.checks.CheckReport`. A room under
-test is either a connection handler (the lesson's own room) or a
-:class:`~wslab.servers.ChatServer`: the same checks pass on both, which is the point.
+:func:`check_find_gaps` and :func:`check_username_rules` try plain functions on values. The
+room checks start a server on a free loopback port, talk to it as clients would, stop it,
+and return a :class:`~wslab.checks.report.CheckReport`. The chat under test is either a
+connection handler (the lesson's own) or a :class:`~wslab.servers.ChatServer`: the same
+checks pass on both, which is the point.
 """
 
 from __future__ import annotations
@@ -19,16 +20,15 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.uri import parse_uri
 
-from ..core.protocol import EventKind
 from ..runtime.handles import Handler, ServerHandle, serve, wait_until
-from .basics import REPLY_TIMEOUT, CheckReport
+from .report import REPLY_TIMEOUT, CheckReport, Hints, error_text, serving, until
 
 __all__ = [
-    "check_gives_up",
+    "check_find_gaps",
     "check_history_lost",
     "check_lag_closes",
-    "check_reconnecting_client",
     "check_resuming_room",
+    "check_username_rules",
 ]
 
 #: Room events (the other json messages, welcome, ack, live, ping, are not looked at).
@@ -37,6 +37,66 @@ EVENT_TYPES = ("chat", "join", "leave")
 PADDING = "." * 110
 #: Tiny kernel buffers and write limit, so a client that does not read shows up quickly.
 SMALL_BUFFERS: dict[str, Any] = {"send_buffer": 4096, "write_limit": 4096}
+
+
+# The rules, on plain values
+
+FIND_GAPS_HINTS: Hints = [
+    ("[1, 2, 2, 3]", "a repeated number is a duplicate, not a gap: compare with the highest seq seen so far"),
+]
+
+
+def check_find_gaps(find_gaps: Callable[[list[int]], list[tuple[int, int]]]) -> CheckReport:
+    """Exercise: ``find_gaps(seqs)`` lists the ``(first, last)`` ranges missing from a run of seqs."""
+    report = CheckReport("find gaps")
+    cases: list[tuple[list[int], list[tuple[int, int]]]] = [
+        ([1, 2, 3, 4], []),
+        ([1, 2, 5, 6], [(3, 4)]),
+        ([7, 9, 12], [(8, 8), (10, 11)]),
+        ([3], []),
+        ([], []),
+        ([1, 2, 2, 3], []),
+    ]
+    for seqs, want in cases:
+        try:
+            got = [tuple(gap) for gap in find_gaps(list(seqs))]
+        except Exception as exc:
+            report.add(False, f"find_gaps({seqs}) raised {error_text(exc)}")
+            continue
+        report.add(got == want, f"find_gaps({seqs}): expected {want}, got {got}")
+    report.hints_for(FIND_GAPS_HINTS)
+    return report
+
+
+def check_username_rules(validate: Callable[[str, set[str]], str]) -> CheckReport:
+    """Exercise: ``validate(name, taken)`` returns the cleaned name or raises ValueError."""
+    report = CheckReport("username rules")
+    good = [("alice", "alice"), ("  bob  ", "bob"), ("x" * 32, "x" * 32), ("Zoë 🌱", "Zoë 🌱")]
+    bad = [
+        ("", "empty"),
+        ("   ", "only spaces"),
+        ("x" * 33, "33 characters"),
+        ("eve\nmallory", "a newline inside"),
+        ("bell\x07", "a control character"),
+        ("Alice", "taken by 'alice' (case differs)"),
+    ]
+    for raw, want in good:
+        try:
+            got = validate(raw, {"alice-2"})
+            report.add(got == want, f"{raw!r}: expected {want!r}, got {got!r}")
+        except ValueError as exc:
+            report.add(False, f"{raw!r} should be accepted, but was refused: {exc}")
+    for raw, why in bad:
+        try:
+            got = validate(raw, {"alice"})
+            report.add(False, f"{raw!r} ({why}) should be refused, but was accepted as {got!r}")
+        except ValueError as exc:
+            report.add(bool(str(exc)), f"{raw!r} ({why}) refused: {exc}")
+    report.hint("strip first, then check: empty, length <= 32, no control characters, not taken (casefold)")
+    return report
+
+
+# Rooms on real connections: the clients the checks play
 
 
 def _slow_reader_options(url: str) -> dict[str, Any]:
@@ -51,11 +111,11 @@ def _slow_reader_options(url: str) -> dict[str, Any]:
     return {"sock": sock, "max_queue": 1, "compression": None}
 
 
-async def _start(room: Any, name: str) -> ServerHandle:
+async def _start(chat: Any, name: str) -> ServerHandle:
     """Serve a handler, or a ChatServer (which must subscribe to its broker: its own serve())."""
-    if hasattr(room, "serve_websocket"):
-        return await room.serve(name=name, **SMALL_BUFFERS)
-    return await serve(room, name=name, **SMALL_BUFFERS)
+    if hasattr(chat, "serve_websocket"):
+        return await chat.serve(name=name, **SMALL_BUFFERS)
+    return await serve(chat, name=name, **SMALL_BUFFERS)
 
 
 class _Reader:
@@ -118,20 +178,12 @@ def _consecutive(seqs: list[int]) -> bool:
     return seqs == list(range(seqs[0], seqs[0] + len(seqs))) if seqs else False
 
 
-async def _until(report: CheckReport, what: str, condition: Callable[[], bool], timeout: float) -> bool:
-    try:
-        await wait_until(condition, timeout=timeout)
-        return True
-    except TimeoutError:
-        return report.add(False, f"{what}: not within {timeout:g} s")
-
-
 def _welcome_seq(reader: _Reader) -> int | None:
     welcome = next((m for m in reader.messages if m.get("type") == "welcome"), None)
     return welcome.get("seq") if welcome is not None and isinstance(welcome.get("seq"), int) else None
 
 
-# Lesson 02: the tutorial's channel
+# The tutorial's channel, and its silent loss
 
 
 async def check_lag_closes(handler: Handler, *, burst: int = 1000) -> CheckReport:
@@ -142,18 +194,13 @@ async def check_lag_closes(handler: Handler, *, burst: int = 1000) -> CheckRepor
     what reached it. ``bob`` reads all along and must get every message, and stay.
     """
     report = CheckReport("lag closes with 4001")
-    server = await serve(handler, name="check:lag", **SMALL_BUFFERS)
-    try:
-        async with (
-            connect(server.url) as bob,
-            connect(server.url, **_slow_reader_options(server.url)) as slow,
-            connect(server.url) as talker,
-        ):
-            await _lag_scenario(report, bob, slow, talker, burst)
-    except (OSError, ConnectionClosed) as exc:
-        report.add(False, f"the connection failed: {exc}")
-    finally:
-        await server.stop()
+    async with (
+        serving(report, serve(handler, name="check:lag", **SMALL_BUFFERS)) as server,
+        connect(server.url) as bob,
+        connect(server.url, **_slow_reader_options(server.url)) as slow,
+        connect(server.url) as talker,
+    ):
+        await _lag_scenario(report, bob, slow, talker, burst)
     return report
 
 
@@ -175,7 +222,7 @@ async def _lag_scenario(
         for text in texts:
             await talker.send(text)
             await asyncio.sleep(0)
-        got_all = await _until(report, f"bob gets all {burst}", lambda: f"[talker] {texts[-1]}" in heard, 10)
+        got_all = await until(report, f"bob gets all {burst}", lambda: f"[talker] {texts[-1]}" in heard, 10)
         if got_all:
             report.add(
                 heard.count(f"[talker] {texts[0]}") == 1 and bob.state.name == "OPEN",
@@ -208,28 +255,25 @@ async def _read_to_the_end(connection: ClientConnection) -> int | None:
             return exc.rcvd.code if exc.rcvd is not None else 1006
 
 
-# Lesson 02: the resuming room
+# The resuming room
 
 
-async def check_resuming_room(room: Any, *, flood: int = 1000) -> CheckReport:
+async def check_resuming_room(chat: Any, *, flood: int = 1000) -> CheckReport:
     """The resuming room: numbered events, resume after a seq, 4001 for a client that falls behind.
 
-    ``room`` is a json-dialect connection handler or a ChatServer. Clients send
+    ``chat`` is a json-dialect connection handler or a ChatServer. Clients send
     ``{"type": "hello", "name": ..., "resume": seq}`` then ``{"type": "chat", "text": ...}``;
     the room answers with a welcome carrying its ``seq``, then events
     ``{"type": "chat" | "join" | "leave", "seq": ..., "name": ..., "text": ...}``.
     """
     report = CheckReport("resuming room")
-    server = await _start(room, "check:room")
-    try:
-        async with _json_client(server.url, "talker") as (talker, talked):
-            last = await _numbering(report, server.url, talker, talked)
-            if last is not None:
-                await _resume(report, server.url, talker, talked, last, flood)
-    except (OSError, ConnectionClosed) as exc:
-        report.add(False, f"the connection failed: {exc}")
-    finally:
-        await server.stop()
+    async with (
+        serving(report, _start(chat, "check:room")) as server,
+        _json_client(server.url, "talker") as (talker, talked),
+    ):
+        last = await _numbering(report, server.url, talker, talked)
+        if last is not None:
+            await _resume(report, server.url, talker, talked, last, flood)
     return report
 
 
@@ -240,7 +284,7 @@ async def _numbering(report: CheckReport, url: str, talker: ClientConnection, ta
         await wait_until(lambda: _welcome_seq(heard) is not None or heard.task.done(), timeout=REPLY_TIMEOUT)
         report.add(_welcome_seq(heard) is not None, 'the first message is {"type": "welcome", "seq": <int>}')
         await _say(talker, texts)
-        if not await _until(report, "the listener gets n0..n4", lambda: heard.chats()[-1:] == ["n4"], 5):
+        if not await until(report, "the listener gets n0..n4", lambda: heard.chats()[-1:] == ["n4"], 5):
             return None
         seqs = [e["seq"] for e in heard.events()]
         ok = heard.chats() == texts and _consecutive(seqs)
@@ -256,10 +300,10 @@ async def _resume(
     """While away, three messages; a client resuming after ``last`` gets exactly what followed."""
     texts = [f"r{i}" for i in range(3)]
     await _say(talker, texts)
-    if not await _until(report, "the talker's r0..r2 go out", lambda: talked.saw("r2"), 5):
+    if not await until(report, "the talker's r0..r2 go out", lambda: talked.saw("r2"), 5):
         return
     async with _json_client(url, "returning", resume=last) as (_, back):
-        if not await _until(report, f"resume after seq {last}: r0..r2", lambda: "r2" in back.chats(), 5):
+        if not await until(report, f"resume after seq {last}: r0..r2", lambda: "r2" in back.chats(), 5):
             report.hint('a hello with "resume": seq gets the kept events numbered above seq, oldest first')
             return
         seqs = [e["seq"] for e in back.events()]
@@ -273,7 +317,7 @@ async def _flood(report: CheckReport, url: str, talker: ClientConnection, back: 
     texts = [f"f{i} {PADDING}" for i in range(flood)]
     async with _json_client(url, "slowpoke", slow=True) as (slow, _):
         await _say(talker, texts)
-        if await _until(report, f"a reader gets all {flood} messages", lambda: texts[-1] in back.chats(), 10):
+        if await until(report, f"a reader gets all {flood} messages", lambda: texts[-1] in back.chats(), 10):
             chats = back.chats()
             report.add(
                 chats[chats.index(texts[0]) :] == texts,
@@ -286,32 +330,29 @@ async def _flood(report: CheckReport, url: str, talker: ClientConnection, back: 
             report.hint("after each publish, close (4001) whoever is more than max_lag events behind")
 
 
-async def check_history_lost(room: Any) -> CheckReport:
+async def check_history_lost(chat: Any) -> CheckReport:
     """Exercise: resuming from before the history, the client is told which events are gone.
 
-    ``room`` must keep only its last 5 events. The client resumes after its welcome's seq
+    ``chat`` must keep only its last 5 events. The client resumes after its welcome's seq
     once 10 messages went by: it must get ``{"type": "history-lost", "first": a, "last": b}``
     (``a`` the first seq it asked for, ``b`` the last one gone), then the kept events from
     ``b + 1``.
     """
     report = CheckReport("history lost")
-    server = await _start(room, "check:history")
     texts = [f"h{i}" for i in range(10)]
-    try:
-        async with _json_client(server.url, "talker") as (talker, talked):
-            await wait_until(
-                lambda: _welcome_seq(talked) is not None or talked.task.done(), timeout=REPLY_TIMEOUT
-            )
-            start = _welcome_seq(talked) or 0
-            await _say(talker, texts)
-            if await _until(report, "the talker's 10 messages go out", lambda: talked.saw(texts[-1]), 5):
-                async with _json_client(server.url, "returning", resume=start) as (_, back):
-                    if await _until(report, "the replay ends with h9", lambda: texts[-1] in back.chats(), 5):
-                        _judge_history_lost(report, back, start, texts)
-    except (OSError, ConnectionClosed) as exc:
-        report.add(False, f"the connection failed: {exc}")
-    finally:
-        await server.stop()
+    async with (
+        serving(report, _start(chat, "check:history")) as server,
+        _json_client(server.url, "talker") as (talker, talked),
+    ):
+        await wait_until(
+            lambda: _welcome_seq(talked) is not None or talked.task.done(), timeout=REPLY_TIMEOUT
+        )
+        start = _welcome_seq(talked) or 0
+        await _say(talker, texts)
+        if await until(report, "the talker's 10 messages go out", lambda: talked.saw(texts[-1]), 5):
+            async with _json_client(server.url, "returning", resume=start) as (_, back):
+                if await until(report, "the replay ends with h9", lambda: texts[-1] in back.chats(), 5):
+                    _judge_history_lost(report, back, start, texts)
     return report
 
 
@@ -329,141 +370,3 @@ def _judge_history_lost(report: CheckReport, back: _Reader, start: int, texts: l
     report.add(got == want, f"expected {json.dumps(want)}, got {json.dumps(got)}")
     before = back.messages.index(lost) < back.messages.index(replay[0])
     report.add(before, "history-lost comes before the replay")
-
-
-# Lesson 03: the reconnecting client
-
-
-async def check_reconnecting_client(make: Callable[[str, str], Any], *, outage: float = 0.5) -> CheckReport:
-    """A client that reconnects with backoff, resumes, and resends its outbox in order.
-
-    ``make(url, name)`` builds the client; it needs ``await client.run()`` (connect, and
-    reconnect until cancelled), ``await client.send(text)`` and ``client.texts(author=...)``.
-    Its server restarts (1012) and stays down ``outage`` seconds, refusing every handshake
-    meanwhile; others talk, and the client's user types, while it is away.
-    """
-    from ..servers.chat import ChatServer  # late: lesson 01's checks need no chat machinery
-
-    report = CheckReport("reconnecting client")
-    chat = ChatServer(server_id="check")
-    handle = await chat.serve(name="check:client")
-    client = make(handle.url, "learner")
-    running = asyncio.ensure_future(client.run())
-    try:
-        before, typed, missed = ["a1", "a2", "a3"], ["b1", "b2"], ["o1", "o2"]
-        if not await _until(report, "the client joins", lambda: "learner" in chat.users, REPLY_TIMEOUT):
-            return report
-        for text in before:
-            await client.send(text)
-        if await _until(report, "a1..a3 are published", lambda: _said(chat, "learner") == before, 5):
-            await handle.stop(code=1012, reason="restarting")
-            for text in missed:  # others talk while the client is away
-                await chat.broker.publish(chat.room.event(EventKind.CHAT, "other", text))
-            for text in typed:  # and its user types
-                await client.send(text)
-            attempts = await _refuse_handshakes(handle.port, outage)
-            handle = await chat.serve(name="check:client", port=handle.port)
-            await _judge_reconnection(report, chat, client, before + typed, missed, attempts, outage)
-    except Exception as exc:  # the learner's client raised: say so instead of a traceback
-        report.add(False, f"the client raised {type(exc).__name__}: {exc}")
-    finally:
-        running.cancel()
-        with contextlib.suppress(BaseException):
-            await running
-        await handle.stop()
-    return report
-
-
-def _said(chat: Any, name: str) -> list[str]:
-    """What ``name`` said in the room, as the server published it (in order, duplicates too)."""
-    return [e.text for e in chat.room.transcript if e.kind is EventKind.CHAT and e.name == name]
-
-
-async def _refuse_handshakes(port: int, seconds: float) -> int:
-    """Hold ``port`` for ``seconds``, closing every connection at once; returns how many came."""
-    attempts = 0
-
-    def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal attempts
-        attempts += 1
-        writer.close()
-
-    refuser = await asyncio.start_server(refuse, "127.0.0.1", port)
-    await asyncio.sleep(seconds)  # the outage: how long the server is away, not a wait for anything
-    refuser.close()
-    await refuser.wait_closed()
-    return attempts
-
-
-async def _judge_reconnection(
-    report: CheckReport,
-    chat: Any,
-    client: Any,
-    said: list[str],
-    missed: list[str],
-    attempts: int,
-    outage: float,
-) -> None:
-    mine = lambda: _said(chat, "learner")  # noqa: E731
-    await _until(report, "the outbox goes out after the restart", lambda: len(mine()) >= len(said), 5)
-    report.add(mine() == said, f"the room got {said} once each, in order: got {mine()}")
-    if mine()[len(said) - 2 :] != said[-2:]:
-        report.hint("keep what was sent in an outbox until its ack; send the outbox again once live")
-    heard = lambda: client.texts(author="other")  # noqa: E731
-    await _until(report, "what others said while it was away arrives", lambda: heard() == missed, 5)
-    report.add(heard() == missed, f"what others said while it was away, {missed}, arrived: got {heard()}")
-    if heard() != missed:
-        report.hint('the hello after a reconnect carries "resume": the last seq seen')
-    calm = attempts <= 20
-    report.add(calm, f"handshakes tried during the {outage:g} s outage: {'at most 20' if calm else attempts}")
-    if not calm:
-        report.hint("wait between attempts, longer each time, with jitter: reconnect_delays=")
-
-
-async def check_gives_up(make: Callable[[str, str], Any]) -> CheckReport:
-    """Exercise: a client stops for good when the server refuses it (1008), and only then.
-
-    A name already in the room is refused with an error and close code 1008: ``run()``
-    must return, after one try. A server restart (1012) must still be reconnected.
-    """
-    from ..clients.chat import ChatClient
-    from ..servers.chat import ChatServer
-
-    report = CheckReport("gives up on 1008")
-    chat = ChatServer(server_id="check")
-    handle = await chat.serve(name="check:gives-up")
-    holder = ChatClient(handle.url, "taken").start()
-    tasks: list[asyncio.Future[Any]] = []
-    try:
-        await wait_until(lambda: holder.live, timeout=REPLY_TIMEOUT)
-        tasks.append(asyncio.ensure_future(make(handle.url, "taken").run()))
-        stopped = await _finished(tasks[-1], REPLY_TIMEOUT)
-        once = chat.stats.rejected == 1
-        report.add(
-            stopped and once,
-            "refused with 1008: run() returned after one try"
-            if stopped and once
-            else f"refused with 1008: run() {'returned' if stopped else 'still running'}, after"
-            f" {'one try' if once else 'trying again and again'}",
-        )
-        if not stopped:
-            report.hint("after the connection ends, look at its close code: 1008 means do not come back")
-        tasks.append(asyncio.ensure_future(make(handle.url, "learner").run()))
-        await wait_until(lambda: "learner" in chat.users or tasks[-1].done(), timeout=REPLY_TIMEOUT)
-        handle = await chat.serve(name="check:gives-up", port=handle.port)  # a restart: 1012
-        back = await _finished(asyncio.ensure_future(wait_until(lambda: "learner" in chat.users)), 5)
-        report.add(back, "after a restart (1012) it reconnected")
-    finally:
-        for task in tasks:
-            task.cancel()
-        await holder.stop()
-        await handle.stop()
-    return report
-
-
-async def _finished(task: asyncio.Future[Any], timeout: float) -> bool:
-    """Whether ``task`` ends within ``timeout`` (its exception, if any, is retrieved)."""
-    done, _ = await asyncio.wait({task}, timeout=timeout)
-    if done and not task.cancelled():
-        task.exception()
-    return bool(done)
