@@ -6,6 +6,7 @@ Helpers that tests call (waits, clients, assertions) are in ``helpers.py``.
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -14,6 +15,11 @@ from helpers import TIMEOUT_FACTOR, Wslab, start_services_blocking, unavailable
 from jupyterlab_harness import CHROMIUM_ARGS, find_chromium, skip_or_fail
 
 import wslab
+
+# jsonschema (under nbformat) compiles an RFC 3987 grammar as it is imported, 1-2 s of CPU in
+# every pytest process and xdist worker, only to check the "iri" string format, which no schema
+# here uses (nbformat's have no formats at all). Without this module it leaves "iri" unchecked.
+sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
 #: Fixtures that start (or reach) a real broker server, and the broker kinds a test may be parametrized with.
 BROKER_FIXTURES = frozenset({"redis_url", "nats_url", "kafka_url"})
