@@ -57,6 +57,9 @@ TIMEOUT_FACTOR = float(os.environ.get("WSLAB_TESTS_TIMEOUT_FACTOR", "1"))
 MS = 0.001 * TIMEOUT_FACTOR
 #: Upper bound for any single wait in the suite; a healthy run needs a fraction of it.
 TIMEOUT = 5_000 * MS
+#: The same for a wait that includes a Python process starting or exiting: its imports alone
+#: take a second of CPU, several seconds when the machine is busy.
+PROCESS_TIMEOUT = 3 * TIMEOUT
 
 
 async def wait_for(predicate: Callable[[], object], timeout: float = TIMEOUT, what: str = "") -> None:
@@ -475,7 +478,7 @@ class Wslab:
         )
         return cls(process)
 
-    async def expect(self, pattern: str, timeout: float = TIMEOUT) -> re.Match[str]:
+    async def expect(self, pattern: str, timeout: float = PROCESS_TIMEOUT) -> re.Match[str]:
         """Read stdout until a line matches ``pattern`` (a regex, searched); fail on timeout or exit."""
         assert self.process.stdout is not None
         loop = asyncio.get_running_loop()
@@ -506,7 +509,7 @@ class Wslab:
         assert self.process.stdin is not None
         self.process.stdin.close()
 
-    async def finish(self, timeout: float = TIMEOUT) -> tuple[int, list[str], str]:
+    async def finish(self, timeout: float = PROCESS_TIMEOUT) -> tuple[int, list[str], str]:
         """Wait for the exit: its status, every stdout line (including those read before), stderr."""
         out, err = await asyncio.wait_for(self.process.communicate(), timeout)
         self.lines += out.decode().splitlines()
@@ -533,5 +536,5 @@ async def serve_chat(processes: list[Wslab], *options: str, port: int = 0) -> tu
     """``serve chat`` on 127.0.0.1 (as a process, kept in ``processes``) and the URL it announced."""
     server = await Wslab.start("serve", "chat", "--host", "127.0.0.1", "--port", str(port), *options)
     processes.append(server)
-    match = await server.expect(LISTENING.pattern, timeout=3 * TIMEOUT)
+    match = await server.expect(LISTENING.pattern)
     return server, match.group(1)

@@ -109,7 +109,8 @@ async def _seq_when_a_newcomer_is_in(chat: ChatServer, url: str, burst: int) -> 
     stop_counting = chat.subscribe(lambda event: done.__setitem__(0, done[0] + (event.name == "bot")))
     for i in range(burst):  # queued at once: the in-process broker never waits
         await chat.broker.publish(chat.room.event(EventKind.CHAT, "bot", f"burst {i}"))
-    newcomer = await connect(url, compression=None)
+    # Without yielding (the test's second run), the handshake waits for the whole burst.
+    newcomer = await connect(url, compression=None, open_timeout=6 * TIMEOUT)
     at_handshake = done[0]
     await newcomer.send(json.dumps({"type": "hello", "name": f"new{chat.room.last_seq}"}))
     async for message in newcomer:

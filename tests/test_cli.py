@@ -26,7 +26,7 @@ async def echo_process(processes: list[Wslab]) -> tuple[Wslab, str]:
     """``python -m wslab serve echo`` on port 0, and the URL it printed."""
     process = await Wslab.start("serve", "echo", "--host", "127.0.0.1", "--port", "0")
     processes.append(process)
-    match = await process.expect(LISTENING, timeout=3 * TIMEOUT)
+    match = await process.expect(LISTENING)
     return process, match.group(1)
 
 
@@ -45,7 +45,7 @@ async def test_serve_echoes_and_stops_cleanly_on_sigterm(echo_process: tuple[Wsl
         process.process.send_signal(signal.SIGTERM)
 
         assert await close_code(ws) == 1001  # going away
-    code, out, err = await process.finish(timeout=2 * TIMEOUT)
+    code, out, err = await process.finish()
 
     assert code == 0
     assert "Traceback" not in err
@@ -58,7 +58,7 @@ async def test_serve_echoes_and_stops_cleanly_on_sigterm(echo_process: tuple[Wsl
 async def test_serve_on_a_port_taken_by_another_process_explains_itself(processes: list[Wslab]) -> None:
     handle = await wslab.serve(echo, name="squatter")
     process = await run_wslab(processes, "serve", "echo", "--host", "127.0.0.1", "--port", str(handle.port))
-    code, out, err = await process.finish(timeout=2 * TIMEOUT)
+    code, out, err = await process.finish()
 
     assert code == 1
     assert "address already in use" in err
@@ -69,7 +69,7 @@ async def test_serve_on_a_port_taken_by_another_process_explains_itself(processe
 async def test_send_prints_one_reply_per_message(processes: list[Wslab]) -> None:
     handle = await wslab.serve(echo)
     process = await run_wslab(processes, "send", handle.url, "hello", "world")
-    code, out, err = await process.finish(timeout=2 * TIMEOUT)
+    code, out, err = await process.finish()
 
     assert code == 0, err
     assert out == ["Echo: hello", "Echo: world"]
@@ -79,7 +79,7 @@ async def test_send_prints_one_reply_per_message(processes: list[Wslab]) -> None
 async def test_send_to_a_closed_port_exits_1_with_an_explanation(processes: list[Wslab]) -> None:
     with refused_port() as port:
         process = await run_wslab(processes, "send", f"ws://127.0.0.1:{port}/", "hello")
-        code, out, err = await process.finish(timeout=2 * TIMEOUT)
+        code, out, err = await process.finish()
 
     assert code == 1
     assert "connection refused" in err

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import TIMEOUT, close_code
+from helpers import PROCESS_TIMEOUT, TIMEOUT, close_code
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin
@@ -51,7 +51,7 @@ class WebProcess:
     def http(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.url, trust_env=False, timeout=TIMEOUT)
 
-    async def finish(self, timeout: float = TIMEOUT) -> tuple[int, str, str]:
+    async def finish(self, timeout: float = PROCESS_TIMEOUT) -> tuple[int, str, str]:
         """Wait for the exit: its status, the rest of stdout, and stderr."""
         out, err = await asyncio.wait_for(self.process.communicate(), timeout)
         assert self.process.returncode is not None
@@ -81,7 +81,7 @@ async def serve_web() -> AsyncIterator[StartWeb]:
         )
         web = WebProcess(process)
         started.append(web)
-        first = await web.readline(timeout=3 * TIMEOUT)
+        first = await web.readline(timeout=PROCESS_TIMEOUT)
         match = LISTENING.match(first)
         assert match, f"unexpected first line {first!r}"
         web.url = match.group(1)
@@ -144,8 +144,8 @@ async def test_serve_web_answers_http_and_websockets_and_stops_on_sigterm(serve_
 async def test_public_mode_prints_the_join_url_code_and_a_qr_code(serve_web: StartWeb) -> None:
     web = await serve_web("--public", "--host", "127.0.0.1", "--join-code", "1234")
     # Printed once the server listens, after finding where it runs (wslab.runtime.urls, which
-    # imports jupyter_server: seconds on a busy machine): the start-up's deadline, not a line's.
-    assert await web.readline(timeout=3 * TIMEOUT) == "join from a phone or laptop on this network:"
+    # imports jupyter_server: 2-3 s of CPU, far more on a busy machine): a start-up's deadline.
+    assert await web.readline(timeout=2 * PROCESS_TIMEOUT) == "join from a phone or laptop on this network:"
     assert await web.readline() == f"  {web.url}#code=1234"  # the code rides in the fragment
     assert await web.readline() == "join code: 1234"
     qr: list[str] = []
