@@ -103,6 +103,38 @@ async def assert_stays(predicate: Callable[[], object], duration: float, what: s
     assert predicate(), f"{what or predicate!r} stopped holding at the end of {duration:g} s"
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """The CPU time process ``pid`` has used so far; None once it is gone."""
+    import psutil  # IPython requires it
+
+    try:
+        used = psutil.Process(pid).cpu_times()
+    except psutil.Error:
+        return None
+    return used.user + used.system
+
+
+async def while_working(pid: int, step: Awaitable[T], stall: float = TIMEOUT, what: str = "") -> T:
+    """``await step`` for as long as process ``pid`` keeps using CPU; fail after ``stall`` s without.
+
+    For what a process does as it starts (imports, then its first lines): seconds of CPU on
+    an idle machine, many times that beside a busy one, where no fixed deadline fits; a
+    process that hangs uses none.
+    """
+    task = asyncio.ensure_future(step)
+    try:
+        used = cpu_seconds(pid)
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=stall)
+            if done:
+                return task.result()
+            if (now := cpu_seconds(pid)) == used:
+                raise AssertionError(f"{what or step!r}: process {pid} used no CPU for {stall:g} s")
+            used = now
+    finally:
+        task.cancel()
+
+
 async def until(
     check: Callable[[], Awaitable[Any]],
     what: str,
@@ -478,15 +510,25 @@ class Wslab:
         )
         return cls(process)
 
-    async def expect(self, pattern: str, timeout: float = PROCESS_TIMEOUT) -> re.Match[str]:
-        """Read stdout until a line matches ``pattern`` (a regex, searched); fail on timeout or exit."""
+    async def expect(
+        self, pattern: str, timeout: float = PROCESS_TIMEOUT, *, starting: bool = False
+    ) -> re.Match[str]:
+        """Read stdout until a line matches ``pattern`` (a regex, searched); fail on timeout or exit.
+
+        ``starting``: the line comes as the process starts, so wait while it works
+        (:func:`while_working`) instead of until a deadline.
+        """
         assert self.process.stdout is not None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
+            reading = self.process.stdout.readline()
             try:
-                raw = await asyncio.wait_for(self.process.stdout.readline(), deadline - loop.time())
-            except TimeoutError:
+                if starting:
+                    raw = await while_working(self.process.pid, reading, what=f"waiting for {pattern!r}")
+                else:
+                    raw = await asyncio.wait_for(reading, deadline - loop.time())
+            except (TimeoutError, AssertionError):
                 raw = None
             if not raw:
                 err = await self._stop_and_read_stderr()
@@ -536,5 +578,5 @@ async def serve_chat(processes: list[Wslab], *options: str, port: int = 0) -> tu
     """``serve chat`` on 127.0.0.1 (as a process, kept in ``processes``) and the URL it announced."""
     server = await Wslab.start("serve", "chat", "--host", "127.0.0.1", "--port", str(port), *options)
     processes.append(server)
-    match = await server.expect(LISTENING.pattern)
+    match = await server.expect(LISTENING.pattern, starting=True)
     return server, match.group(1)

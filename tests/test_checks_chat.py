@@ -170,9 +170,11 @@ async def test_reconnecting_client_passes_on_the_solution_and_on_wslab() -> None
 
 async def test_reconnecting_client_fails_without_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(lesson03, "jittered_delays", lambda: itertools.repeat(0.0))
-    report = await check_reconnecting_client(lesson03.ResumingClient)
+    # A longer outage than the check's own: without backoff the client tries hundreds of
+    # handshakes a second on an idle machine; 20 in 2 s stays out of reach however busy it is.
+    report = await check_reconnecting_client(lesson03.ResumingClient, outage=2.0)
     assert_not_yet(report)
-    assert "handshakes tried during the 0.5 s outage:" in failing(report, "handshakes tried")
+    assert "handshakes tried during the 2 s outage:" in failing(report, "handshakes tried")
     assert_hint(report, "reconnect_delays=")
 
 

@@ -26,7 +26,7 @@ async def echo_process(processes: list[Wslab]) -> tuple[Wslab, str]:
     """``python -m wslab serve echo`` on port 0, and the URL it printed."""
     process = await Wslab.start("serve", "echo", "--host", "127.0.0.1", "--port", "0")
     processes.append(process)
-    match = await process.expect(LISTENING)
+    match = await process.expect(LISTENING, starting=True)
     return process, match.group(1)
 
 

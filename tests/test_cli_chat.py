@@ -43,7 +43,7 @@ async def start(processes: list[Wslab], *args: str) -> Wslab:
 async def chat_client(processes: list[Wslab], url: str, name: str) -> Wslab:
     """A CLI client that has joined: its handshake succeeded and it saw its own join."""
     client = await start(processes, "client", url, "--name", name)
-    await client.expect(rf"^connected to {re.escape(url)}: 101 Switching Protocols$")
+    await client.expect(rf"^connected to {re.escape(url)}: 101 Switching Protocols$", starting=True)
     await client.expect(rf"^>>> {name} joined the chat$")
     return client
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import PROCESS_TIMEOUT, TIMEOUT, close_code
+from helpers import PROCESS_TIMEOUT, TIMEOUT, close_code, while_working
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin
@@ -36,9 +36,15 @@ class WebProcess:
         self.lines: list[str] = []
         self.url = ""
 
-    async def readline(self, timeout: float = TIMEOUT) -> str:
+    async def readline(self, timeout: float = TIMEOUT, *, starting: bool = False) -> str:
+        """The next line of stdout; ``starting``: one the process prints as it starts, awaited
+        while it works (:func:`helpers.while_working`) rather than until ``timeout``."""
         assert self.process.stdout is not None
-        raw = await asyncio.wait_for(self.process.stdout.readline(), timeout)
+        reading = self.process.stdout.readline()
+        if starting:
+            raw = await while_working(self.process.pid, reading, what="a line of serve web's start-up")
+        else:
+            raw = await asyncio.wait_for(reading, timeout)
         assert raw, f"stdout ended; read so far: {self.lines!r}"
         line = raw.decode().rstrip("\r\n")
         self.lines.append(line)
@@ -81,7 +87,7 @@ async def serve_web() -> AsyncIterator[StartWeb]:
         )
         web = WebProcess(process)
         started.append(web)
-        first = await web.readline(timeout=PROCESS_TIMEOUT)
+        first = await web.readline(starting=True)
         match = LISTENING.match(first)
         assert match, f"unexpected first line {first!r}"
         web.url = match.group(1)
@@ -144,8 +150,8 @@ async def test_serve_web_answers_http_and_websockets_and_stops_on_sigterm(serve_
 async def test_public_mode_prints_the_join_url_code_and_a_qr_code(serve_web: StartWeb) -> None:
     web = await serve_web("--public", "--host", "127.0.0.1", "--join-code", "1234")
     # Printed once the server listens, after finding where it runs (wslab.runtime.urls, which
-    # imports jupyter_server: 2-3 s of CPU, far more on a busy machine): a start-up's deadline.
-    assert await web.readline(timeout=2 * PROCESS_TIMEOUT) == "join from a phone or laptop on this network:"
+    # imports jupyter_server: 2-3 s of CPU, far more on a busy machine): part of its start-up.
+    assert await web.readline(starting=True) == "join from a phone or laptop on this network:"
     assert await web.readline() == f"  {web.url}#code=1234"  # the code rides in the fragment
     assert await web.readline() == "join code: 1234"
     qr: list[str] = []
