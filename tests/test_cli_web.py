@@ -143,6 +143,9 @@ async def test_serve_web_answers_http_and_websockets_and_stops_on_sigterm(serve_
 
 async def test_public_mode_prints_the_join_url_code_and_a_qr_code(serve_web: StartWeb) -> None:
     web = await serve_web("--public", "--host", "127.0.0.1", "--join-code", "1234")
+    # The page an instructor opens from a phone before the class: no script, no code needed.
+    # (Its line waits for the join URLs, which may import jupyter_server: slow on a busy machine.)
+    assert await web.readline(timeout=15) == f"first, from your phone on the room's network: {web.url}reach"
     assert await web.readline() == "join from a phone or laptop on this network:"
     assert await web.readline() == f"  {web.url}#code=1234"  # the code rides in the fragment
     assert await web.readline() == "join code: 1234"
@@ -168,6 +171,31 @@ async def test_public_mode_prints_the_join_url_code_and_a_qr_code(serve_web: Sta
     assert code == 0, err
     assert "join code 1234" in err
     assert "Traceback" not in err
+
+
+async def test_public_mode_makes_a_six_digit_code_and_turns_the_heartbeat_on(serve_web: StartWeb) -> None:
+    """Audience mode's limits (wslab.core.AUDIENCE) without a word on the command line."""
+    web = await serve_web("--public", "--host", "127.0.0.1")
+    lines = [await web.readline(timeout=15) for _ in range(5)]
+    code = lines[3].removeprefix("join code: ")
+    assert re.fullmatch(r"\d{6}", code), lines
+    assert lines[2] == f"  {web.url}#code={code}"
+
+    async with web.http() as http:
+        response = await http.post("/api/token", json={"name": "alice", "code": code})
+        assert (await http.get("/api/users")).status_code == 401  # who is in: for code holders only
+        listed = await http.get("/api/users", headers={"X-Join-Code": code})
+    async with connect(web.ws_url) as alice:
+        await alice.send(json.dumps({"type": "hello", "name": "alice", "token": response.json()["token"]}))
+        welcome = json.loads(await asyncio.wait_for(alice.recv(), TIMEOUT))
+    assert welcome["heartbeat"] == {"interval": 15.0, "timeout": 45.0}, welcome
+    assert listed.json()["users"] == []  # asked before alice came in
+
+    web.process.send_signal(signal.SIGTERM)
+    code_, _, err = await web.finish()
+    assert code_ == 0, err
+    limits = "at most 200 people, 5 messages/s each (bursts of 10), 4096 bytes per message, heartbeat"
+    assert limits in err
 
 
 async def test_serve_web_options_reach_the_app(serve_web: StartWeb) -> None:
