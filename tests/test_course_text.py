@@ -37,7 +37,6 @@ PENDING = {
     "01-echo-server",
     "02-chat-server",
     "03-clients",
-    "04-http-and-websockets",
     "05-heartbeats",
     "06-scaling-out",
     "07-fleet-dashboard",

@@ -234,6 +234,7 @@ async def _visit_counter(url: str, report: CheckReport, expect: Callable[[int, s
         " until the app's call returns",
         "a handshake the app refuses never sends 'websocket.accept': count down only what you counted up",
     ],
+    title="WebSocket counter",
 )
 async def check_websocket_counter(middleware: Callable[[Any], Any]) -> CheckReport:
     """Exercise 1: pure ASGI middleware whose ``open`` is the number of WebSockets open right now.
