@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import TIMEOUT, close_code, stop_servers  # noqa: F401  (stop_servers: autouse fixture)
+from helpers import TIMEOUT, LocalCA, close_code, stop_servers  # noqa: F401  (stop_servers: autouse fixture)
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin
@@ -229,3 +229,33 @@ async def test_serve_web_options_reach_the_app(serve_web: StartWeb) -> None:
     assert code == 0, err
     assert "at most 1 people, 0.1 messages/s each (bursts of 2), 300 bytes per message" in err
     assert "WS /ws refused: HTTP 503" in err
+
+
+async def test_serve_web_with_tls_answers_https_and_wss(tmp_path: Path) -> None:
+    """``--tls CERT KEY``, with a certificate of the kind lesson 08's CA makes (``python -m trustme``)."""
+    ca = LocalCA()
+    cert, key = tmp_path / "server.pem", tmp_path / "server.key"
+    ca.write_server_files(cert, key)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "wslab", "serve", "web", "--port", "0", "--tls", str(cert), str(key),
+        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    web = WebProcess(process)
+    try:
+        first = await web.readline(timeout=15)
+        match = re.match(r"^web server listening on (https://127\.0\.0\.1:\d+/) \(Ctrl-C to stop\)$", first)
+        assert match, first
+        trusted = ca.client_context()
+        async with httpx.AsyncClient(base_url=match.group(1), verify=trusted, trust_env=False) as http:
+            assert "over HTTPS" in (await http.get("/reach")).text
+            token = (await http.post("/api/token", json={"name": "ann"})).json()["token"]
+        async with connect(match.group(1).replace("https", "wss", 1) + "ws", ssl=trusted) as ann:
+            await ann.send(json.dumps({"type": "hello", "name": "ann", "token": token}))
+            assert json.loads(await asyncio.wait_for(ann.recv(), TIMEOUT))["type"] == "welcome"
+        process.send_signal(signal.SIGTERM)
+        code, _, err = await web.finish()
+        assert code == 0, err
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()

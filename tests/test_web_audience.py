@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import nbformat
 import pytest
 from helpers import TIMEOUT, LocalCA, stop_servers, wait_for  # noqa: F401  (stop_servers: autouse)
 from test_web import start_web
@@ -23,6 +24,8 @@ from websockets.exceptions import InvalidStatus
 from wslab.core import AUDIENCE
 from wslab.servers import Balancer, serve_audience
 from wslab.servers.chat import ChatServer
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def http_from(url: str, address: str = "127.0.0.1", **options: Any) -> httpx.AsyncClient:
@@ -157,7 +160,8 @@ async def enter(http: httpx.AsyncClient, ws_url: str, name: str, code: str) -> C
 async def test_audience_mode_admits_a_class_of_200_and_refuses_the_201st() -> None:
     """What ``serve web --public`` and lesson 04's ``PUBLIC = True`` start: room for 200."""
     assert AUDIENCE.max_users == 200
-    server = await serve_audience(public=False, join_code="271828", name="class")
+    # PUBLIC = True, bound to loopback all the same (a test sends nothing beyond this machine).
+    server = await serve_audience(public=True, host="127.0.0.1", join_code="271828", name="class")
     assert server.chat is not None
     room = server.chat.room
     assert room.max_users == 200 and room.heartbeat == AUDIENCE.heartbeat and room.rate == AUDIENCE.rate
@@ -178,6 +182,14 @@ async def test_audience_mode_admits_a_class_of_200_and_refuses_the_201st() -> No
         await wait_for(lambda: room.size == 199, timeout=30)
         assert (await http.post("/api/token", json={"name": "late", "code": "271828"})).status_code == 200
     await asyncio.gather(*(person.close() for person in people))
+
+
+def test_lesson_04s_class_room_is_audience_mode_public_or_not() -> None:
+    """The lesson's cell starts its room with serve_audience and the mode alone: no limit of its own."""
+    lesson = nbformat.read(REPO / "notebooks" / "complete" / "04-http-and-websockets.ipynb", as_version=4)
+    [cell] = [c.source for c in lesson.cells if c.cell_type == "code" and "PUBLIC = False" in c.source]
+    assert "await serve_audience(public=PUBLIC, join_code=class_code" in cell
+    assert "max_users" not in cell and "rate" not in cell
 
 
 # --- TLS: https:// and wss://, with lesson 08's kind of certificate authority ---------------------------

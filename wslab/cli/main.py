@@ -327,10 +327,11 @@ def _add_web_parser(servers: Any) -> None:
     web.add_argument(
         "--public",
         action="store_true",
-        help="live-audience mode: bind every interface, print join URLs and a QR code, require a join code",
+        help="live-audience mode: bind every interface, print a /reach check, join URLs and a QR code, "
+        "require a join code",
     )
     web.add_argument(
-        "--join-code", default=None, help="code people must enter (default with --public: random)"
+        "--join-code", default=None, help="code people must enter (default with --public: six random digits)"
     )
     web.add_argument(
         "--max-users",

@@ -41,7 +41,7 @@ CODE_HEADER = "x-join-code"
 
 @dataclass(kw_only=True)
 class Door:
-    """Who may in: the join code, counted per client address, and the room's cap."""
+    """Who may come in: the join code, counted per client address, and the room's cap."""
 
     chat: ChatServer
     guard: JoinCodeGuard
