@@ -214,3 +214,17 @@ async def test_serve_audience_with_tls_answers_https_and_wss(tmp_path: Path) -> 
     with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):  # a client not trusting the CA
         async with httpx.AsyncClient(trust_env=False, timeout=TIMEOUT) as stranger:
             await stranger.get(server.url + "reach")
+
+
+def test_the_audience_view_links_the_join_url_and_the_reach_page_escaped() -> None:
+    from wslab.widgets import AudienceView
+
+    view = AudienceView(ChatServer(), ["http://10.0.0.5:9001/#code=123456", 'http://x/"><script>'])
+    try:
+        join = view.children[0].value
+    finally:
+        view.close()
+    link = '<a href="http://10.0.0.5:9001/#code=123456" target="_blank" rel="noopener">'
+    assert f"{link}<code>http://10.0.0.5:9001/#code=123456</code></a>" in join  # one click opens the room
+    assert 'first, from a phone: <a href="http://10.0.0.5:9001/reach"' in join
+    assert "<script>" not in join and 'href="http://x/&quot;&gt;&lt;script&gt;"' in join
