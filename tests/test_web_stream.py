@@ -171,3 +171,19 @@ async def test_the_heartbeat_keeps_a_stream_that_answers_and_drops_one_that_does
         await wait_for(lambda: "silent" not in chat.room.users)
         assert [e.event for e in await silent.ended()][-1:] != ["close"]  # dropped, as a dead socket
         assert chat.room.users == ["answers"]
+
+
+async def test_another_sites_page_cannot_use_the_stream_as_the_origin_guard_covers_it() -> None:
+    """The fallback stands in for the WebSocket, so the WebSocket's Origin rule guards it too."""
+    web = await start_web()
+    token = await web.token("ann")
+    hello = {"type": "hello", "name": "ann", "token": token}
+    async with web.http() as http:
+        foreign = await http.post("/api/stream", json=hello, headers={"Origin": "https://evil.example"})
+        post = await http.post(
+            "/api/send", json={"session": "x", "messages": []}, headers={"Origin": "https://evil.example"}
+        )
+    assert (foreign.status_code, foreign.text) == (403, "origin not allowed\n")
+    assert post.status_code == 403
+    async with stream(web, "ann", headers={"Origin": web.origin}) as own:  # the page's own origin
+        assert (await own.message("welcome"))["name"] == "ann"

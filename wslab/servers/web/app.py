@@ -35,7 +35,7 @@ from ..asgi_peer import AsgiPeer
 from ..chat import ChatServer
 from .api import Door, api_routes
 from .middleware import AccessLog, OriginGuard, OriginRule
-from .stream import stream_routes
+from .stream import STREAM_PATHS, stream_routes
 
 __all__ = ["CONTENT_SECURITY_POLICY", "create_app", "page_routes"]
 
@@ -98,7 +98,9 @@ def _middleware(
             allow_methods=["GET", "POST"],
             allow_headers=["content-type", "x-join-code"],
         ),
-        Middleware(OriginGuard, allowed=allowed_origins, rule=origin_rule or origin_allowed),
+        Middleware(
+            OriginGuard, allowed=allowed_origins, rule=origin_rule or origin_allowed, http_paths=STREAM_PATHS
+        ),
     ]
 
 

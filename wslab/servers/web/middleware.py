@@ -106,14 +106,22 @@ class OriginGuard:
 
     The decision is ``rule`` (:func:`wslab.core.origins.origin_allowed` unless given: lesson 04
     passes the learner's), applied to the normalised ``Origin``, ``Host`` and ``allowed``.
+    ``http_paths`` are HTTP routes that stand in for the WebSocket (the page's plain-HTTP
+    fallback): the same rule guards them.
     """
 
     def __init__(
-        self, app: ASGIApp, *, allowed: Sequence[str] = (), rule: OriginRule = origin_allowed
+        self,
+        app: ASGIApp,
+        *,
+        allowed: Sequence[str] = (),
+        rule: OriginRule = origin_allowed,
+        http_paths: Sequence[str] = (),
     ) -> None:
         self.app = app
         self.allowed = {normal_origin(origin) for origin in allowed}
         self.rule = rule
+        self.http_paths = frozenset(http_paths)
 
     def permits(self, scope: Scope) -> bool:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
@@ -128,5 +136,8 @@ class OriginGuard:
                 await refusal(scope, receive, send)
             else:
                 await send({"type": "websocket.close", "code": 1008, "reason": "origin not allowed"})
+            return
+        if scope["type"] == "http" and scope["path"] in self.http_paths and not self.permits(scope):
+            await PlainTextResponse("origin not allowed\n", status_code=403)(scope, receive, send)
             return
         await self.app(scope, receive, send)

@@ -36,7 +36,10 @@ from ..chat import ChatServer
 from ..outbox import CloseFrame, Outbox
 from ..peers import Peer, PeerClosed
 
-__all__ = ["StreamPeer", "stream_routes"]
+__all__ = ["STREAM_PATHS", "StreamPeer", "stream_routes"]
+
+#: The routes that stand in for the WebSocket: the app's Origin guard covers them as it does ``/ws``.
+STREAM_PATHS = ("/api/stream", "/api/send")
 
 #: Messages a stream holds from ``/api/send`` before the chat has read them; more is 429.
 MAX_INBOX = 64
@@ -201,4 +204,5 @@ def stream_routes(chat: ChatServer, *, room_full: Callable[[], Response]) -> lis
             return JSONResponse({"error": "too many messages waiting; slow down"}, status_code=429)
         return Response(status_code=204)
 
-    return [Route("/api/stream", stream, methods=["POST"]), Route("/api/send", send, methods=["POST"])]
+    opened, sent = STREAM_PATHS
+    return [Route(opened, stream, methods=["POST"]), Route(sent, send, methods=["POST"])]
