@@ -455,6 +455,13 @@ class LocalCA:
         context.load_verify_locations(cadata=self.ca_pem)
         return context
 
+    def write_server_files(self, cert: Path, key: Path) -> None:
+        """The server's certificate chain and private key as PEM files, for ``--tls CERT KEY``."""
+        for pem in self._cert.cert_chain_pems:
+            with cert.open("ab") as out:
+                out.write(pem.bytes())
+        self._cert.private_key_pem.write_to_path(str(key))
+
     @property
     def ca_pem(self) -> str:
         """The CA's certificate (public): what a client must trust, e.g. in a file."""
