@@ -166,7 +166,12 @@ async def test_audience_mode_admits_a_class_of_200_and_refuses_the_201st() -> No
     room = server.chat.room
     assert room.max_users == 200 and room.heartbeat == AUDIENCE.heartbeat and room.rate == AUDIENCE.rate
     people: list[ClientConnection] = []
-    async with httpx.AsyncClient(base_url=server.url, trust_env=False, timeout=3 * TIMEOUT) as http:
+    # No keep-alive: on a busy machine a batch takes seconds, and a pooled connection that
+    # uvicorn closed after its 5 s keep-alive timeout, just as the next POST went out on it,
+    # failed that POST (httpx.ReadError; the server logged a ClientDisconnect).
+    fresh = httpx.Limits(max_keepalive_connections=0)
+    options: dict[str, Any] = {"trust_env": False, "timeout": 3 * TIMEOUT, "limits": fresh}
+    async with httpx.AsyncClient(base_url=server.url, **options) as http:
         for batch in range(10):
             names = [f"student-{batch * 20 + n}" for n in range(20)]
             people += await asyncio.gather(*(enter(http, server.ws_url, name, "271828") for name in names))
