@@ -37,7 +37,7 @@ for i in $(seq "$runs"); do
   summary=$(grep -E '^[0-9]+ (passed|failed)|^=+ .*(passed|failed)' "$logs/run-$i.log" | tail -1)
   printf 'run %2d: %s in %3d.%d s (%s; load average %s)\n' "$i" "$result" $((tenths / 10)) $((tenths % 10)) "$summary" \
     "$(uptime | sed 's/.*load average: //')"
-  grep -E '^(FAILED|ERROR) ' "$logs/run-$i.log" | sed 's/^/        /'
+  grep -E '^(FAILED|ERROR) tests/' "$logs/run-$i.log" | sed 's/^/        /'
 done
 echo "soak: $passed of $runs runs passed (logs in $logs/)"
 [ "$passed" -eq "$runs" ]
