@@ -39,6 +39,7 @@ API: dict[str, list[str]] = {
         "where",
     ],
     "wslab.core": [
+        "AUDIENCE",
         "GUID",
         "ChatRoom",
         "ChatSession",
@@ -47,6 +48,7 @@ API: dict[str, list[str]] = {
         "PresencePolicy",
         "SseParser",
         "client_address",
+        "new_join_code",
         "render_plain",
     ],
     "wslab.runtime": [
@@ -62,8 +64,10 @@ API: dict[str, list[str]] = {
         "Balancer",
         "ChatServer",
         "FleetFeed",
+        "OriginGuard",
         "create_app",
         "echo",
+        "serve_audience",
         "serve_dashboard",
         "serve_web",
         "start_chat_servers",
@@ -120,12 +124,18 @@ API: dict[str, list[str]] = {
         "jittered_delays_exercise",
         "tutorial_client_exercise",
     ],
-    "wslab.checks.lesson04": ["check_origin_guard", "check_origin_rule", "check_websocket_counter"],
+    "wslab.checks.lesson04": [
+        "check_origin_guard",
+        "check_websocket_counter",
+        "origin_allowed_exercise",
+        "scope_log_exercise",
+    ],
     "wslab.checks.lesson05": [
         "LATE_TIMERS",
         "check_every_message_counts",
         "check_heartbeat",
         "check_watchdog",
+        "heartbeat_exercise",
     ],
     "wslab.checks.lesson06": ["check_catch_up", "check_claim_name"],
     "wslab.checks.lesson07": [
