@@ -121,10 +121,12 @@ API: dict[str, list[str]] = {
     ],
     "wslab.checks.lesson06": ["check_catch_up", "check_claim_name"],
     "wslab.checks.lesson07": [
+        "changes_exercise",
         "check_break_even",
         "check_conditional_get",
         "check_etag_match",
-        "check_sse_resume",
+        "events_exercise",
+        "status_exercise",
     ],
     "wslab.checks.lesson08": ["check_graceful_stop", "check_heartbeat_for_proxy"],
     "wslab.solutions": LESSONS,
