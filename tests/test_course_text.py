@@ -40,7 +40,6 @@ PENDING = {
     "04-http-and-websockets",
     "05-heartbeats",
     "06-scaling-out",
-    "08-production",
 }
 
 

@@ -90,7 +90,7 @@ API: dict[str, list[str]] = {
         "join_urls",
         "qr_svg",
     ],
-    "wslab.bench": ["measure", "summary"],
+    "wslab.bench": ["measure", "process_cpu_s", "process_rss_kib", "summary"],
     "wslab.checks": LESSONS,
     "wslab.checks.lesson01": [
         "accept_key_exercise",
@@ -128,7 +128,7 @@ API: dict[str, list[str]] = {
         "events_exercise",
         "status_exercise",
     ],
-    "wslab.checks.lesson08": ["check_graceful_stop", "check_heartbeat_for_proxy"],
+    "wslab.checks.lesson08": ["check_heartbeat_for_proxy", "graceful_stop_exercise"],
     "wslab.solutions": LESSONS,
 }
 
