@@ -118,6 +118,7 @@ API: dict[str, list[str]] = {
         "check_every_message_counts",
         "check_heartbeat",
         "check_watchdog",
+        "heartbeat_exercise",
     ],
     "wslab.checks.lesson06": ["check_catch_up", "check_claim_name"],
     "wslab.checks.lesson07": [
