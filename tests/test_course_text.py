@@ -36,7 +36,6 @@ SECTION_REFERENCE = re.compile(r"\bsection (\d+)\b", re.IGNORECASE)
 PENDING = {
     "02-chat-server",
     "03-clients",
-    "04-http-and-websockets",
     "06-scaling-out",
 }
 

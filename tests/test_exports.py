@@ -39,6 +39,7 @@ API: dict[str, list[str]] = {
         "where",
     ],
     "wslab.core": [
+        "AUDIENCE",
         "GUID",
         "ChatRoom",
         "ChatSession",
@@ -47,6 +48,7 @@ API: dict[str, list[str]] = {
         "PresencePolicy",
         "SseParser",
         "client_address",
+        "new_join_code",
         "render_plain",
     ],
     "wslab.runtime": [
@@ -62,8 +64,10 @@ API: dict[str, list[str]] = {
         "Balancer",
         "ChatServer",
         "FleetFeed",
+        "OriginGuard",
         "create_app",
         "echo",
+        "serve_audience",
         "serve_dashboard",
         "serve_web",
         "start_chat_servers",
@@ -112,7 +116,12 @@ API: dict[str, list[str]] = {
         "check_gives_up",
         "check_reconnecting_client",
     ],
-    "wslab.checks.lesson04": ["check_origin_guard", "check_origin_rule", "check_websocket_counter"],
+    "wslab.checks.lesson04": [
+        "check_origin_guard",
+        "check_websocket_counter",
+        "origin_allowed_exercise",
+        "scope_log_exercise",
+    ],
     "wslab.checks.lesson05": [
         "LATE_TIMERS",
         "check_every_message_counts",
