@@ -94,7 +94,7 @@ API: dict[str, list[str]] = {
         "join_urls",
         "qr_svg",
     ],
-    "wslab.bench": ["measure", "summary"],
+    "wslab.bench": ["measure", "process_cpu_s", "process_rss_kib", "summary"],
     "wslab.checks": LESSONS,
     "wslab.checks.lesson01": [
         "accept_key_exercise",
@@ -139,12 +139,14 @@ API: dict[str, list[str]] = {
     ],
     "wslab.checks.lesson06": ["check_catch_up", "check_claim_name"],
     "wslab.checks.lesson07": [
+        "changes_exercise",
         "check_break_even",
         "check_conditional_get",
         "check_etag_match",
-        "check_sse_resume",
+        "events_exercise",
+        "status_exercise",
     ],
-    "wslab.checks.lesson08": ["check_graceful_stop", "check_heartbeat_for_proxy"],
+    "wslab.checks.lesson08": ["check_heartbeat_for_proxy", "graceful_stop_exercise"],
     "wslab.solutions": LESSONS,
 }
 
