@@ -94,7 +94,7 @@ API: dict[str, list[str]] = {
         "join_urls",
         "qr_svg",
     ],
-    "wslab.bench": ["measure", "summary"],
+    "wslab.bench": ["measure", "process_cpu_s", "process_rss_kib", "summary"],
     "wslab.checks": LESSONS,
     "wslab.checks.lesson01": [
         "accept_key_exercise",
@@ -104,17 +104,25 @@ API: dict[str, list[str]] = {
         "echo_exercise",
     ],
     "wslab.checks.lesson02": [
+        "after_exercise",
+        "behind_exercise",
         "check_find_gaps",
         "check_history_lost",
         "check_lag_closes",
         "check_resuming_room",
         "check_username_rules",
+        "forward_exercise",
+        "handle_exercise",
+        "publish_exercise",
+        "say_exercise",
     ],
     "wslab.checks.lesson03": [
-        "check_backoff",
         "check_collect",
+        "check_equal_jitter",
         "check_gives_up",
         "check_reconnecting_client",
+        "jittered_delays_exercise",
+        "tutorial_client_exercise",
     ],
     "wslab.checks.lesson04": [
         "check_origin_guard",
@@ -131,12 +139,14 @@ API: dict[str, list[str]] = {
     ],
     "wslab.checks.lesson06": ["check_catch_up", "check_claim_name"],
     "wslab.checks.lesson07": [
+        "changes_exercise",
         "check_break_even",
         "check_conditional_get",
         "check_etag_match",
-        "check_sse_resume",
+        "events_exercise",
+        "status_exercise",
     ],
-    "wslab.checks.lesson08": ["check_graceful_stop", "check_heartbeat_for_proxy"],
+    "wslab.checks.lesson08": ["check_heartbeat_for_proxy", "graceful_stop_exercise"],
     "wslab.solutions": LESSONS,
 }
 

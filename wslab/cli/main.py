@@ -59,8 +59,21 @@ def _log_listener(verbose: bool) -> Callable[[LogEvent], None]:
     return listener
 
 
+def _compression(args: argparse.Namespace) -> str | None:
+    """``--compression``: websockets' name for permessage-deflate, or None (off)."""
+    return None if args.compression == "none" else args.compression
+
+
 async def _start_echo(args: argparse.Namespace, events: EventLog) -> ServerHandle:
-    return await serve(echo, name="echo", host=args.host, port=args.port, log=events, max_size=args.max_size)
+    return await serve(
+        echo,
+        name="echo",
+        host=args.host,
+        port=args.port,
+        log=events,
+        max_size=args.max_size,
+        compression=_compression(args),
+    )
 
 
 def _chat_broker(args: argparse.Namespace) -> Broker:
@@ -120,7 +133,12 @@ async def _start_chat(args: argparse.Namespace, events: EventLog) -> ServerHandl
         if args.broker:
             await _wait_for_broker(broker, args.broker)
         handle = await chat.serve(
-            name="chat", host=args.host, port=args.port, log=events, max_size=args.max_size
+            name="chat",
+            host=args.host,
+            port=args.port,
+            log=events,
+            max_size=args.max_size,
+            compression=_compression(args),
         )
     except BaseException:
         await broker.close()
@@ -277,10 +295,25 @@ def _server_options(*, host: str | None = "127.0.0.1", max_size: int = 2**20) ->
     return options
 
 
+def _compression_option() -> argparse.ArgumentParser:
+    """--compression, for the servers built on websockets (echo, chat)."""
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument(
+        "--compression",
+        choices=["deflate", "none"],
+        default="deflate",
+        help="permessage-deflate, if the client offers it; none saves ~50 KiB of memory per "
+        "connection and the CPU to compress (lesson 08; default: %(default)s)",
+    )
+    return options
+
+
 def _add_chat_parser(servers: Any) -> None:
     """``serve chat``: lessons 02-06's chat room, in-process or over a broker."""
     chat = servers.add_parser(
-        "chat", parents=[_server_options()], help="lessons 02-06: one chat room, WebSocket at /"
+        "chat",
+        parents=[_server_options(), _compression_option()],
+        help="lessons 02-06: one chat room, WebSocket at /",
     )
     chat.add_argument(
         "--max-backlog",
@@ -395,7 +428,9 @@ def build_parser() -> argparse.ArgumentParser:
     servers = serve.add_subparsers(dest="server", required=True)
 
     servers.add_parser(
-        "echo", parents=[_server_options()], help="lesson 01: answers each message with 'Echo: ...'"
+        "echo",
+        parents=[_server_options(), _compression_option()],
+        help="lesson 01: answers each message with 'Echo: ...'",
     )
     _add_chat_parser(servers)
     _add_web_parser(servers)
