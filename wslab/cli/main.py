@@ -6,7 +6,7 @@ Examples::
     python -m wslab send ws://127.0.0.1:9001 hello "another message"
     python -m wslab serve chat --port 9002 --overflow drop
     python -m wslab client ws://127.0.0.1:9002 --name alice
-    python -m wslab serve web --port 8000 --public
+    python -m wslab serve web --port 8000 --public     (then type /help: kick, mute, clear)
     python -m wslab serve dashboard --port 8001 --rate 0.5
     python -m wslab services
     python -m wslab serve chat --port 9002 --broker redis://127.0.0.1:6379
@@ -41,6 +41,7 @@ from ..runtime.tls import explain_tls_error
 from ..servers.chat import ChatServer
 from ..servers.echo import echo
 from .argtypes import positive_int
+from .moderation import HELP, serve_moderation
 from .terminal import run_client
 
 log = logging.getLogger("wslab.cli")
@@ -116,6 +117,7 @@ async def _wait_for_broker(broker: Broker, url: str) -> None:
 async def _start_chat(args: argparse.Namespace, events: EventLog) -> ServerHandle:
     broker = _chat_broker(args)
     chat = ChatServer(broker=broker, server_id=args.id, overflow=args.overflow, max_backlog=args.max_backlog)
+    args.chat = chat  # moderated from this terminal (see _serve)
     try:
         if args.broker:
             await _wait_for_broker(broker, args.broker)
@@ -151,6 +153,7 @@ async def _start_web(args: argparse.Namespace, events: EventLog) -> ServerHandle
         rate=(args.rate, args.burst),
         tokens=Tokens(clock=time.time),
     )
+    args.chat = chat  # moderated from this terminal (see _serve)
     app = create_app(chat, join_code=args.join_code or None, allowed_origins=args.allow_origin, log=events)
     handle = await serve_web(app, name="web", host=args.host, port=args.port, max_message=args.max_size)
     log.info(
@@ -195,16 +198,26 @@ async def _serve(args: argparse.Namespace) -> int:
         log.info("stopped by %s before serving", sig.name)
         return 0
 
+    chat: ChatServer | None = getattr(args, "chat", None)
+    moderation: list[asyncio.Task[None]] = []
+
     def announce() -> None:
         print(f"{args.server} server listening on {handle.url} (Ctrl-C to stop)", flush=True)
         if getattr(args, "public", False):
-            print("\n".join(_audience_lines(args, handle)), flush=True)
+            print("\n".join([*_audience_lines(args, handle), HELP]), flush=True)
+        if chat is not None:  # the instructor's commands, typed here (wslab.cli.moderation)
+            say = lambda line: print(line, flush=True)  # noqa: E731
+            moderation.append(asyncio.get_running_loop().create_task(serve_moderation(chat, say)))
 
     if isinstance(handle, WebSocketServerHandle):
         handle.drain_timeout = args.drain_timeout
     code = CloseCode(args.stop_code)
     reason = "server restarting" if code == CloseCode.SERVICE_RESTART else "server shutting down"
-    sig = await serve_until_signalled(handle, on_ready=announce, code=code, reason=reason)
+    try:
+        sig = await serve_until_signalled(handle, on_ready=announce, code=code, reason=reason)
+    finally:
+        for task in moderation:
+            task.cancel()
     fields = {"event": "stopped", "signal": sig.name, "code": int(code)}
     log.info("stopped by %s; clients were sent %s", sig.name, close_label(code), extra={"fields": fields})
     return 0
