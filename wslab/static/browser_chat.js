@@ -5,6 +5,14 @@
 // hands each hook its own proxy of the model, so clients are found by a synced id, not by model.
 
 const clients = new Map(); // the model's client_id -> its client
+// An instructor's decisions, as wslab.core.room_event.moderation_line reads them.
+const MODERATION = {
+  kick: (who) => `${who} was removed by the instructor`,
+  mute: (who) => `${who} was muted by the instructor`,
+  unmute: (who) => `${who} was unmuted by the instructor`,
+  clear: () => "the instructor cleared the chat",
+};
+const STOP_CODES = [1008, 4002, 4003]; // refused, replaced, removed by the instructor: do not come back
 
 function createClient(model) {
   const base = new URL(model.get("url"), location.href); // a path resolves against this page
@@ -42,11 +50,13 @@ function createClient(model) {
     if (message.type === "welcome") {
       client.users = message.users || [];
       if (client.lastSeq === null || seq < client.lastSeq) client.lastSeq = seq; // first, or history restarted
-    } else if (["chat", "join", "leave"].includes(message.type)) {
+    } else if (["chat", "join", "leave", ...Object.keys(MODERATION)].includes(message.type)) {
       if (seq !== null && client.lastSeq !== null && seq <= client.lastSeq) return; // seen before the cut
       if (message.type === "join" && !client.users.includes(message.name)) client.users.push(message.name);
       if (message.type === "leave") client.users = client.users.filter((user) => user !== message.name);
+      if (message.type === "clear") client.lines = []; // cleared on every screen, this one too
       const text = message.type === "chat" ? `[${message.name}] ${message.text}`
+        : MODERATION[message.type] ? `>>> ${MODERATION[message.type](message.name)}`
         : `>>> ${message.name} ${message.type === "join" ? "joined" : "left"} the chat`;
       show(seq, text);
       client.lastSeq = seq;
@@ -66,6 +76,7 @@ function createClient(model) {
       client.lastSeq = message.last;
     } else if (message.type === "error") {
       show(null, `(error ${message.code}: ${message.text})`);
+      if (message.code === "kicked") client.kicked = true; // behind a proxy the close code is lost
       if (message.ref) client.outbox = client.outbox.filter((item) => item.ref !== message.ref);
     }
     changed();
@@ -98,7 +109,7 @@ function createClient(model) {
     ws.onclose = (event) => {
       if (client.ws !== ws) return;
       show(null, `(connection closed: ${event.code} ${event.reason})`);
-      if (client.stopped || [1008, 4002].includes(event.code)) return stop("closed");
+      if (client.stopped || client.kicked || STOP_CODES.includes(event.code)) return stop("closed");
       retry();
     };
   }
