@@ -25,14 +25,19 @@ AXE = Path(__file__).resolve().parent / "a11y" / "node_modules" / "axe-core" / "
 BLOCKING = ("serious", "critical")
 IMPACTS = ("critical", "serious", "moderate", "minor")
 
-#: Runs axe on ``include`` (a list of CSS selectors) or the whole document; returns what failed.
+#: Runs axe on ``include`` (a list of CSS selectors) or the whole document: what failed, and how
+#: many elements' text contrast it measured (none means it saw no text: off screen, not rendered).
 RUN_JS = """async ([include, exclude]) => {
   const context = include ? {include: include.map((s) => [s]), exclude: exclude.map((s) => [s])} : document;
-  const result = await axe.run(context, {resultTypes: ["violations"]});
-  return result.violations.map((v) => ({
-    id: v.id, impact: v.impact, help: v.help,
-    nodes: v.nodes.map((n) => ({target: n.target.join(" "), summary: n.failureSummary})),
-  }));
+  const result = await axe.run(context);
+  const contrast = [...result.passes, ...result.violations].filter((r) => r.id === "color-contrast");
+  return {
+    measured: contrast.reduce((sum, r) => sum + r.nodes.length, 0),
+    violations: result.violations.map((v) => ({
+      id: v.id, impact: v.impact, help: v.help,
+      nodes: v.nodes.map((n) => ({target: n.target.join(" "), summary: n.failureSummary})),
+    })),
+  };
 }"""
 
 
@@ -48,6 +53,8 @@ class AxeReport:
 
     where: str
     violations: list[dict[str, Any]]
+    #: Elements whose text contrast axe measured: 0 means it saw no text (off screen, say).
+    measured: int = 0
 
     def counts(self) -> dict[str, int]:
         """Violating nodes by impact, every impact listed: ``{"critical": 0, "serious": 2, ...}``."""
@@ -60,14 +67,16 @@ class AxeReport:
         return [v for v in self.violations if v["impact"] in BLOCKING]
 
     def describe(self) -> str:
-        lines = [f"axe on {self.where}: {self.counts()}"]
+        lines = [f"axe on {self.where}: {self.counts()}, contrast measured on {self.measured} elements"]
         for v in self.violations:
             lines.append(f"  {v['impact']}: {v['id']} ({v['help']}), {len(v['nodes'])} node(s)")
             lines += [f"    {node['target']}: {node['summary']}" for node in v["nodes"][:5]]
         return "\n".join(lines)
 
     def assert_clean(self) -> None:
-        """No serious or critical violation; the message lists everything axe found."""
+        """No serious or critical violation, and some text was measured (a check that saw nothing
+        passes nothing); the message lists everything axe found."""
+        assert self.measured > 0, f"axe measured no text contrast on {self.where}: is it on screen?"
         assert not self.blocking(), self.describe()
 
 
@@ -81,7 +90,7 @@ def check_sync(
     """axe on a Playwright (sync API) page; ``include``: CSS selectors to check instead of the page."""
     if not page.evaluate("() => typeof window.axe === 'object'"):
         page.evaluate(axe_source())
-    return AxeReport(where, page.evaluate(RUN_JS, _args(include, exclude)))
+    return AxeReport(where, **page.evaluate(RUN_JS, _args(include, exclude)))
 
 
 async def check_async(
@@ -90,4 +99,4 @@ async def check_async(
     """axe on a Playwright (async API) page; ``include``: CSS selectors to check instead of the page."""
     if not await page.evaluate("() => typeof window.axe === 'object'"):
         await page.evaluate(axe_source())
-    return AxeReport(where, await page.evaluate(RUN_JS, _args(include, exclude)))
+    return AxeReport(where, **await page.evaluate(RUN_JS, _args(include, exclude)))

@@ -35,6 +35,7 @@ from jupyterlab_harness import (
     error_outputs,
     notebook_page,
     run_command_on_cell,
+    run_in_kernel,
     running_jupyterlab,
     save_artifacts,
     wait_cells_finished,
@@ -71,22 +72,7 @@ def until(check: Callable[[], Any], what: str, describe: Callable[[], Any] = lam
 
 def kernel(page: Any, code: str) -> str:
     """Run ``code`` in the lesson's kernel (top-level await works); return its stdout, raise on error."""
-    result = page.evaluate(
-        """async ([path, code]) => {
-             const kernel = window.__panelFor(path).sessionContext.session.kernel;
-             const future = kernel.requestExecute({code, store_history: false});
-             let out = "", error = null;
-             future.onIOPub = (msg) => {
-               if (msg.header.msg_type === "stream") out += msg.content.text;
-               if (msg.header.msg_type === "error") error = `${msg.content.ename}: ${msg.content.evalue}`;
-             };
-             await future.done;
-             return {out, error};
-           }""",
-        [LESSON, code],
-    )
-    assert result["error"] is None, f"{code!r} raised {result['error']}\n{result['out']}"
-    return result["out"]
+    return run_in_kernel(page, LESSON, code)
 
 
 def heard(page: Any, line: str) -> None:

@@ -88,6 +88,7 @@ API: dict[str, list[str]] = {
         "MessageLog",
         "ServerPanel",
         "join_urls",
+        "projector",
         "qr_svg",
     ],
     "wslab.bench": ["measure", "summary"],

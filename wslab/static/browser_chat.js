@@ -159,9 +159,19 @@ function element(tag, className, text) {
   return node;
 }
 
+// The lines after `last` (the same array), oldest first; all of them once `last` is gone (a clear).
+function newer(lines, last) {
+  const index = lines.lastIndexOf(last);
+  return index < 0 ? lines : lines.slice(index + 1);
+}
+
 function render({ model, el }) {
   const client = clients.get(model.get("client_id"));
   el.classList.add("wslab-browser-chat");
+  // Text at JupyterLab's widget size times wslab's projector scale (wslab.widgets.projector).
+  const size = () => { el.style.fontSize = `calc(var(--jp-widgets-font-size, 13px) * ${Number(model.get("scale")) || 1})`; };
+  size();
+  model.on("change:scale", size);
   const header = element("div", "wslab-bc-header");
   const status = element("span", "wslab-bc-status");
   const where = element("div", "wslab-bc-where");
@@ -169,6 +179,13 @@ function render({ model, el }) {
   const form = element("form", "wslab-bc-form");
   const input = element("input", "wslab-bc-input");
   input.placeholder = "type, then Enter";
+  input.setAttribute("aria-label", `message from ${model.get("name")}`);
+  // The list is redrawn whole, which a screen reader never announces: new lines go here too.
+  const region = element("div", "wslab-bc-live");
+  region.setAttribute("role", "log");
+  region.setAttribute("aria-live", "polite");
+  region.setAttribute("aria-label", `${model.get("name")}'s chat, new lines`);
+  let announced = client.lines[client.lines.length - 1]; // what is there already is not news
   form.append(input, element("button", "", "Send"));
   form.onsubmit = (event) => {
     event.preventDefault();
@@ -178,7 +195,7 @@ function render({ model, el }) {
   input.onkeydown = (event) => event.stopPropagation(); // keys go to the field, not to JupyterLab's shortcuts
   header.append(element("b", "", `${model.get("name")}, in this browser`), " · ", status);
   where.textContent = `${navigator.userAgent.split(") ").pop()} → ${client.wsUrl}`;
-  el.append(header, where, list, form);
+  el.append(header, where, list, form, region);
 
   const update = () => {
     status.textContent = `${client.state} · ${client.users.length} in the room`;
@@ -189,10 +206,16 @@ function render({ model, el }) {
       if (seq !== null) line.dataset.seq = seq;
       return line;
     }));
+    for (const [, text] of newer(client.lines, announced)) region.append(element("div", "", text));
+    announced = client.lines[client.lines.length - 1];
+    while (region.childElementCount > 20) region.firstElementChild.remove();
   };
   client.views.add(update);
   update();
-  return () => client.views.delete(update);
+  return () => {
+    client.views.delete(update);
+    model.off("change:scale", size);
+  };
 }
 
 export default { initialize, render };
