@@ -242,3 +242,11 @@ def test_lesson_04_through_the_jupyter_server(lesson: Any, lab: JupyterLab, requ
         return json.loads(kernel(page, "print(json.dumps([grace.last_seq, chat.room.transcript[-1].seq]))"))
 
     until(lambda: len(set(seqs())) == 1, "the browser to report the room's last seq", seqs)
+
+    # Kicked: the browser client stops, told why by the error before the close (behind the proxy,
+    # the close arrives as 1005, without the 4003 that says it too).
+    kernel(page, 'await chat.kick("grace", reason="end of the demo")')
+    until(lambda: state() == "closed", "the in-notebook client to stop after its kick", widget.inner_text)
+    assert "(error kicked: the instructor removed you from the room: end of the demo)" in widget.inner_text()
+    kicked = "1005" if proxied else "4003 kicked: end of the demo"
+    assert f"(connection closed: {kicked}" in widget.inner_text()
