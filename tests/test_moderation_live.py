@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 from helpers import TIMEOUT, close_code, stop_servers, wait_for  # noqa: F401  (stop_servers: autouse)
+from test_web import start_web
+from test_web_stream import stream
 from websockets.asyncio.client import connect
 
 from wslab.brokers.memory import MemoryBroker
@@ -149,3 +151,20 @@ async def test_decisions_reach_people_on_another_server_through_the_broker() -> 
     finally:
         for client in clients:
             await client.stop()
+
+
+async def test_a_kick_reaches_a_page_on_the_plain_http_fallback_with_its_reason_and_code() -> None:
+    """Over ``/api/stream`` (for networks that refuse WebSockets) the error and the close frame
+    travel as events, so a page there stops as one on a WebSocket does."""
+    web = await start_web()
+    async with stream(web, "ann") as ann:
+        await ann.message("live")
+        await web.chat.kick("ann", reason="enough for today")
+        told = await ann.message("error")
+        events = await ann.ended()
+    assert (told["code"], told["text"]) == (
+        "kicked",
+        "the instructor removed you from the room: enough for today",
+    )
+    assert events[-1].event == "close"
+    assert json.loads(events[-1].data) == {"code": AppCloseCode.KICKED, "reason": "kicked: enough for today"}
