@@ -21,7 +21,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin
 
-from wslab.cli.moderation import HELP
+from wslab.cli.instructor import HELP
 
 ROOT = Path(__file__).resolve().parent.parent
 LISTENING = re.compile(r"^web server listening on (http://127\.0\.0\.1:(\d+)/) \(Ctrl-C to stop\)$")

@@ -8,7 +8,7 @@ import json
 import pytest
 from test_room import Broker, Clock, hello, live_member, no_backlog, say, texts
 
-from wslab.cli.moderation import HELP, Command, parse_command
+from wslab.cli.instructor import HELP, Command, parse_command
 from wslab.core.actions import Close, Publish, Send
 from wslab.core.close_codes import AppCloseCode
 from wslab.core.moderation import KICK_BAR, ModerationError

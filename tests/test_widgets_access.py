@@ -98,7 +98,10 @@ async def test_the_audience_view_reads_out_the_room_and_moderates_it(monkeypatch
         await wait_for(lambda: ana.live and bob.live and len(chat.room.transcript) == 2)
         view.render()
         assert view.moderation.person.options == ("ana", "bob")  # the names to pick from
-        assert [">>> ana joined the chat", ">>> bob joined the chat"] in batches
+        assert [line for batch in batches for line in batch] == [
+            ">>> ana joined the chat",
+            ">>> bob joined the chat",
+        ]
 
         panel = view.moderation
         panel.press("mute")
@@ -121,9 +124,10 @@ async def test_the_audience_view_reads_out_the_room_and_moderates_it(monkeypatch
         await wait_for(lambda: panel.status.value == "kicked bob" and panel.reason.value == "")
         panel.press("kick")
         await wait_for(lambda: panel.status.value.startswith("nobody called &#x27;bob&#x27;"))
-        assert ["kicked bob"] in batches and batches[-1][0].startswith("nobody called 'bob'")
         view.render()
-        assert batches[-1] == [
+        said = [line for batch in batches for line in batch]  # renders may split or merge batches
+        assert "kicked bob" in said and any(line.startswith("nobody called 'bob'") for line in said)
+        assert [line for line in said if line.startswith(">>>")][-3:] == [
             ">>> the instructor cleared the chat",
             ">>> bob was removed by the instructor",
             ">>> bob left the chat",

@@ -41,7 +41,7 @@ from ..runtime.tls import explain_tls_error
 from ..servers.chat import ChatServer
 from ..servers.echo import echo
 from .argtypes import positive_int
-from .moderation import HELP, serve_moderation
+from .instructor import audience_lines, start_moderation
 from .terminal import run_client
 
 log = logging.getLogger("wslab.cli")
@@ -195,22 +195,6 @@ async def _start_web(args: argparse.Namespace, events: EventLog) -> ServerHandle
     return handle
 
 
-def _audience_lines(args: argparse.Namespace, handle: ServerHandle) -> list[str]:
-    """What an instructor puts on the projector: URLs and a QR code for the first."""
-    from ..widgets.audience import join_urls, qr_text, reach_url
-
-    scheme = "https" if args.tls else "http"
-    urls = join_urls(handle.port, host=args.host, code=args.join_code or None, scheme=scheme)
-    lines = [
-        f"first, from your phone on the room's network: {reach_url(urls[0])}",
-        "join from a phone or laptop on this network:",
-        *(f"  {url}" for url in urls),
-    ]
-    if args.join_code:
-        lines.append(f"join code: {args.join_code}")
-    return [*lines, qr_text(urls[0])]
-
-
 async def _start_dashboard(args: argparse.Namespace, events: EventLog) -> ServerHandle:
     from ..servers.dashboard import start_dashboard_from_args
 
@@ -231,26 +215,17 @@ async def _serve(args: argparse.Namespace) -> int:
         log.info("stopped by %s before serving", sig.name)
         return 0
 
-    chat: ChatServer | None = getattr(args, "chat", None)
-    moderation: list[asyncio.Task[None]] = []
-
     def announce() -> None:
         print(f"{args.server} server listening on {handle.url} (Ctrl-C to stop)", flush=True)
         if getattr(args, "public", False):
-            print("\n".join([*_audience_lines(args, handle), HELP]), flush=True)
-        if chat is not None:  # the instructor's commands, typed here (wslab.cli.moderation)
-            say = lambda line: print(line, flush=True)  # noqa: E731
-            moderation.append(asyncio.get_running_loop().create_task(serve_moderation(chat, say)))
+            print("\n".join(audience_lines(args, handle)), flush=True)
+        start_moderation(getattr(args, "chat", None))  # the instructor's commands, typed here
 
     if isinstance(handle, WebSocketServerHandle):
         handle.drain_timeout = args.drain_timeout
     code = CloseCode(args.stop_code)
     reason = "server restarting" if code == CloseCode.SERVICE_RESTART else "server shutting down"
-    try:
-        sig = await serve_until_signalled(handle, on_ready=announce, code=code, reason=reason)
-    finally:
-        for task in moderation:
-            task.cancel()
+    sig = await serve_until_signalled(handle, on_ready=announce, code=code, reason=reason)
     fields = {"event": "stopped", "signal": sig.name, "code": int(code)}
     log.info("stopped by %s; clients were sent %s", sig.name, close_label(code), extra={"fields": fields})
     return 0

@@ -1,5 +1,5 @@
-"""The instructor's moderation channel of ``python -m wslab serve web`` (and ``serve chat``): commands
-typed into the server's own terminal.
+"""The instructor's side of ``python -m wslab serve web`` (and ``serve chat``) in a terminal: what it
+prints for the room (:func:`audience_lines`) and the moderation commands typed into it.
 
 Why the terminal and not an HTTP endpoint: in a classroom the instructor's terminal is the one
 place only the instructor can type into. An endpoint on a server that listens on every
@@ -17,6 +17,8 @@ reading would stop); with no terminal (``< /dev/null``, a service), the channel 
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import contextlib
 import os
 import shlex
@@ -24,10 +26,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..core.moderation import ModerationError
+from ..runtime.handles import ServerHandle
 from ..servers.chat import ChatServer
 from .terminal import StdinLines
 
-__all__ = ["HELP", "Command", "parse_command", "run_command", "serve_moderation", "stdin_is_ours"]
+__all__ = [
+    "HELP",
+    "Command",
+    "audience_lines",
+    "parse_command",
+    "run_command",
+    "serve_moderation",
+    "start_moderation",
+    "stdin_is_ours",
+]
 
 HELP = (
     "moderation: /kick NAME [reason]  /mute NAME  /unmute NAME  /clear  /who  /help"
@@ -104,3 +116,33 @@ async def serve_moderation(chat: ChatServer, out: Callable[[str], None]) -> None
     while (line := await lines.get()) is not None:
         if line.strip():
             out(await run_command(chat, line))
+
+
+_running: set[asyncio.Task[None]] = set()  # asyncio keeps only weak references to tasks
+
+
+def start_moderation(chat: ChatServer | None) -> None:
+    """Read the instructor's commands for ``chat`` (if any) in the background, printing each answer;
+    the task ends with the input, or is cancelled with the event loop."""
+    if chat is not None:
+        task = asyncio.get_running_loop().create_task(
+            serve_moderation(chat, lambda line: print(line, flush=True))
+        )
+        _running.add(task)
+        task.add_done_callback(_running.discard)
+
+
+def audience_lines(args: argparse.Namespace, handle: ServerHandle) -> list[str]:
+    """What an instructor puts on the projector: URLs and a QR code for the first, then how to moderate."""
+    from ..widgets.audience import join_urls, qr_text, reach_url
+
+    scheme = "https" if args.tls else "http"
+    urls = join_urls(handle.port, host=args.host, code=args.join_code or None, scheme=scheme)
+    lines = [
+        f"first, from your phone on the room's network: {reach_url(urls[0])}",
+        "join from a phone or laptop on this network:",
+        *(f"  {url}" for url in urls),
+    ]
+    if args.join_code:
+        lines.append(f"join code: {args.join_code}")
+    return [*lines, qr_text(urls[0]), HELP]
