@@ -220,12 +220,12 @@ def test_projector_mode_scales_every_views_text_and_back(page: Any) -> None:
 def test_the_instructor_kicks_and_clears_with_the_audience_views_buttons(page: Any) -> None:
     audience = page.locator(".wslab-audience").first
     audience.scroll_into_view_if_needed()
-    audience.get_by_label("Person").fill("student-3")
+    audience.get_by_label("Person").fill("student-2")
     audience.get_by_label("Reason").fill("class is over for you")
     audience.get_by_role("button", name="Kick").click()
     why = "the instructor removed you from the room: class is over for you"
-    until(lambda: kernel(page, 'print(people["student-3"].rejected)').strip() == why, "student-3 kicked")
-    until(lambda: "kicked student-3" in audience.inner_text(), "the view to say what it did")
+    until(lambda: kernel(page, 'print(people["student-2"].rejected)').strip() == why, "student-2 kicked")
+    until(lambda: "kicked student-2" in audience.inner_text(), "the view to say what it did")
 
     audience.get_by_role("button", name="Clear chat").click()
     audience.get_by_role("button", name="Clear: sure?").click()
