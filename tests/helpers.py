@@ -377,6 +377,10 @@ def shell(room: ChatRoom, actions: list[Action], last_seq: int = 0) -> list[Acti
     return out
 
 
+def say(text: str, ref: str = "") -> str:
+    return json.dumps({"type": "chat", "text": text, "ref": ref})
+
+
 def live_member(room: ChatRoom, name: str, first: str | None = None, seq: int = 0) -> Member:
     """Admit ``name``, welcome it at ``seq`` and take it live, as the server does."""
     actions = shell(room, room.hello(f"conn-{name}", first if first is not None else hello(name)), seq)

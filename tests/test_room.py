@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import Clock, NumberingBroker, hello, live_member, no_backlog, texts
+from helpers import Clock, NumberingBroker, hello, live_member, no_backlog, say, texts
 
 from wslab.core.actions import Close, FetchHistory, GoLive, OverflowPolicy, Publish, Send
 from wslab.core.auth import Tokens
@@ -15,11 +15,6 @@ from wslab.core.history import HistoryTooOld
 from wslab.core.protocol import Ack, Dialect, Error, HistoryLost, Live, Reset, Welcome
 from wslab.core.room import ChatRoom
 from wslab.core.room_event import BrokerReset, EventKind, RoomEvent
-
-
-def say(text: str, ref: str = "") -> str:
-    return json.dumps({"type": "chat", "text": text, "ref": ref})
-
 
 # --- admission --------------------------------------------------------------------------
 

@@ -7,73 +7,13 @@ The browser page's own fallback is tested in Chromium (``test_browser_fallback.p
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-from collections.abc import AsyncIterator
-from typing import Any
 
-import httpx
-from helpers import MS, TIMEOUT, wait_for
-from support.web_app import Web, chat_texts, message_of_type, start_web
+from helpers import MS, wait_for
+from support.web_app import Stream, chat_texts, message_of_type, start_web, stream
 
-from wslab.core import HeartbeatPolicy, SseParser
-from wslab.core.sse import SseEvent
+from wslab.core import HeartbeatPolicy
 from wslab.servers.chat import ChatServer
-
-
-class Stream:
-    """One page's chat over HTTP: the open event stream, and posting to its session."""
-
-    def __init__(self, http: httpx.AsyncClient, response: httpx.Response) -> None:
-        self.http = http
-        self.response = response
-        self.parser = SseParser()
-        self.chunks = response.aiter_text()
-        self.pending: list[SseEvent] = []
-        self.session = ""
-
-    async def event(self) -> SseEvent:
-        while not self.pending:
-            self.pending += self.parser.feed(await asyncio.wait_for(anext(self.chunks), TIMEOUT))
-        return self.pending.pop(0)
-
-    async def message(self, kind: str) -> dict[str, Any]:
-        """The next protocol message of type ``kind`` (others are skipped)."""
-        while True:
-            event = await self.event()
-            if event.event == "message" and (data := json.loads(event.data))["type"] == kind:
-                return data
-
-    async def ended(self) -> list[SseEvent]:
-        """Every event until the stream ends."""
-        events = [*self.pending]
-        self.pending = []
-        with contextlib.suppress(StopAsyncIteration):
-            while True:
-                events += self.parser.feed(await asyncio.wait_for(anext(self.chunks), TIMEOUT))
-        return events
-
-    async def send(self, *messages: dict[str, Any]) -> httpx.Response:
-        body = {"session": self.session, "messages": list(messages)}
-        return await self.http.post("/api/send", json=body)
-
-
-@contextlib.asynccontextmanager
-async def stream(web: Web, name: str, **hello: Any) -> AsyncIterator[Stream]:
-    """A live stream for ``name`` (welcomed, with its session), closed on exit."""
-    token = await web.token(name)
-    headers = hello.pop("headers", {})
-    async with web.http() as http:
-        body = {"type": "hello", "name": name, "token": token, **hello}
-        async with http.stream("POST", "/api/stream", json=body, headers=headers) as response:
-            assert response.status_code == 200, await response.aread()
-            assert response.headers["content-type"].startswith("text/event-stream")
-            opened = Stream(http, response)
-            first = await opened.event()
-            assert first.event == "session"
-            opened.session = json.loads(first.data)["session"]
-            yield opened
 
 
 async def test_a_stream_and_a_websocket_chat_in_one_room() -> None:

@@ -152,9 +152,10 @@ class Room:
         await until(live, f"Python client {name} to be live", describe=describe)
         return client
 
-    async def open_page(self, name: str) -> ChatPage:
-        """A new browser context (own storage, own socket) with the chat page, joined as ``name``."""
-        context = await self.browser.new_context(viewport={"width": 1000, "height": 800})
+    async def open_page(self, name: str, *, scheme: str = "light", join: bool = True) -> ChatPage:
+        """A new browser context (own storage, own socket) with the chat page, joined as ``name``
+        (unless ``join`` is false); ``scheme``: the ``prefers-color-scheme`` it emulates."""
+        context = await self.browser.new_context(viewport={"width": 1000, "height": 800}, color_scheme=scheme)
         context.set_default_timeout(WAIT * 1000)
         page = await context.new_page()
         chat_page = ChatPage(name, context, page)
@@ -179,7 +180,8 @@ class Room:
         response = await page.goto(self.handle.url)
         assert response is not None and response.ok, response
         assert "default-src 'self'" in (await response.header_value("content-security-policy") or "")
-        await chat_page.join()
+        if join:
+            await chat_page.join()
         return chat_page
 
     async def settle(self, texts: list[str]) -> dict[str, Transcript]:

@@ -1,15 +1,17 @@
 """Lesson 04's web app served for a test, and what a test needs to talk to it.
 
-Shared by ``test_web.py``, ``test_web_stream.py`` and ``test_web_audience.py``: the real app
-on uvicorn on 127.0.0.1; HTTP with httpx, WebSockets with the websockets client or wslab's
-ChatClient.
+Shared by ``test_web.py``, ``test_web_stream.py``, ``test_web_audience.py`` and
+``test_moderation_live.py``: the real app on uvicorn on 127.0.0.1; HTTP with httpx, WebSockets
+with the websockets client or wslab's ChatClient, the plain-HTTP chat as Server-Sent Events.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +21,8 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from wslab import EventLog
 from wslab.clients.chat import ChatClient
+from wslab.core import SseParser
+from wslab.core.sse import SseEvent
 from wslab.servers.chat import ChatServer
 from wslab.servers.web import AsgiServerHandle, create_app, serve_web
 
@@ -108,3 +112,60 @@ async def chat_texts(connection: ClientConnection, count: int) -> list[str]:
         if message["type"] == "chat":
             texts.append(message["text"])
     return texts
+
+
+# --- the chat over plain HTTP: a stream of Server-Sent Events, and posts -----------------
+
+
+class Stream:
+    """One page's chat over HTTP: the open event stream, and posting to its session."""
+
+    def __init__(self, http: httpx.AsyncClient, response: httpx.Response) -> None:
+        self.http = http
+        self.response = response
+        self.parser = SseParser()
+        self.chunks = response.aiter_text()
+        self.pending: list[SseEvent] = []
+        self.session = ""
+
+    async def event(self) -> SseEvent:
+        while not self.pending:
+            self.pending += self.parser.feed(await asyncio.wait_for(anext(self.chunks), TIMEOUT))
+        return self.pending.pop(0)
+
+    async def message(self, kind: str) -> dict[str, Any]:
+        """The next protocol message of type ``kind`` (others are skipped)."""
+        while True:
+            event = await self.event()
+            if event.event == "message" and (data := json.loads(event.data))["type"] == kind:
+                return data
+
+    async def ended(self) -> list[SseEvent]:
+        """Every event until the stream ends."""
+        events = [*self.pending]
+        self.pending = []
+        with contextlib.suppress(StopAsyncIteration):
+            while True:
+                events += self.parser.feed(await asyncio.wait_for(anext(self.chunks), TIMEOUT))
+        return events
+
+    async def send(self, *messages: dict[str, Any]) -> httpx.Response:
+        body = {"session": self.session, "messages": list(messages)}
+        return await self.http.post("/api/send", json=body)
+
+
+@contextlib.asynccontextmanager
+async def stream(web: Web, name: str, **hello: Any) -> AsyncIterator[Stream]:
+    """A live stream for ``name`` (welcomed, with its session), closed on exit."""
+    token = await web.token(name)
+    headers = hello.pop("headers", {})
+    async with web.http() as http:
+        body = {"type": "hello", "name": name, "token": token, **hello}
+        async with http.stream("POST", "/api/stream", json=body, headers=headers) as response:
+            assert response.status_code == 200, await response.aread()
+            assert response.headers["content-type"].startswith("text/event-stream")
+            opened = Stream(http, response)
+            first = await opened.event()
+            assert first.event == "session"
+            opened.session = json.loads(first.data)["session"]
+            yield opened
