@@ -18,12 +18,16 @@ NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval-sanitize
 # address it prints (and opens) is lesson 01 of the learner edition; it asks nothing about
 # Jupyter news and checks for no updates (see LAB_SETTINGS too).
 FIRST_LESSON := learner/01-echo-server.ipynb
+TERMINAL_RC  := $(VENV)/wslab-terminal.bashrc
 LAB_ARGS := --ServerApp.root_dir=notebooks --ServerApp.ip=127.0.0.1 \
             --LabApp.default_url=/lab/tree/$(FIRST_LESSON) \
             --LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate \
+            "--ServerApp.terminado_settings=shell_command=bash --rcfile $(CURDIR)/$(TERMINAL_RC)" \
             $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 # Settings shipped with the course, into the virtual environment's JupyterLab (never ~/.jupyter):
-# no "get notified about official Jupyter news?" pop-up over the lessons.
+# no "get notified about official Jupyter news?" pop-up over the lessons. And JupyterLab's
+# terminals run the learner's own shell set-up, then put the course's Python first on PATH, so
+# `python -m wslab ...` works there as the lessons say.
 LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
 COMPLETE := notebooks/complete
 LEARNER  := notebooks/learner
@@ -65,15 +69,19 @@ endif
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-lab: $(STAMP) $(LAB_SETTINGS)
+lab: $(STAMP) $(LAB_SETTINGS) $(TERMINAL_RC)
 	@echo "Starting JupyterLab on the course (lesson 01 opens first). If no browser opens, paste the"
 	@echo "http://127.0.0.1:.../lab/tree/$(FIRST_LESSON)?token=... address it prints below into one."
 	@echo "Ctrl-C twice stops it."
 	$(BIN)/jupyter lab $(LAB_ARGS)
 
-$(LAB_SETTINGS): jupyter/lab/settings/overrides.json $(STAMP)
+$(LAB_SETTINGS): $(STAMP)
 	@mkdir -p $(@D)
-	cp $< $@
+	@printf '%s\n' '{"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}}' > $@
+
+$(TERMINAL_RC): $(STAMP)
+	@printf '%s\n' '# JupyterLab terminals of `make lab`: your own set-up, then the course'"'"'s Python first.' \
+	  '[ -f ~/.bashrc ] && . ~/.bashrc' '. "$(CURDIR)/$(BIN)/activate"' > $@
 
 # Resolve pyproject.toml (with every extra) for every platform and every Python it allows
 # (--universal) into exact versions and the hashes of their files. Pins already in the lock

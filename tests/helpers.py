@@ -14,6 +14,7 @@ import socket
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -161,6 +162,13 @@ class LocalCA:
         context = ssl.create_default_context()  # verifies the chain and the host name
         context.load_verify_locations(cadata=self.ca_pem)
         return context
+
+    def write_server_files(self, cert: Path, key: Path) -> None:
+        """The server's certificate chain and private key as PEM files, for ``--tls CERT KEY``."""
+        for pem in self._cert.cert_chain_pems:
+            with cert.open("ab") as out:
+                out.write(pem.bytes())
+        self._cert.private_key_pem.write_to_path(str(key))
 
     @property
     def ca_pem(self) -> str:

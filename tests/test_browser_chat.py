@@ -260,11 +260,35 @@ class Room:
 
         await until(agreed, f"everyone to list the users {sorted(expected)}")
 
+    async def close(self, *, artifacts: str | None = None) -> None:
+        """Close the pages (saving their artifacts under the test's name, if given), the clients, the app."""
+        for page in self.pages:
+            if artifacts is not None:
+                await page.save_artifacts(artifacts)
+            await page.context.close()
+        for client in self.clients:
+            await client.stop()
+        await self.handle.stop()
+
     def assert_clean(self) -> None:
         """No page logged an error, threw, or opened a dialog."""
         for page in self.pages:
             assert page.errors == [], f"{page.name}'s page logged errors: {page.errors}"
             assert page.dialogs == [], f"{page.name}'s page opened dialogs: {page.dialogs}"
+
+
+async def hold_tokens(page: ChatPage) -> tuple[asyncio.Event, asyncio.Event]:
+    """Hold ``page``'s token requests (the first step of every reconnect): the first event is
+    set when one is asked for, and they go on once the test sets the second."""
+    asked, release = asyncio.Event(), asyncio.Event()
+
+    async def hold_token(route: Any) -> None:
+        asked.set()
+        await release.wait()
+        await route.continue_()
+
+    await page.context.route("**/api/token", hold_token)
+    return asked, release
 
 
 def where(location: dict[str, Any]) -> str:
@@ -313,14 +337,7 @@ async def room(browser: Any, request: pytest.FixtureRequest) -> AsyncIterator[Ro
     try:
         yield room
     finally:
-        if request.session.testsfailed > failed_before:
-            for page in room.pages:
-                await page.save_artifacts(request.node.name)
-        for page in room.pages:
-            await page.context.close()
-        for client in room.clients:
-            await client.stop()
-        await handle.stop()
+        await room.close(artifacts=request.node.name if request.session.testsfailed > failed_before else None)
 
 
 async def test_pages_and_python_client_share_one_transcript(room: Room) -> None:
@@ -378,14 +395,7 @@ async def test_page_resumes_after_server_side_close(room: Room) -> None:
     lines_before = len(before["ben"])
 
     # Hold ben's next token request (the first step of every reconnect) until released.
-    asked, release = asyncio.Event(), asyncio.Event()
-
-    async def hold_token(route: Any) -> None:
-        asked.set()
-        await release.wait()
-        await route.continue_()
-
-    await ben.context.route("**/api/token", hold_token)
+    asked, release = await hold_tokens(ben)
 
     # 4001 is what ChatServer itself closes an overflowing client with; chat.js reconnects
     # after anything but 1008, 4002 and a 1000 it asked for.
@@ -464,7 +474,7 @@ async def test_markup_is_shown_as_text(room: Room) -> None:
                  scripts: document.scripts.length,
                })"""
         )
-        assert counts == {"messages": 0, "anywhere": 0, "scripts": 1}, counts
+        assert counts == {"messages": 0, "anywhere": 0, "scripts": 2}, counts  # stream.js, chat.js
         # An <img src=x> that had been in the DOM even for a moment would have fetched /x.
         assert not [url for url in page.requests if url.rstrip("/").endswith("/x")], page.requests
         assert page.dialogs == []

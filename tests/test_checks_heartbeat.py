@@ -16,7 +16,13 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.server import ServerConnection
 
 import wslab
-from wslab.checks.lesson05 import check_every_message_counts, check_heartbeat, check_watchdog
+from wslab.checks.lesson05 import (
+    check_every_message_counts,
+    check_heartbeat,
+    check_watchdog,
+    heartbeat_exercise,
+)
+from wslab.checks.report import Verdict
 from wslab.core.heartbeat import HeartbeatPolicy
 from wslab.runtime.keepalive import keep_alive
 from wslab.servers import echo
@@ -51,6 +57,63 @@ async def drop_when_silent(connection: ServerConnection) -> None:
             await connection.send(f"Echo: {message}")
     finally:
         watcher.cancel()
+
+
+# --- the blank: the learner's heartbeat(connection, interval, timeout) --------------------
+
+
+async def skeleton_heartbeat(connection: ServerConnection, interval: float, timeout: float) -> None:
+    """Ping every interval; abort the connection once no pong came for timeout."""
+    # Write it: ...
+    raise NotImplementedError  # write it: see the comment above
+
+
+async def never_gives_up(connection: ServerConnection, interval: float, timeout: float) -> None:
+    """Pings every interval, and never asks whether the pongs still come."""
+    while True:
+        await asyncio.sleep(interval)
+        await connection.ping()
+
+
+async def old_signature(connection: ServerConnection) -> None:
+    """The heartbeat as lesson 05 once wrote it, reading the lesson's globals."""
+    await asyncio.sleep(INTERVAL)
+
+
+async def test_the_heartbeat_blank_passes_wslabs_answer() -> None:
+    report = await heartbeat_exercise(lesson05.heartbeat, interval=INTERVAL, timeout=TIMEOUT)
+    assert_passed(report)
+    assert report.exercise == "heartbeat" and len(report.results) == 4
+
+
+async def test_the_heartbeat_blank_as_shipped_is_not_written_yet_and_is_never_run(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    report = await heartbeat_exercise(skeleton_heartbeat, interval=INTERVAL, timeout=TIMEOUT)
+    assert report.verdict is Verdict.NOT_WRITTEN and report.results == []
+    assert str(report).splitlines()[0] == "heartbeat: not written yet (skeleton_heartbeat has no body yet)"
+    assert wslab.running() == []
+    used = await heartbeat_exercise.check(skeleton_heartbeat, interval=INTERVAL, timeout=TIMEOUT)
+    assert used is lesson05.heartbeat
+    assert "(the cells below use wslab's heartbeat until yours passes)" in capsys.readouterr().out
+
+
+async def test_a_heartbeat_that_never_gives_up_keeps_the_stalled_client() -> None:
+    report = await heartbeat_exercise(never_gives_up, interval=INTERVAL, timeout=TIMEOUT)
+    assert_not_yet(report)
+    assert report.failures == ["a stalled client is still connected 1.7 s after the stall"]
+    assert_hint(report, "more than `timeout` since the last pong drops the connection")
+
+
+async def test_a_heartbeat_that_raises_is_a_line_of_the_report_not_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    report = await heartbeat_exercise(old_signature, interval=INTERVAL, timeout=TIMEOUT)
+    assert_not_yet(report)
+    raised = failing(report, "your heartbeat raised")
+    assert raised.startswith("your heartbeat raised TypeError: ") and "positional argument" in raised
+    assert_hint(report, "an exception there stops it for good")
+    assert "never retrieved" not in caplog.text
 
 
 # --- the heartbeat of the lesson's cells -------------------------------------------------

@@ -123,3 +123,18 @@ def test_each_server_keeps_its_own_defaults() -> None:
         assert (args.host, args.max_size) == ("127.0.0.1", 2**20), server
     web = parser.parse_args(["serve", "web"])
     assert (web.host, web.max_size) == (None, 4096)
+
+
+@pytest.mark.parametrize(("compression", "negotiated"), [("deflate", True), (None, False)])
+async def test_serve_chat_compression_is_a_choice(compression: str | None, negotiated: bool) -> None:
+    """``--compression none`` (lesson 08) refuses permessage-deflate even when a client offers it."""
+    from wslab.services import ChatProcess
+
+    server = await ChatProcess("", server_id=f"z-{compression}", compression=compression).start()
+    try:
+        assert f"--compression {compression or 'none'}" in " ".join(server.command())
+        async with connect(server.url) as ws:  # a websockets client offers permessage-deflate
+            extensions = ws.response.headers.get("Sec-WebSocket-Extensions", "")
+        assert extensions.startswith("permessage-deflate") is negotiated, extensions
+    finally:
+        await server.stop()

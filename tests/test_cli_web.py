@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import TIMEOUT, close_code, stop_servers  # noqa: F401  (stop_servers: autouse fixture)
+from helpers import TIMEOUT, LocalCA, close_code, stop_servers  # noqa: F401  (stop_servers: autouse fixture)
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin
@@ -143,6 +143,10 @@ async def test_serve_web_answers_http_and_websockets_and_stops_on_sigterm(serve_
 
 async def test_public_mode_prints_the_join_url_code_and_a_qr_code(serve_web: StartWeb) -> None:
     web = await serve_web("--public", "--host", "127.0.0.1", "--join-code", "1234")
+    # The page an instructor opens from a phone before the class: no script, no code needed.
+    # (Its line waits for the join URLs, which import jupyter_server to find a Jupyter server
+    # this terminal may run under: seconds on a busy machine.)
+    assert await web.readline(timeout=30) == f"first, from your phone on the room's network: {web.url}reach"
     assert await web.readline() == "join from a phone or laptop on this network:"
     assert await web.readline() == f"  {web.url}#code=1234"  # the code rides in the fragment
     assert await web.readline() == "join code: 1234"
@@ -168,6 +172,31 @@ async def test_public_mode_prints_the_join_url_code_and_a_qr_code(serve_web: Sta
     assert code == 0, err
     assert "join code 1234" in err
     assert "Traceback" not in err
+
+
+async def test_public_mode_makes_a_six_digit_code_and_turns_the_heartbeat_on(serve_web: StartWeb) -> None:
+    """Audience mode's limits (wslab.core.AUDIENCE) without a word on the command line."""
+    web = await serve_web("--public", "--host", "127.0.0.1")
+    lines = [await web.readline(timeout=30) for _ in range(5)]
+    code = lines[3].removeprefix("join code: ")
+    assert re.fullmatch(r"\d{6}", code), lines
+    assert lines[2] == f"  {web.url}#code={code}"
+
+    async with web.http() as http:
+        response = await http.post("/api/token", json={"name": "alice", "code": code})
+        assert (await http.get("/api/users")).status_code == 401  # who is in: for code holders only
+        listed = await http.get("/api/users", headers={"X-Join-Code": code})
+    async with connect(web.ws_url) as alice:
+        await alice.send(json.dumps({"type": "hello", "name": "alice", "token": response.json()["token"]}))
+        welcome = json.loads(await asyncio.wait_for(alice.recv(), TIMEOUT))
+    assert welcome["heartbeat"] == {"interval": 15.0, "timeout": 45.0}, welcome
+    assert listed.json()["users"] == []  # asked before alice came in
+
+    web.process.send_signal(signal.SIGTERM)
+    code_, _, err = await web.finish()
+    assert code_ == 0, err
+    limits = "at most 200 people, 5 messages/s each (bursts of 10), 4096 bytes per message, heartbeat"
+    assert limits in err
 
 
 async def test_serve_web_options_reach_the_app(serve_web: StartWeb) -> None:
@@ -201,3 +230,33 @@ async def test_serve_web_options_reach_the_app(serve_web: StartWeb) -> None:
     assert code == 0, err
     assert "at most 1 people, 0.1 messages/s each (bursts of 2), 300 bytes per message" in err
     assert "WS /ws refused: HTTP 503" in err
+
+
+async def test_serve_web_with_tls_answers_https_and_wss(tmp_path: Path) -> None:
+    """``--tls CERT KEY``, with a certificate of the kind lesson 08's CA makes (``python -m trustme``)."""
+    ca = LocalCA()
+    cert, key = tmp_path / "server.pem", tmp_path / "server.key"
+    ca.write_server_files(cert, key)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "wslab", "serve", "web", "--port", "0", "--tls", str(cert), str(key),
+        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    web = WebProcess(process)
+    try:
+        first = await web.readline(timeout=15)
+        match = re.match(r"^web server listening on (https://127\.0\.0\.1:\d+/) \(Ctrl-C to stop\)$", first)
+        assert match, first
+        trusted = ca.client_context()
+        async with httpx.AsyncClient(base_url=match.group(1), verify=trusted, trust_env=False) as http:
+            assert "over HTTPS" in (await http.get("/reach")).text
+            token = (await http.post("/api/token", json={"name": "ann"})).json()["token"]
+        async with connect(match.group(1).replace("https", "wss", 1) + "ws", ssl=trusted) as ann:
+            await ann.send(json.dumps({"type": "hello", "name": "ann", "token": token}))
+            assert json.loads(await asyncio.wait_for(ann.recv(), TIMEOUT))["type"] == "welcome"
+        process.send_signal(signal.SIGTERM)
+        code, _, err = await web.finish()
+        assert code == 0, err
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()

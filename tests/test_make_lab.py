@@ -11,6 +11,7 @@ pop-up), and stops the server as Ctrl-C would (SIGTERM to the command's process 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -27,6 +28,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from websockets.asyncio.client import connect
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(1200)]
 
@@ -132,6 +134,35 @@ def api(url: str, token: str) -> object:
     return json.loads(get(url, token)[1])
 
 
+def terminal_python(base: str, token: str) -> str:
+    """Open a JupyterLab terminal as the browser does and ask it which Python ``python`` is."""
+    request = urllib.request.Request(
+        f"{base}/api/terminals", data=b"{}", method="POST", headers={"Authorization": f"token {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        name = json.loads(response.read())["name"]
+    ws_url = f"ws{base.removeprefix('http')}/terminals/websocket/{name}?token={token}"
+
+    async def ask() -> str:
+        async with connect(ws_url) as terminal:
+            await terminal.send(
+                json.dumps(["stdin", "python -c 'import sys; print(\"PYTHON\", sys.prefix)'\r"])
+            )
+            seen = ""
+            try:
+                async with asyncio.timeout(60):
+                    async for message in terminal:
+                        kind, *rest = json.loads(message)
+                        seen += rest[0] if kind == "stdout" else ""
+                        if found := re.search(r"PYTHON (/\S+)", seen):
+                            return found.group(1)
+            except TimeoutError:
+                raise AssertionError(f"the terminal never answered: {seen!r}") from None
+        raise AssertionError(f"the terminal closed before answering: {seen!r}")
+
+    return asyncio.run(ask())
+
+
 def test_the_readme_main_command_serves_the_course_from_a_fresh_copy(tmp_path: Path) -> None:
     command = readme_main_command()
     assert command.startswith("make "), command
@@ -198,6 +229,9 @@ def test_the_readme_main_command_serves_the_course_from_a_fresh_copy(tmp_path: P
         defaults = {name: spec.get("default") for name, spec in settings["schema"]["properties"].items()}
         assert defaults["fetchNews"] == "false" and defaults["checkForUpdates"] is False, defaults
         assert settings["settings"] == {}, "the course changed the learner's own settings"
+
+        # A terminal opened in JupyterLab runs the course's Python, as lessons 01 and 05 say.
+        assert Path(terminal_python(base, token)) == copy / ".venv"
 
         # What a browser started by the command opens: the same page.
         opened = [page.read_text() for page in runtime.glob("jpserver-*open.html")]

@@ -234,6 +234,10 @@ async def test_a_join_code_is_required_when_configured() -> None:
     for refused in (missing, wrong):
         assert refused.status_code == 401
         assert refused.json()["code_required"] is True
+    # A wrong code is told apart from a missing one: the person typed something, and it is not it.
+    assert missing.json()["error"] == "this room needs its join code"
+    assert wrong.json()["error"] == "that join code is wrong"
+    assert wrong.json()["code_wrong"] is True and "code_wrong" not in missing.json()
     assert right.status_code == 200
     web.chat.room.tokens.verify(right.json()["token"], "alice")  # type: ignore[union-attr]
 

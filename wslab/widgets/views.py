@@ -26,6 +26,7 @@ from IPython import get_ipython
 from ..core.connection_log import LogEvent
 from ..core.protocol import render_plain
 from ..runtime.event_log import EventLog
+from .audience import reach_url
 
 if TYPE_CHECKING:
     from ..clients.chat import ChatClient
@@ -307,6 +308,12 @@ class ServerPanel(widgets.HTML):
         return f"ServerPanel({self._title!r}: a live widget; run the notebook to see it)"
 
 
+def _link(url: str) -> str:
+    """A join URL the instructor can click (it opens the room in a new tab), shown in full."""
+    shown = html.escape(url)
+    return f'<a href="{shown}" target="_blank" rel="noopener"><code>{shown}</code></a>'
+
+
 class AudienceView(widgets.HBox):
     """The instructor's screen in live-audience mode: where to join, who is in, what they say.
 
@@ -317,8 +324,9 @@ class AudienceView(widgets.HBox):
     def __init__(self, server: ChatServer, urls: list[str], *, qr: str = "", lines: int = 15) -> None:
         self.server = server
         self._lines = lines
-        links = "<br>".join(f"<code>{html.escape(url)}</code>" for url in urls)
-        join = widgets.HTML(f"<b>Join the chat</b><br>{links}<br>{qr}")
+        links = "<br>".join(_link(url) for url in urls)
+        check = f"<br><small>first, from a phone: {_link(reach_url(urls[0]))}</small>" if urls else ""
+        join = widgets.HTML(f"<b>Join the chat</b><br>{links}<br>{qr}{check}")
         self._count = widgets.HTML()
         self._count.add_class("wslab-audience-count")
         self._body = widgets.HTML()
