@@ -86,6 +86,15 @@ async def test_a_relay_that_dies_at_start_says_why(tmp_path: Path) -> None:
     assert_hint(report, "run it in a terminal")
 
 
+async def test_a_relay_that_dies_while_talked_to_says_why(tmp_path: Path) -> None:
+    filtered = 'if message["type"] == "message":  # not the confirmation of the subscription\n            '
+    unfiltered = variant(tmp_path, REDIS_RELAY_SCRIPT, filtered, "")  # broadcasts the confirmation (an int)
+    report = await redis_relay_exercise(unfiltered)
+    assert_not_yet(report)
+    assert failing(report, "server A exited while it was talked to: TypeError")
+    assert_hint(report, "its traceback says where")
+
+
 async def test_the_kafka_relay_reference_passes_and_numbers_by_offset(tmp_path: Path) -> None:
     report = await kafka_relay_exercise(KAFKA_RELAY_SCRIPT)
     assert_passed(report)

@@ -43,6 +43,7 @@ STARTING_HINTS: Hints = [
         "instead of 'listening on port N'",
         "run it in a terminal to see it fail: python SCRIPT A URL (the broker's URL the lesson printed)",
     ),
+    ("exited while", "the program stopped with the error at the end of that line: its traceback says where"),
 ]
 
 

@@ -77,15 +77,26 @@ async def two_relays(
         )
         for name in "AB"
     }
+    started: set[str] = set()
     try:
         shown = Path(script).name
         urls = {name: await _address(report, name, process, shown) for name, process in processes.items()}
+        started = {name for name, url in urls.items() if url}
         yield None if None in urls.values() else {name: url for name, url in urls.items() if url}
     finally:
-        for process in processes.values():
+        for name, process in processes.items():
+            if name in started and await _exited(process):
+                report.add(False, f"server {name} exited while it was talked to{await _why_not(process)}")
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
             await process.wait()
+
+
+async def _exited(process: Process) -> bool:
+    """Whether ``process`` has exited already (given a moment to say so)."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(process.wait(), 0.1)
+    return process.returncode is not None
 
 
 async def _next_line(client: ClientConnection) -> str:
