@@ -35,7 +35,7 @@ LEARNER  := notebooks/learner
 # workers, since most of these tests wait on sockets and timers rather than compute.
 UNIT   := -m "not browser and not broker and not lab and not lesson" -n 4 --dist worksteal
 
-.PHONY: lab test unit lint notebooks learner lock browser nginx book book-npm clean help
+.PHONY: lab test unit lint notebooks learner lock browser nginx book book-npm axe-npm clean help
 .DEFAULT_GOAL := help
 
 help:
@@ -116,7 +116,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check wslab tests docs/book
 	$(BIN)/mypy
 
-test: $(STAMP) browser nginx lint book-npm
+test: $(STAMP) browser nginx lint book-npm axe-npm
 	$(BIN)/python -m pytest tests $(COMPLETE) $(NBVAL)
 
 unit: $(STAMP)
@@ -146,5 +146,15 @@ book-npm:
 	elif command -v npm >/dev/null; then cd $(BOOK) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error; \
 	else echo "note: no npm found; the reading copy cannot be built (install Node.js 18 or newer)"; fi
 
+# axe-core for the browser tests' accessibility checks (tests/accessibility.py), pinned by
+# tests/a11y/package-lock.json and installed the book's way. Without npm those checks skip
+# (fail under CI=true).
+AXE := tests/a11y
+axe-npm:
+	@if [ $(AXE)/node_modules/.package-lock.json -nt $(AXE)/package-lock.json ]; then :; \
+	elif command -v npm >/dev/null; then cd $(AXE) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error; \
+	else echo "note: no npm found; the accessibility checks will skip (install Node.js 18 or newer)"; fi
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .test-artifacts *.egg-info $(BOOK)/_build $(BOOK)/node_modules
+	rm -rf $(VENV) .pytest_cache .ruff_cache .test-artifacts *.egg-info $(BOOK)/_build $(BOOK)/node_modules \
+	  $(AXE)/node_modules

@@ -564,3 +564,24 @@ def error_outputs(page: Any, notebook: str) -> list[str]:
                .map((output) => `cell ${index}: ${output.ename}: ${output.evalue}`))""",
         notebook,
     )
+
+
+def run_in_kernel(page: Any, notebook: str, code: str) -> str:
+    """Run ``code`` in the kernel of the open ``notebook``, through JupyterLab's own session, as a
+    cell typed by the learner would (top-level await works); its stdout. Raises on an error."""
+    result = page.evaluate(
+        """async ([path, code]) => {
+             const kernel = window.__panelFor(path).sessionContext.session.kernel;
+             const future = kernel.requestExecute({code, store_history: false});
+             let out = "", error = null;
+             future.onIOPub = (msg) => {
+               if (msg.header.msg_type === "stream") out += msg.content.text;
+               if (msg.header.msg_type === "error") error = `${msg.content.ename}: ${msg.content.evalue}`;
+             };
+             await future.done;
+             return {out, error};
+           }""",
+        [notebook, code],
+    )
+    assert result["error"] is None, f"{code!r} raised {result['error']}\n{result['out']}"
+    return result["out"]

@@ -31,6 +31,7 @@ from typing import Any
 
 import httpx
 import pytest
+from accessibility import check_async
 from helpers import stop_servers  # noqa: F401  (autouse: every server a test starts is stopped)
 from jupyterlab_harness import ARTIFACTS, CHROMIUM_ARGS, find_chromium, skip_or_fail
 
@@ -188,9 +189,10 @@ class Room:
         await until(live, f"Python client {name} to be live", describe=describe)
         return client
 
-    async def open_page(self, name: str) -> ChatPage:
-        """A new browser context (own storage, own socket) with the chat page, joined as ``name``."""
-        context = await self.browser.new_context(viewport={"width": 1000, "height": 800})
+    async def open_page(self, name: str, *, scheme: str = "light", join: bool = True) -> ChatPage:
+        """A new browser context (own storage, own socket) with the chat page, joined as ``name``
+        (unless ``join`` is false); ``scheme``: the ``prefers-color-scheme`` it emulates."""
+        context = await self.browser.new_context(viewport={"width": 1000, "height": 800}, color_scheme=scheme)
         context.set_default_timeout(WAIT * 1000)
         page = await context.new_page()
         chat_page = ChatPage(name, context, page)
@@ -215,7 +217,8 @@ class Room:
         response = await page.goto(self.handle.url)
         assert response is not None and response.ok, response
         assert "default-src 'self'" in (await response.header_value("content-security-policy") or "")
-        await chat_page.join()
+        if join:
+            await chat_page.join()
         return chat_page
 
     async def settle(self, texts: list[str]) -> dict[str, Transcript]:
@@ -479,3 +482,79 @@ async def test_markup_is_shown_as_text(room: Room) -> None:
         assert not [url for url in page.requests if url.rstrip("/").endswith("/x")], page.requests
         assert page.dialogs == []
     room.assert_clean()
+
+
+async def test_the_instructor_mutes_clears_and_kicks_and_the_kicked_page_says_why_and_stops(
+    room: Room,
+) -> None:
+    """What each person's page shows of the instructor's decisions (``ChatServer.mute/clear/kick``)."""
+    py = await room.python_client("py")
+    ana = await room.open_page("ana")
+    ben = await room.open_page("ben")
+    await room.users_everywhere({"py", "ana", "ben"})
+
+    await room.chat.mute("ben")
+    await room.settle([">>> ben was muted by the instructor"])
+    await ben.send("may I speak?")
+    await until(lambda: _answered(ben), "ben's message to be refused", describe=ben.describe)
+    assert (await ben.hook("notices"))[-1].startswith("error: the instructor muted you")
+    await room.chat.unmute("ben")
+    await ben.send("thanks")
+    await room.settle(["[ben] thanks"])
+
+    await room.chat.clear()
+    cleared = [">>> the instructor cleared the chat"]
+
+    async def all_cleared() -> bool:
+        return all([await page.lines() == cleared for page in (ana, ben)]) and py.lines() == cleared
+
+    await until(all_cleared, "every screen to be cleared", describe=ana.describe)
+    assert await ana.js('() => document.querySelectorAll("#messages li").length') == 1
+
+    token_requests = len([url for url in ben.requests if url.endswith("/api/token")])
+    await room.chat.kick("ben", reason="please take a break")
+    await ben.until_state("closed")
+    why = "the instructor removed you from the room: please take a break"
+    assert await ben.page.text_content("#status") == f"disconnected: {why}"
+    assert await ben.page.is_visible("#join-error") and await ben.page.text_content("#join-error") == why
+    assert await ben.page.is_visible("#join-form")
+    assert await ben.states() == ["connecting", "live", "closed"]  # never "reconnecting": it stops
+    assert any(
+        n.startswith("connection closed (4003 kicked: please take a break") for n in await ben.hook("notices")
+    )
+    room.pages.remove(ben)  # out of the room: the others' transcripts go on without it
+    await room.settle([">>> ben was removed by the instructor", ">>> ben left the chat"])
+    assert "please take a break" not in json.dumps(await ana.lines())  # the reason was ben's alone
+    assert len([url for url in ben.requests if url.endswith("/api/token")]) == token_requests
+    (await check_async(ben.page, "the kicked person's page")).assert_clean()
+    assert ben.errors == [] and ben.dialogs == []
+    room.assert_clean()
+
+
+async def _answered(page: ChatPage) -> bool:
+    return not await page.hook("unacked")
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+async def test_the_chat_page_passes_axe_joining_and_in_the_room(room: Room, scheme: str) -> None:
+    """axe-core finds no serious or critical problem on the page, before and after joining, with
+    every kind of line shown (messages, presence, moderation, notices, the outbox)."""
+    ana = await room.open_page("ana", scheme=scheme, join=False)
+    (await check_async(ana.page, f"the join form ({scheme})")).assert_clean()
+    await _background_is_set(ana)
+    await ana.join()
+    py = await room.python_client("py")
+    await py.send("<b>hello</b> from python")
+    await ana.send("hi py")
+    await room.chat.mute("py")
+    await room.settle(["[ana] hi py", ">>> py was muted by the instructor"])
+    await ana.js('() => { document.getElementById("message").value = "a draft"; }')
+    (await check_async(ana.page, f"the chat page in the room ({scheme})")).assert_clean()
+    room.assert_clean()
+
+
+async def _background_is_set(page: ChatPage) -> None:
+    """axe measures contrast against the page's own background: one the browser paints by
+    default (its canvas, dark in dark mode) would be taken for white."""
+    background = await page.js("() => getComputedStyle(document.body).backgroundColor")
+    assert background not in ("", "rgba(0, 0, 0, 0)", "transparent"), background

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from accessibility import check_async
 from helpers import stop_servers  # noqa: F401  (autouse: every server a test starts is stopped)
 from test_browser_chat import browser, until  # noqa: F401  (browser: fixture)
 
@@ -91,3 +92,32 @@ async def _state_is(page: Any, state: str) -> bool:
 
 async def _seen(page: Any, published: list[int]) -> bool:
     return (await page.evaluate(STATE_JS))["seen"][-1:] == published[-1:]
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+async def test_the_dashboard_passes_axe_in_light_and_dark(browser: Any, scheme: str) -> None:  # noqa: F811
+    """Every status's tile, the counts and the recent changes, in both colour schemes the page
+    declares: no serious or critical finding (contrast included) from axe-core."""
+    broker = MemoryBroker()
+    viewed = await start(broker, "viewed")
+    context = await browser.new_context(color_scheme=scheme)
+    page = await context.new_page()
+    try:
+        await page.goto(viewed.url)
+        await until(lambda: _state_is(page, "live"), "the page to be live")
+        published = [
+            (await viewed.feed.report(Change(service, 1, status))).seq
+            for service, status in [("api", Status.DEPLOYING), ("web", Status.HEALTHY), ("db", Status.FAILED)]
+        ]
+        published.append((await viewed.feed.report(Change("queue", 2, Status.ROLLED_BACK))).seq)
+        await until(lambda: _seen(page, published), "every change on the page")
+        assert await page.evaluate("() => matchMedia('(prefers-color-scheme: dark)').matches") == (
+            scheme == "dark"
+        )
+        # axe measures contrast against the page's own background, not the browser's canvas.
+        background = await page.evaluate("() => getComputedStyle(document.body).backgroundColor")
+        assert background == ("rgb(20, 23, 29)" if scheme == "dark" else "rgb(255, 255, 255)")
+        (await check_async(page, f"the dashboard ({scheme})")).assert_clean()
+    finally:
+        await context.close()
+        await wslab.stop_all()

@@ -11,6 +11,7 @@ from importlib import resources
 from typing import Any
 
 import pytest
+from accessibility import check_async
 from helpers import stop_servers  # noqa: F401  (autouse: every server a test starts is stopped)
 from starlette.applications import Starlette
 from starlette.responses import HTMLResponse
@@ -63,6 +64,7 @@ async def test_mini_page_chats_and_reconnects(browser: Any) -> None:  # noqa: F8
             shown = "the message on the page, as text"
             await until(lambda: _lines_include(page, "<b>from Python</b>"), shown)
             assert await page.locator("#log b").count() == 0  # not rendered as HTML
+            (await check_async(page, "the mini page")).assert_clean()
 
             await page.fill("#box", "from the browser")
             await page.press("#box", "Enter")

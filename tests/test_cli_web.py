@@ -21,6 +21,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin
 
+from wslab.cli.instructor import HELP
+
 ROOT = Path(__file__).resolve().parent.parent
 LISTENING = re.compile(r"^web server listening on (http://127\.0\.0\.1:(\d+)/) \(Ctrl-C to stop\)$")
 QR_CHARACTERS = frozenset(" █▀▄")
@@ -47,6 +49,13 @@ class WebProcess:
     @property
     def ws_url(self) -> str:
         return self.url.replace("http", "ws", 1) + "ws"
+
+    async def type(self, line: str) -> str:
+        """Type ``line`` into the server's terminal (its moderation channel); the line it answers."""
+        assert self.process.stdin is not None
+        self.process.stdin.write(f"{line}\n".encode())
+        await self.process.stdin.drain()
+        return await self.readline()
 
     def http(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.url, trust_env=False, timeout=TIMEOUT)
@@ -76,6 +85,7 @@ async def serve_web() -> AsyncIterator[StartWeb]:
             "0",
             *options,
             cwd=ROOT,
+            stdin=asyncio.subprocess.PIPE,  # its moderation channel; never this terminal's input
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
@@ -103,6 +113,13 @@ async def join(web: WebProcess, name: str, **body: str) -> ClientConnection:
     welcome = json.loads(await asyncio.wait_for(connection.recv(), TIMEOUT))
     assert welcome["type"] == "welcome", welcome
     return connection
+
+
+async def next_of(connection: ClientConnection, kind: str) -> dict[str, object]:
+    """The next message of type ``kind`` the server sends on ``connection``."""
+    while (message := json.loads(await asyncio.wait_for(connection.recv(), TIMEOUT)))["type"] != kind:
+        pass
+    return message
 
 
 async def until_empty(web: WebProcess) -> None:
@@ -159,6 +176,7 @@ async def test_public_mode_prints_the_join_url_code_and_a_qr_code(serve_web: Sta
     assert len({len(line) for line in qr}) == 1  # a square's rows, all the same width
     assert any("▀" in line or "▄" in line for line in qr)  # two rows per character
 
+    assert await web.readline() == HELP  # the moderation channel says how to use it
     async with web.http() as http:
         missing = await http.post("/api/token", json={"name": "alice"})
         wrong = await http.post("/api/token", json={"name": "alice", "code": "0000"})
@@ -230,6 +248,40 @@ async def test_serve_web_options_reach_the_app(serve_web: StartWeb) -> None:
     assert code == 0, err
     assert "at most 1 people, 0.1 messages/s each (bursts of 2), 300 bytes per message" in err
     assert "WS /ws refused: HTTP 503" in err
+
+
+async def test_the_instructor_kicks_mutes_and_clears_from_the_servers_terminal(serve_web: StartWeb) -> None:
+    web = await serve_web()
+    async with await join(web, "alice") as alice, await join(web, "bob") as bob:
+        assert await web.type("/who") == "in the room (2): alice, bob; muted: nobody"
+
+        assert await web.type("/mute bob") == "muted bob"
+        await bob.send(json.dumps({"type": "chat", "text": "am I heard?", "ref": "bob-1"}))
+        refused = await next_of(bob, "error")
+        assert (refused["code"], refused["ref"]) == ("muted", "bob-1")
+        assert await web.type("/unmute bob") == "unmuted bob"
+
+        assert await web.type("/clear") == "cleared the chat on every screen"
+        assert (await next_of(alice, "clear"))["name"] == ""
+
+        assert await web.type("/kick bob off topic, see me later") == "kicked bob (off topic, see me later)"
+        told = await next_of(bob, "error")
+        assert (told["code"], told["text"]) == (
+            "kicked",
+            "the instructor removed you from the room: off topic, see me later",
+        )
+        assert await close_code(bob) == 4003
+        assert bob.close_reason == "kicked: off topic, see me later"
+        assert (await next_of(alice, "kick"))["text"] == ""  # alice learns who, not why
+
+        assert await web.type("/kick bob") == "nobody called 'bob' is in the room (in: alice)"
+        assert await web.type("/mute") == "/mute needs a name: /mute NAME"
+        assert (await web.type("hello?")).startswith("unknown command 'hello?'; moderation: /kick NAME")
+
+    web.process.send_signal(signal.SIGTERM)
+    code, _, err = await web.finish()
+    assert code == 0, err
+    assert "Traceback" not in err
 
 
 async def test_serve_web_with_tls_answers_https_and_wss(tmp_path: Path) -> None:

@@ -92,6 +92,7 @@ API: dict[str, list[str]] = {
         "MessageLog",
         "ServerPanel",
         "join_urls",
+        "projector",
         "qr_svg",
     ],
     "wslab.bench": ["measure", "process_cpu_s", "process_rss_kib", "summary"],

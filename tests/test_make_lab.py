@@ -106,6 +106,11 @@ class Output:
                     )
                 self._changed.wait(min(left, 1.0))
 
+    def wait_closed(self, timeout: float) -> None:
+        """Wait until every process writing to the pipe has exited (it reads end of file)."""
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), f"the command's processes still write after {timeout:g} s"
+
     def text(self) -> str:
         with self._changed:
             return "\n".join(self.lines)
@@ -245,6 +250,8 @@ def test_the_readme_main_command_serves_the_course_from_a_fresh_copy(tmp_path: P
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             raise AssertionError(f"make lab did not stop within {STOP_TIMEOUT:g} s of SIGTERM") from None
+        # make may exit first; JupyterLab (same process group) closes its kernels and terminals.
+        output.wait_closed(STOP_TIMEOUT)
 
     assert "Shutting down" in output.text(), output.text()[-2000:]
     with socket.socket() as probe:

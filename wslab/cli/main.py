@@ -6,7 +6,7 @@ Examples::
     python -m wslab send ws://127.0.0.1:9001 hello "another message"
     python -m wslab serve chat --port 9002 --overflow drop
     python -m wslab client ws://127.0.0.1:9002 --name alice
-    python -m wslab serve web --port 8000 --public
+    python -m wslab serve web --port 8000 --public     (then type /help: kick, mute, clear)
     python -m wslab serve dashboard --port 8001 --rate 0.5
     python -m wslab services
     python -m wslab serve chat --port 9002 --broker redis://127.0.0.1:6379
@@ -41,6 +41,7 @@ from ..runtime.tls import explain_tls_error
 from ..servers.chat import ChatServer
 from ..servers.echo import echo
 from .argtypes import positive_int
+from .instructor import audience_lines, start_moderation
 from .terminal import run_client
 
 log = logging.getLogger("wslab.cli")
@@ -129,6 +130,7 @@ async def _wait_for_broker(broker: Broker, url: str) -> None:
 async def _start_chat(args: argparse.Namespace, events: EventLog) -> ServerHandle:
     broker = _chat_broker(args)
     chat = ChatServer(broker=broker, server_id=args.id, overflow=args.overflow, max_backlog=args.max_backlog)
+    args.chat = chat  # moderated from this terminal (see _serve)
     try:
         if args.broker:
             await _wait_for_broker(broker, args.broker)
@@ -179,6 +181,7 @@ async def _start_web(args: argparse.Namespace, events: EventLog) -> ServerHandle
         allowed_origins=args.allow_origin,
         trusted_proxies=args.trust_proxy,
     )
+    args.chat = handle.chat  # moderated from this terminal (see _serve)
     log.info(
         "web: at most %d people, %g messages/s each (bursts of %g), %d bytes per message, "
         "heartbeat every %g s%s",
@@ -190,22 +193,6 @@ async def _start_web(args: argparse.Namespace, events: EventLog) -> ServerHandle
         f", join code {args.join_code}" if args.join_code else "",
     )
     return handle
-
-
-def _audience_lines(args: argparse.Namespace, handle: ServerHandle) -> list[str]:
-    """What an instructor puts on the projector: URLs and a QR code for the first."""
-    from ..widgets.audience import join_urls, qr_text, reach_url
-
-    scheme = "https" if args.tls else "http"
-    urls = join_urls(handle.port, host=args.host, code=args.join_code or None, scheme=scheme)
-    lines = [
-        f"first, from your phone on the room's network: {reach_url(urls[0])}",
-        "join from a phone or laptop on this network:",
-        *(f"  {url}" for url in urls),
-    ]
-    if args.join_code:
-        lines.append(f"join code: {args.join_code}")
-    return [*lines, qr_text(urls[0])]
 
 
 async def _start_dashboard(args: argparse.Namespace, events: EventLog) -> ServerHandle:
@@ -231,7 +218,8 @@ async def _serve(args: argparse.Namespace) -> int:
     def announce() -> None:
         print(f"{args.server} server listening on {handle.url} (Ctrl-C to stop)", flush=True)
         if getattr(args, "public", False):
-            print("\n".join(_audience_lines(args, handle)), flush=True)
+            print("\n".join(audience_lines(args, handle)), flush=True)
+        start_moderation(getattr(args, "chat", None))  # the instructor's commands, typed here
 
     if isinstance(handle, WebSocketServerHandle):
         handle.drain_timeout = args.drain_timeout

@@ -149,8 +149,14 @@ class ChatClient:
 
     @property
     def events(self) -> Sequence[RoomEvent]:
-        """The transcript: each event once, in order (its own messages from their acks)."""
+        """The transcript: each event once, in order (its own messages from their acks), from
+        the instructor's last ``clear`` on."""
         return self.session.events
+
+    @property
+    def clears(self) -> int:
+        """How many times the instructor cleared the room (and :attr:`events` with it)."""
+        return self.session.clears
 
     @property
     def tracker(self) -> SequenceTracker:

@@ -25,7 +25,7 @@ from typing import Any, overload
 
 from .close_codes import CloseCode
 from .errors import WslabError
-from .room_event import EventKind, RoomEvent, presence_line
+from .room_event import EventKind, RoomEvent, moderation_line, presence_line
 from .room_event import json_message as _json
 
 __all__ = [
@@ -357,6 +357,8 @@ def render_plain(message: ServerMessage) -> str | None:
                 return f">>> {message.name} joined the chat"
             case EventKind.LEAVE:
                 return f">>> {message.name} left the chat"
+            case _:  # an instructor's kick, mute, unmute or clear
+                return f">>> {moderation_line(message)}"
     if isinstance(message, Welcome | Error):
         return message.to_plain()
     return None

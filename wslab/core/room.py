@@ -1,4 +1,5 @@
-# long: one room's every decision in one class, as websockets' Protocol (state of its own: refs, presence)
+# long: one state machine (admission, delivery, leaving, moderation); parts with state of their own
+# (presence, moderation, refs and in-doubt messages, resume checks, limits) are modules of their own.
 """The chat room without I/O: every decision the chat server makes, as plain method calls.
 
 Like :class:`websockets.protocol.Protocol` under :mod:`websockets.asyncio`, a
@@ -14,6 +15,7 @@ the next input: a client gets in by ``hello`` → ``FetchHistory`` → ``history
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -39,6 +41,7 @@ from .heartbeat import HeartbeatPolicy, Verdict
 from .history import HistoryTooOld
 from .limits import TokenBucket
 from .member import Member
+from .moderation import KICK_BAR, Moderation, kicked_text, muted_text
 from .presence import Presence, PresencePolicy
 from .protocol import (
     Ack,
@@ -64,7 +67,7 @@ from .protocol import (
 )
 from .refs import Answer, Refs
 from .resume_check import Lag, from_lost_numbering, room_behind
-from .room_event import BrokerReset, EventKind, RoomEvent
+from .room_event import MODERATION, BrokerReset, EventKind, RoomEvent
 
 __all__ = ["ChatRoom", "Refused"]
 
@@ -96,6 +99,7 @@ class ChatRoom:
             message resent after a lost ack is acknowledged, not published twice.
         presence: when joins and leaves stop being announced one by one (see
             :mod:`wslab.core.presence`); past it, the shell must call :meth:`tick` on a timer.
+        kick_bar: seconds a kicked name is refused (see :mod:`wslab.core.moderation`).
         clock: monotonic seconds (rate limits, heartbeats, stats): the shell's, since the
             room reads no clock of its own.
     """
@@ -114,6 +118,7 @@ class ChatRoom:
         heartbeat: HeartbeatPolicy | None = None,
         remembered_refs: int = 10_000,
         presence: PresencePolicy | None = None,
+        kick_bar: float = KICK_BAR,
         clock: Callable[[], float],
     ) -> None:
         self.name = name
@@ -140,6 +145,8 @@ class ChatRoom:
         #: Who is in the whole room, and the joins and leaves a big room announces per tick.
         self.presence = Presence(presence or PresencePolicy(), server_id, self._presence_event)
         self._folded: set[str] = set()  # members' names, casefolded: a name check costs O(1)
+        #: The instructor's decisions as this server learned them: who is muted, who is barred.
+        self.moderation = Moderation(bar=kick_bar, clock=clock)
 
     @property
     def epoch(self) -> int:
@@ -229,6 +236,9 @@ class ChatRoom:
                 raise Refused("token-required", "this server needs the json hello with a token")
             self._tokens.verify(hello.token, hello.name.strip())
         name = validate_username(hello.name, taken=self._folded, folded=True)
+        if (barred := self.moderation.barred_for(name)) > 0:
+            text = f"the instructor removed {name!r} from the room; try again in {math.ceil(barred / 60)} min"
+            raise Refused("kicked", text, AppCloseCode.KICKED)
         if self.full:
             raise Refused(
                 "room-full",
@@ -358,6 +368,8 @@ class ChatRoom:
         return self._say(member, said, now)
 
     def _say(self, member: Member, said: Say, now: float) -> list[Action]:
+        if self.moderation.is_muted(member.name):
+            return [Send(member, Error("muted", muted_text(), said.ref))]
         answer = self._refs.answer((member.name, said.ref)) if said.ref else Answer.PUBLISH
         if answer is Answer.PUBLISH:
             self.stats.note_published(now)
@@ -395,6 +407,8 @@ class ChatRoom:
         """
         plan = FanOut()
         self.last_seq = event.seq
+        if event.kind in MODERATION:
+            self._moderated(event, plan)
         self.transcript.append(event)
         if self._news(event):
             self._learn(event, own=False)  # this server's own events were taken in when published
@@ -415,6 +429,23 @@ class ChatRoom:
                 self._deliver(member, event, plan)
         self.stats.delivered += sum(len(delivery.to) for delivery in plan.deliveries.values())
         return plan
+
+    def moderate(self, kind: EventKind, name: str = "", reason: str = "") -> list[Action]:
+        """An instructor's kick (``reason``: for the person kicked), mute, unmute or clear: published,
+        and applied by every server as it arrives (:meth:`fan_out`); ``ModerationError`` for nobody."""
+        target = self.moderation.target(kind, name, self.everyone)
+        return [Publish(self.event(kind, target, reason if kind is EventKind.KICK else ""))]
+
+    def _moderated(self, event: RoomEvent, plan: FanOut) -> None:
+        """A decision arrived: remember it; send away the person kicked, if connected here."""
+        self.moderation.learn(event)
+        if event.kind is EventKind.CLEAR:
+            self.transcript.clear()
+        target = self.members.get(event.name) if event.kind is EventKind.KICK else None
+        if target is not None:  # the reason, then the close: the push goes out before the frame
+            plan.add(target, Error("kicked", kicked_text(event.text)), ("kicked", target.name))
+            why = close_reason(f"kicked: {event.text}" if event.text else "kicked")
+            plan.actions += self._send_away(target, AppCloseCode.KICKED, why)
 
     def _news(self, event: RoomEvent) -> bool:
         """Whether ``event`` tells the room what :meth:`published` has not: another server's
@@ -506,7 +537,8 @@ class ChatRoom:
         return plan
 
     def disconnect(self, name: str, code: int, reason: str) -> list[Action] | None:
-        """Send ``name`` away (an instructor's kick, a test's network failure); None if not here."""
+        """Close ``name``'s connection here (a test's network failure); None if not here. An
+        instructor's kick is :meth:`moderate`: it reaches every server, and tells the person why."""
         member = self.members.get(name)
         return None if member is None else self._send_away(member, code, reason)
 

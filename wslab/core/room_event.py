@@ -13,12 +13,14 @@ from enum import StrEnum
 from typing import Any
 
 __all__ = [
+    "MODERATION",
     "NAMES_SHOWN",
     "BrokerReset",
     "EventKind",
     "RoomEvent",
     "fingerprint",
     "json_message",
+    "moderation_line",
     "presence_line",
 ]
 
@@ -46,11 +48,26 @@ def fingerprint(kind: str, name: str, text: str) -> str:
 
 
 class EventKind(StrEnum):
-    """What happened in a room. Every kind gets a sequence number and lands in history."""
+    """What happened in a room. Every kind gets a sequence number and lands in history.
+
+    The last four are an instructor's decisions (:mod:`wslab.core.moderation`): they travel
+    through the broker like the rest, so every server applies them and every client sees them.
+    """
 
     CHAT = "chat"
     JOIN = "join"
     LEAVE = "leave"
+    #: ``name`` was sent away; ``text`` is the reason, for that person only (see :meth:`RoomEvent.to_wire`).
+    KICK = "kick"
+    #: ``name`` may read but no longer send.
+    MUTE = "mute"
+    UNMUTE = "unmute"
+    #: Everything before this event is removed from every screen.
+    CLEAR = "clear"
+
+
+#: The kinds that are an instructor's decisions rather than something a member did.
+MODERATION = frozenset({EventKind.KICK, EventKind.MUTE, EventKind.UNMUTE, EventKind.CLEAR})
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,9 +143,11 @@ class RoomEvent:
 
         ``room`` (a server serves one), ``at`` and ``ref`` (the author alone needs it, and
         gets it in its ack) stay behind: each byte left out is left out a thousand times over
-        in a room of a thousand. So do a coalesced event's names past :data:`NAMES_SHOWN`.
+        in a room of a thousand. So do a coalesced event's names past :data:`NAMES_SHOWN`, and
+        a kick's reason: the person sent away gets it in an error reply, the room does not.
         """
-        fields: dict[str, Any] = {"seq": self.seq, "name": self.name, "text": self.text, "via": self.via}
+        text = "" if self.kind is EventKind.KICK else self.text
+        fields: dict[str, Any] = {"seq": self.seq, "name": self.name, "text": text, "via": self.via}
         if self.names:
             fields.update(names=list(self.names[:NAMES_SHOWN]), count=self.count, total=self.total)
         return json_message(str(self.kind), **fields)
@@ -166,3 +185,16 @@ def presence_line(event: RoomEvent) -> str:
     else:
         who = " and ".join([", ".join(shown[:-1]), shown[-1]]) if len(shown) > 1 else shown[0]
     return f"{who} {verb} the chat ({event.total:,} here)"
+
+
+def moderation_line(event: RoomEvent) -> str:
+    """What an instructor's decision reads as, for everyone: ``bob was muted by the instructor``."""
+    match event.kind:
+        case EventKind.KICK:
+            return f"{event.name} was removed by the instructor"
+        case EventKind.MUTE:
+            return f"{event.name} was muted by the instructor"
+        case EventKind.UNMUTE:
+            return f"{event.name} was unmuted by the instructor"
+        case _:
+            return "the instructor cleared the chat"

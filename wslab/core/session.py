@@ -12,7 +12,7 @@ import itertools
 from dataclasses import dataclass
 from enum import StrEnum
 
-from .close_codes import CloseCode
+from .close_codes import AppCloseCode, CloseCode
 from .heartbeat import HeartbeatPolicy
 from .history import SequenceTracker, Tracked
 from .protocol import (
@@ -84,8 +84,11 @@ class ChatSession:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        #: The room's transcript: each event once, in sequence order (own messages from acks).
+        #: The room's transcript: each event once, in sequence order (own messages from acks),
+        #: from the instructor's last ``clear`` on (that event first).
         self.events: list[RoomEvent] = []
+        #: How many times the instructor cleared the room (and so :attr:`events`).
+        self.clears = 0
         self.tracker = SequenceTracker()
         self.notices: list[str] = []
         #: Who is in, as far as this client knows: everyone in a small room; in a big one,
@@ -145,6 +148,8 @@ class ChatSession:
     def closed(self, code: int) -> AfterClose:
         """The connection ended with close ``code``: what to do next."""
         self.live = False
+        if code == AppCloseCode.KICKED and self.rejected is None:  # its error reply was lost (a proxy)
+            self.rejected = "the instructor removed you from the room"
         if self.rejected is not None:
             return AfterClose.GIVE_UP
         if self.retry_later or code == CloseCode.TRY_AGAIN_LATER:  # 1013: e.g. its broker is down
@@ -221,7 +226,7 @@ class ChatSession:
             # Our own old connection still holds the name (the server has not noticed it
             # died), or the room is full: both pass, so try again later.
             self.retry_later = True
-        elif code.startswith("name-") or code.endswith("token") or code == "token-required":
+        elif code.startswith("name-") or code.endswith("token") or code in ("token-required", "kicked"):
             self.rejected = error.text
 
     def _record(self, event: RoomEvent) -> None:
@@ -233,8 +238,11 @@ class ChatSession:
             self.notices.append(
                 f"gap: seq {previous + 1 if previous is not None else '?'}..{event.seq - 1} missing"
             )
-        if event.kind is not EventKind.CHAT:
+        if event.kind in (EventKind.JOIN, EventKind.LEAVE):
             self._presence(event)
+        elif event.kind is EventKind.CLEAR:  # the instructor cleared every screen: this one too
+            self.events.clear()
+            self.clears += 1
         self.events.append(event)
 
     def _presence(self, event: RoomEvent) -> None:

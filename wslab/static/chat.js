@@ -24,6 +24,7 @@
   const MAX_TEXT_LENGTH = 4000; // protocol.MAX_TEXT_LENGTH
   const POLICY_VIOLATION = 1008;
   const REPLACED = 4002; // protocol.AppCloseCode.REPLACED: a newer connection of ours took over
+  const KICKED = 4003; // close_codes.AppCloseCode.KICKED: the instructor removed us; do not come back
   // Client-side pacing of chat messages, under the server's per-connection rate limit
   // (ChatServer(rate=...), which closes with 1008): a reconnect that resends a full outbox
   // must not trip it. welcome.rate = [per_second, burst], if the server sends it, overrides.
@@ -40,6 +41,14 @@
     1013: "try again later",
     4001: "too slow",
     4002: "reconnect",
+    4003: "removed by the instructor",
+  };
+  // An instructor's decisions, as wslab.core.room_event.moderation_line reads them.
+  const MODERATION = {
+    kick: (who) => `${who} was removed by the instructor`,
+    mute: (who) => `${who} was muted by the instructor`,
+    unmute: (who) => `${who} was unmuted by the instructor`,
+    clear: () => "the instructor cleared the chat",
   };
 
   const $ = (id) => document.getElementById(id);
@@ -140,6 +149,8 @@
       body.append(span("who", `[${who}]`), document.createTextNode(` ${text}`));
     } else if (presence) {
       body.textContent = `>>> ${presenceLine(kind, presence.names, presence.count, presence.total)}`;
+    } else if (MODERATION[kind]) {
+      body.textContent = `>>> ${MODERATION[kind](who)}`;
     } else {
       const verb = kind === "join" ? "joined" : "left";
       body.textContent = `>>> ${who} ${verb} the chat`;
@@ -481,7 +492,11 @@
       }
       case "chat":
       case "join":
-      case "leave": {
+      case "leave":
+      case "kick":
+      case "mute":
+      case "unmute":
+      case "clear": {
         // A big room's join or leave is coalesced: a few names, how many, and how many are in.
         const presence = Array.isArray(data.names)
           ? { names: data.names.map(String), count: Number(data.count) || 0, total: Number(data.total) || 0 }
@@ -578,7 +593,12 @@
     }
     lastSeq = seq;
     lastPrint = fingerprint(kind, who, text);
-    if (kind !== "chat") {
+    if (kind === "clear") {
+      // The instructor cleared every screen: this one too (the outbox stays: not sent yet).
+      ui.messages.replaceChildren();
+      notices.length = 0;
+    }
+    if (kind === "join" || kind === "leave") {
       for (const person of presence ? presence.names : [who]) {
         if (kind === "join" && !users.includes(person)) {
           users.push(person);
@@ -667,14 +687,17 @@
     const errorCode = lastError !== null ? lastError.code : "";
     const nameTaken = errorCode === "name-taken";
     // As ChatClient: a refused name or token is final; a full room ("room-full", 1013) passes.
+    const kicked = closeCode === KICKED || errorCode === "kicked"; // behind a proxy, only the error says so
     const rejected =
+      kicked ||
       closeCode === POLICY_VIOLATION ||
       closeCode === REPLACED || // another tab or device of ours resumed: reconnecting would evict it in turn
       errorCode.startsWith("name-") ||
       errorCode.endsWith("token") ||
       errorCode === "token-required";
     if (rejected && !(nameTaken && everLive)) {
-      const why = reason || (lastError && lastError.text) || CLOSE_NAMES[closeCode] || `code ${closeCode}`;
+      const told = lastError && lastError.text; // a kick's error says why, in full
+      const why = (kicked && told) || reason || told || CLOSE_NAMES[closeCode] || `code ${closeCode}`;
       notice(`connection closed (${described})`, "error");
       setStatus("closed", `disconnected: ${why}`);
       showJoin(why);
