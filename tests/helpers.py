@@ -267,11 +267,17 @@ def too_busy(reason: str) -> NoReturn:
 
 
 @contextlib.asynccontextmanager
-async def own_broker_server(kind: str) -> AsyncIterator[BrokerServer]:
-    """A ``redis``, ``nats`` or ``kafka`` server for one test alone, so restarting it disturbs no other."""
+async def own_broker_server(kind: str, *, persistent: bool = False) -> AsyncIterator[BrokerServer]:
+    """A ``redis``, ``nats`` or ``kafka`` server for one test alone, so restarting it disturbs no
+    other; ``persistent``: one that keeps every write across a SIGKILL (see ``start_services``)."""
     try:
         services = await start_services(
-            redis=kind == "redis", nats=kind == "nats", kafka=kind == "kafka", required=True, register=False
+            redis=kind == "redis",
+            nats=kind == "nats",
+            kafka=kind == "kafka",
+            required=True,
+            register=False,
+            persistent=persistent,
         )
     except ServiceUnavailable as exc:
         unavailable(str(exc))

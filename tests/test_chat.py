@@ -562,6 +562,9 @@ async def test_json_and_plain_clients_share_a_room(url: str) -> None:
 
 async def test_two_chat_clients_exchange_messages(url: str, chat: ChatServer, clients: Clients) -> None:
     alice = await clients.join(url, "alice")
+    # Her join is published once she is live: on a broker that delivers later (Kafka's fetch wait),
+    # bob could otherwise be welcomed before it, and see it after his own.
+    await wait_for(lambda: alice.lines() == [">>> alice joined the chat"], what="alice's join delivered")
     bob = await clients.join(url, "bob")
     await wait_for(lambda: alice.users == ["alice", "bob"], what="alice sees bob")
 
@@ -706,6 +709,8 @@ async def test_messages_sent_while_disconnected_go_out_once_after_reconnecting(
     bob = await clients.join(server_b.url, "bob")
     await alice.send("before")
     await wait_for(lambda: bob.texts(author="alice") == ["before"], what="bob has 'before'")
+    # Her own server acknowledges it when its subscription delivers it, which may be after bob's.
+    await wait_for(lambda: not alice.unacknowledged, what="alice's 'before' acknowledged")
 
     await server_a.stop(code=1012)
     await wait_for(lambda: alice.closes, what="alice disconnected")
@@ -718,6 +723,7 @@ async def test_messages_sent_while_disconnected_go_out_once_after_reconnecting(
     await wait_for(lambda: not alice.unacknowledged, what="the outbox acknowledged")
     await alice.send("after")
     await wait_for(lambda: "after" in bob.texts(author="alice"), what="bob has 'after'")
+    await wait_for(lambda: not alice.unacknowledged, what="alice's 'after' acknowledged")
 
     expected = ["before", "while away 1", "while away 2", "after"]
     assert bob.texts(author="alice") == expected

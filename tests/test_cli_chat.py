@@ -246,7 +246,8 @@ async def test_a_client_survives_a_server_restart(processes: list[Wslab]) -> Non
     # A new process on the same port: its in-memory broker numbers the room from 0 again.
     await serve_chat(processes, port=int(port))
     await alice.expect(r"^\* reconnected, resumed after seq 5$")
-    await alice.expect(r"^\* the server's history restarted; earlier messages cannot be replayed$")
+    await alice.expect(r"^\* the room's numbering went back to seq 0$")
+    await alice.expect(r"^\* the room.s history was reset .*: messages after seq 5 that had not reached you")
     await alice.expect(r"^>>> alice joined the chat$")  # seq 1 of the new epoch: not a duplicate
     async with await plain_user(url, "dave") as dave:
         await dave.send("after the restart")
@@ -278,7 +279,8 @@ async def test_chat_client_starts_a_new_epoch_when_the_servers_numbering_restart
         await carol.send("after")
         await wait_for(lambda: "after" in alice.texts(), what="alice has the new message")
 
-        assert alice.notices[-1] == "the server's history restarted; earlier messages cannot be replayed"
+        assert "messages after seq 4 that had not reached you are gone" in alice.notices[-1]
+        assert alice.lost_after_reset == [4]
         assert alice.resumed_after == 4
         assert alice.tracker.duplicates == 0
         assert alice.tracker.last == 3  # alice joined, carol joined, "after"

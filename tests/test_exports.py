@@ -138,7 +138,13 @@ API: dict[str, list[str]] = {
         "check_watchdog",
         "heartbeat_exercise",
     ],
-    "wslab.checks.lesson06": ["check_catch_up", "check_claim_name"],
+    "wslab.checks.lesson06": [
+        "check_catch_up",
+        "check_claim_name",
+        "kafka_relay_exercise",
+        "numbering_exercise",
+        "redis_relay_exercise",
+    ],
     "wslab.checks.lesson07": [
         "changes_exercise",
         "check_break_even",

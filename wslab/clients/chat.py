@@ -169,6 +169,12 @@ class ChatClient:
         return self.session.notices
 
     @property
+    def lost_after_reset(self) -> Sequence[int]:
+        """Per reset of the room's history (its broker lost it), the last seq of the old numbering
+        this client had: messages after it that had not arrived are gone (its notices say so)."""
+        return self.session.lost_after_reset
+
+    @property
     def users(self) -> Sequence[str]:
         """Who is in, as far as this client knows (a big room: since the last ``who``)."""
         return self.session.users

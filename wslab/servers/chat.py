@@ -25,7 +25,18 @@ from websockets.asyncio.server import ServerConnection
 
 from ..brokers.base import Broker, BrokerUnavailable, Subscription
 from ..brokers.memory import MemoryBroker
-from ..core.actions import Action, Close, FanOut, FetchHistory, GoLive, OverflowPolicy, Publish, Send
+from ..core.actions import (
+    Action,
+    CheckBroker,
+    CheckInDoubt,
+    Close,
+    FanOut,
+    FetchHistory,
+    GoLive,
+    OverflowPolicy,
+    Publish,
+    Send,
+)
 from ..core.auth import Tokens
 from ..core.close_codes import AppCloseCode, CloseCode
 from ..core.heartbeat import HeartbeatPolicy
@@ -281,6 +292,15 @@ class ChatServer:
                 return await self._history(member, after)
             case GoLive(member):
                 return self.room.go_live(member)
+            case CheckBroker():
+                if self._subscription is not None:
+                    self._subscription.recheck()
+            case CheckInDoubt(after):
+                try:
+                    kept = await self.broker.history_after(self.room.name, after)
+                except HistoryTooOld:
+                    kept = []
+                return self.room.in_doubt_checked(kept)
         return []
 
     async def _history(self, member: Member, after: int | None) -> list[Action]:

@@ -71,6 +71,9 @@ function createClient(model) {
       client.state = "live";
       client.attempt = 0;
       for (const item of client.outbox) client.ws.send(JSON.stringify({ type: "chat", text: item.text, ref: item.ref }));
+    } else if (message.type === "reset") {
+      show(null, `(${message.text})`); // the broker lost the room: numbering starts again after seq
+      client.lastSeq = message.seq;
     } else if (message.type === "history-lost") {
       show(null, `(missed ${message.first}..${message.last}: ${message.text})`);
       client.lastSeq = message.last;

@@ -86,6 +86,7 @@
   let everLive = false; // been live once: a later "name taken" is probably our own ghost
   let stopping = false; // the person left: a 1000 we asked for
   let lastSeq = null; // highest seq seen; null before the first welcome
+  let lastPrint = null; // the fingerprint of the event under lastSeq, when it is known
   const missing = []; // [first, last] ranges that never arrived
   const notices = [];
   let users = []; // a big room's list is partial: names come on request ("who")
@@ -362,6 +363,7 @@
   function helloFor(token) {
     const hello = { type: "hello", name, token };
     if (lastSeq !== null) hello.resume = lastSeq;
+    if (lastSeq !== null && lastPrint !== null) hello.last = lastPrint; // lets the server spot a lost numbering
     return hello;
   }
 
@@ -481,9 +483,8 @@
           lastSeq = seq;
           notice(`welcome, ${name} (server ${data.server || "?"}, seq ${seq})`);
         } else if (seq < lastSeq) {
-          // The room's numbering went backwards: the server restarted with fresh history.
-          notice(`the server's history restarted (new epoch at seq ${seq}); earlier messages cannot be replayed`, "warning");
-          lastSeq = seq;
+          // The room's numbering went backwards: its broker lost the room. A reset follows.
+          notice(`the room's numbering went back to seq ${seq}`, "warning");
         } else {
           notice(`reconnected as ${name} (server ${data.server || "?"}), catching up from seq ${lastSeq}`);
         }
@@ -515,7 +516,13 @@
         const text = known ? unacked.get(ref) : "";
         unacked.delete(ref);
         renderOutbox();
+        if (Number(data.seq) === 0) {
+          // Published before the broker lost the room: it may not have reached everyone.
+          if (known) notice(`"${text}" was published before the room's reset`, "warning");
+          break;
+        }
         record("chat", Number(data.seq), name, known ? text : "(sent earlier)", String(data.via ?? ""), true);
+        if (!known) lastPrint = null; // its text is not known here: nothing to check a resume with
         break;
       }
       case "live": {
@@ -533,12 +540,15 @@
         notice(`history lost: seq ${first}..${last} can no longer be replayed`, "warning");
         missing.push([first, last]);
         lastSeq = last;
+        lastPrint = null;
         break;
       }
       case "reset": {
-        // The broker came back without the room's data: numbering starts again after seq.
+        // The broker came back without the room's data: numbering starts again after seq. The
+        // text says after which seq of the old numbering messages may be missing (lost_after).
         notice(`${String(data.text ?? "the room's history was reset")}`, "warning");
         lastSeq = Number(data.seq);
+        lastPrint = null;
         break;
       }
       case "error": {
@@ -561,6 +571,16 @@
     }
   }
 
+  // What an event says, hashed as the server hashes it (wslab.core.room_event.fingerprint):
+  // FNV-1a, 32 bits, over the UTF-8 of kind, name and text.
+  function fingerprint(kind, who, text) {
+    let hash = 0x811c9dc5;
+    for (const byte of new TextEncoder().encode(`${kind}\n${who}\n${text}`)) {
+      hash = Math.imul(hash ^ byte, 0x01000193) >>> 0;
+    }
+    return hash.toString(16).padStart(8, "0");
+  }
+
   // Sequence tracking, as SequenceTracker + ChatClient._record.
   function record(kind, seq, who, text, via, own, presence = null) {
     if (!Number.isFinite(seq)) return;
@@ -572,6 +592,7 @@
       }
     }
     lastSeq = seq;
+    lastPrint = fingerprint(kind, who, text);
     if (kind === "clear") {
       // The instructor cleared every screen: this one too (the outbox stays: not sent yet).
       ui.messages.replaceChildren();
