@@ -62,11 +62,17 @@ TIMEOUT = 5_000 * MS
 PROCESS_TIMEOUT = 3 * TIMEOUT
 
 
-async def wait_for(predicate: Callable[[], object], timeout: float = TIMEOUT, what: str = "") -> None:
-    """Poll ``predicate`` every 10 ms until it is true; fail the test after ``timeout`` s."""
+async def wait_for(
+    predicate: Callable[[], object], timeout: float = TIMEOUT, what: str | Callable[[], str] = ""
+) -> None:
+    """Poll ``predicate`` every 10 ms until it is true; fail the test after ``timeout`` s.
+
+    ``what`` names the condition in the failure; a callable is asked then, to show the state it saw.
+    """
     clock = asyncio.get_running_loop().time
     if not await run_async(poll(predicate, timeout=timeout, clock=clock)):
-        raise AssertionError(f"condition {what or predicate!r} still false after {timeout:g} s")
+        described = what() if callable(what) else what
+        raise AssertionError(f"condition {described or predicate!r} still false after {timeout:g} s")
 
 
 async def wait_while_progressing(

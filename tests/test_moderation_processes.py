@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from helpers import TIMEOUT, wait_for
+from helpers import PROCESS_TIMEOUT, TIMEOUT, wait_for
 
 from wslab.clients.chat import ChatClient
 from wslab.core.close_codes import AppCloseCode
@@ -73,7 +73,13 @@ async def test_the_instructor_on_one_server_moderates_people_on_another(
     ana, bob, cy = ChatClient(front.url, "ana"), ChatClient(back.url, "bob"), ChatClient(back.url, "cy")
     clients = [ana.start(), bob.start(), cy.start()]
     try:
-        await wait_for(lambda: all(c.live for c in clients) and len(ana.users) == 3, timeout=15)
+        await wait_for(
+            lambda: all(c.live for c in clients) and ana.users == ["ana", "bob", "cy"],
+            timeout=PROCESS_TIMEOUT,
+            what=lambda: (
+                f"three live, ana sees them (live: {[c.live for c in clients]}, ana sees {ana.users})"
+            ),
+        )
         assert await front.type("/who") == "in the room (3): ana, bob, cy; muted: nobody"
 
         assert await front.type("/mute cy") == "muted cy"
