@@ -1,4 +1,4 @@
-"""The clients lessons 02 and 03's checks play against a chat: readers, a slow client, a next message.
+"""The clients the checks play against a server: readers, a slow client, the next message (lessons 01-03).
 
 A check talks to the learner's server as a real client does, over a real connection on the
 loopback interface. What a connection did is kept as data (the json messages it got, how it
@@ -52,7 +52,7 @@ async def next_message(connection: ClientConnection, timeout: float = REPLY_TIME
     try:
         return await asyncio.wait_for(connection.recv(), timeout)
     except TimeoutError:
-        return NoReply(f"nothing within {timeout:g} s")
+        return NoReply(f"no reply within {timeout:g} s")
     except ConnectionClosed as exc:
         return NoReply(f"the connection closed ({exc})")
 

@@ -23,6 +23,7 @@ from ..core.handshake import GUID, RFC_SAMPLE_KEY
 from ..runtime.handles import Handler, serve
 from ..servers.echo import echo as packaged_echo
 from ..solutions import lesson01 as solutions
+from .chat_clients import NoReply, next_message
 from .report import FAILED, REPLY_TIMEOUT, CheckReport, call, exercise, serving
 
 __all__ = [
@@ -40,26 +41,12 @@ def _show(message: object) -> str:
     return f"text {message!r}" if isinstance(message, str) else repr(message)
 
 
-class _NoReply(str):
-    """Why no reply came (told apart from a reply that happens to be text)."""
-
-
-async def _reply(connection: ClientConnection) -> object:
-    """The next message, or a :class:`_NoReply` saying why there is none."""
-    try:
-        return await asyncio.wait_for(connection.recv(), REPLY_TIMEOUT)
-    except TimeoutError:
-        return _NoReply(f"no reply within {REPLY_TIMEOUT:g} s")
-    except ConnectionClosed as exc:
-        return _NoReply(f"the connection closed ({exc})")
-
-
 async def _expect(report: CheckReport, connection: ClientConnection, send: str | bytes, want: object) -> bool:
     await connection.send(send)
-    got = await _reply(connection)
+    got = await next_message(connection)
     if got == want:
         return report.add(True, f"sent {_show(send)}, got {_show(want)}")
-    shown = got if isinstance(got, _NoReply) else _show(got)
+    shown = got if isinstance(got, NoReply) else _show(got)
     return report.add(False, f"sent {_show(send)}: expected {_show(want)}, got {shown}")
 
 
