@@ -74,7 +74,7 @@ def test_a_kicked_name_is_refused_until_its_bar_has_passed() -> None:
     assert isinstance(closing, Close) and closing.code == AppCloseCode.KICKED
     assert room.users == []
     clock.now += 61
-    live_member(room, "bob")  # the bar has passed
+    live_member(room, "bob", seq=1)  # the bar has passed (the broker holds the kick, seq 1)
 
 
 def test_a_kick_from_another_server_reaches_the_person_here() -> None:
