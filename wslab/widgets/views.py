@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import warnings
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -302,7 +303,11 @@ class ChatBox(ChatPanel):
             placeholder="say something, press Enter", layout=widgets.Layout(width="70%")
         )
         self.button = widgets.Button(description="Send")
-        self.input.on_submit(lambda _: self.submit())
+        with warnings.catch_warnings():
+            # ipywidgets suggests observing `value` with continuous_update=False instead, but that also
+            # fires when the box loses focus (ipywidgets#2446): a half-typed message would be sent.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.input.on_submit(lambda _: self.submit())
         self.button.on_click(lambda _: self.submit())
         self.children = (*self.children, widgets.HBox([self.input, self.button]))
         self.add_class("wslab-chat-box")
