@@ -77,6 +77,7 @@ API: dict[str, list[str]] = {
     "wslab.services": [
         "ChatProcess",
         "NginxServer",
+        "die_with_parent",
         "find_nginx",
         "nginx_config",
         "start_dashboard_servers",

@@ -4,15 +4,18 @@ No lesson stops its servers at the end any more (Run All leaves them running for
 the documented way to stop is *Kernel → Restart Kernel*. So a real kernel (jupyter_client, as
 JupyterLab and nbval start it) runs what lessons 06 to 08 run: a Redis server and a chat server
 as child processes (``wslab.services``: sessions of their own), a WebSocket server in the
-kernel, and a process a cell starts itself (``asyncio.create_subprocess_exec``, as lesson 06's
-fan-out servers) listening on a port. Then the kernel is restarted (JupyterLab's way), shut down
-politely (``make notebooks``' way) or killed at once (nbval's way), and no process (by pid) and
-no listening port (by port) may be left.
+kernel, and a process a cell starts itself (``asyncio.create_subprocess_exec`` with
+``die_with_parent``, as lesson 06's relays) listening on a port. Then the kernel is restarted
+(JupyterLab's way), shut down politely (``make notebooks``' way), killed with its process group
+(nbval's way) or killed alone (its Jupyter server died: nobody signals its children), and no
+process (by pid) and no listening port (by port) may be left.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import time
 from collections.abc import Iterator
@@ -28,7 +31,7 @@ START = """
 import asyncio, json, os, sys
 import wslab
 from wslab.servers import echo, start_chat_servers
-from wslab.services import start_services
+from wslab.services import die_with_parent, start_services
 
 services = await start_services(nats=False, required=True)
 chat = (await start_chat_servers(["s1"], services.redis_url))[0]
@@ -38,6 +41,7 @@ listener = await asyncio.create_subprocess_exec(
     "import socket, time; s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen();"
     " print(s.getsockname()[1], flush=True); time.sleep(600)",
     stdout=asyncio.subprocess.PIPE,
+    preexec_fn=die_with_parent,
 )
 listener_port = int(await listener.stdout.readline())
 print(json.dumps({
@@ -94,7 +98,7 @@ def run_cell(manager: KernelManager, code: str) -> str:
         client.stop_channels()
 
 
-@pytest.mark.parametrize("how", ["restart", "shutdown", "kill"])
+@pytest.mark.parametrize("how", ["restart", "shutdown", "kill", "orphan"])
 def test_the_kernel_takes_every_process_and_port_with_it(kernel: KernelManager, how: str) -> None:
     started = json.loads(run_cell(kernel, START).strip().splitlines()[-1])
     pids, ports = started["pids"], started["ports"]
@@ -102,6 +106,8 @@ def test_the_kernel_takes_every_process_and_port_with_it(kernel: KernelManager, 
 
     if how == "restart":  # Kernel → Restart Kernel in JupyterLab
         kernel.restart_kernel()
+    elif how == "orphan":  # the kernel alone, as when JupyterLab dies under it
+        os.kill(pids[0], signal.SIGKILL)
     else:  # make notebooks (nbclient) shuts down politely; nbval kills at once
         kernel.shutdown_kernel(now=how == "kill")
 

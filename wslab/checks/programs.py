@@ -21,6 +21,7 @@ from pathlib import Path
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from ..services.process import DIE_WITH_PARENT
 from .report import CheckReport
 
 __all__ = ["START_TIMEOUT", "conversation", "two_relays"]
@@ -74,6 +75,7 @@ async def two_relays(
             broker,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
+            preexec_fn=DIE_WITH_PARENT,  # gone with the kernel, even if it dies mid-check
         )
         for name in "AB"
     }

@@ -36,10 +36,12 @@ if TYPE_CHECKING:
     from .chat_processes import ChatProcess
     from .dashboard_processes import start_dashboard_servers
     from .nginx import NginxServer, find_nginx, nginx_config
+    from .process import die_with_parent
 
 __all__ = [
     "ChatProcess",
     "NginxServer",
+    "die_with_parent",
     "find_nginx",
     "nginx_config",
     "start_dashboard_servers",
@@ -51,6 +53,7 @@ lazy_exports(
     {
         "ChatProcess": ".chat_processes",
         "NginxServer": ".nginx",
+        "die_with_parent": ".process",
         "find_nginx": ".nginx",
         "nginx_config": ".nginx",
         "start_dashboard_servers": ".dashboard_processes",
