@@ -50,11 +50,11 @@ def _log_listener(verbose: bool) -> Callable[[LogEvent], None]:
     lifecycle = (LogKind.CONNECT, LogKind.DISCONNECT, LogKind.NOTE)
 
     def listener(event: LogEvent) -> None:
-        fields = {"fields": event_fields(event)}
+        # Messages are logged only with -v: without it, a message costs no line and no fields.
         if event.direction in lifecycle:
-            log.info("%s %s", event.peer, event.describe(), extra=fields)
+            log.info("%s %s", event.peer, event.describe(), extra={"fields": event_fields(event)})
         elif verbose:
-            log.debug("%s %s", event.peer, event.describe(), extra=fields)
+            log.debug("%s %s", event.peer, event.describe(), extra={"fields": event_fields(event)})
 
     return listener
 
