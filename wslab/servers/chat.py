@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import operator
+import socket
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -135,8 +136,12 @@ class ChatServer:
 
         The connections' ``write_limit`` defaults to half of ``max_backlog``: a replay,
         which awaits each send, then never fills a buffer past the eviction threshold.
+        The listen ``backlog`` defaults to the system's largest (asyncio's is 100): when a
+        crowd connects at once, the kernel holds them until they are accepted instead of
+        dropping their SYNs, which clients resend only after 1, 3, 7... seconds.
         """
         options.setdefault("write_limit", max(1024, self.room.max_backlog // 2))
+        options.setdefault("backlog", socket.SOMAXCONN)
         options.setdefault("send_buffer", self.send_buffer)
         # Attached before serve(), which first stops a server already running under this
         # name or port: if that one serves this chat too, its detach must not unsubscribe
