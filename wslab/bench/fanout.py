@@ -63,7 +63,7 @@ from ..cli.argtypes import comma_list, positive_int
 from . import harness
 from .harness import Child, Progress, emit
 from .load import DIALECTS, Load, client_options, connect_and_warm_up, drop, report_progress, text
-from .servers import HOST, SERVERS, node_missing, start_server
+from .servers import CHATS, HOST, SERVERS, node_missing, start_server
 
 __all__ = ["add_fanout_parser", "child_main", "measured_servers", "pin_options"]
 
@@ -174,7 +174,7 @@ async def _load_main(args: argparse.Namespace) -> int:
 async def _measure(server: str, dialect: str, args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     """One server, one dialect: the load's result, the server's CPU time, and everyone else's."""
     server_cpu, load_cpu = harness.cpus() if args.pin else (None, None)
-    started = await start_server(server, compression=args.compression, cpu=server_cpu)
+    started = await start_server(server, compression=args.compression, cpu=server_cpu, before=args.before)
     load_child: Child | None = None
     try:
         load_child = Child(
@@ -235,14 +235,14 @@ def ratio_lines(records: list[dict[str, Any]], dialects: list[str], *, paced: bo
     measures = [("deliveries_per_s", "deliveries/s", "{:,.0f}")]
     if paced:
         measures += [("p50_ms", "p50 ms", "{:.1f}"), ("p99_ms", "p99 ms", "{:.1f}")]
-    for reference in ("baseline", "node"):
+    pairs = [(chat, reference) for chat in CHATS for reference in ("baseline", "node")] + [("chat", "before")]
+    for server, reference in pairs:
         for dialect in dialects:
             for key, label, fmt in measures:
                 line = harness.ratio_line(
-                    records, dialect, reference=reference, key=key, label=label, fmt=fmt
+                    records, dialect, server=server, reference=reference, key=key, label=label, fmt=fmt
                 )
-                if line:
-                    lines.append(line)
+                lines += [line] if line else []
     return lines
 
 
@@ -266,6 +266,8 @@ def measured_servers(args: argparse.Namespace, progress: Progress) -> tuple[list
             progress.finish(notes[-1])
         else:
             servers.append(server)
+    if args.before:  # right after this checkout's chat, so the two alternate like the others
+        servers.insert(servers.index("chat") + 1 if "chat" in servers else 0, "before")
     return servers, notes
 
 
@@ -347,12 +349,19 @@ def add_fanout_parser(kinds: Any) -> argparse.ArgumentParser:
 
 
 def pin_options(parser: argparse.ArgumentParser) -> None:
-    """``--no-pin``: let the system place the server and the load on its CPUs."""
+    """``--no-pin`` (let the system place the server and the load), and ``--before DIR``."""
     parser.add_argument(
         "--no-pin",
         dest="pin",
         action="store_false",
         help="do not pin the server and the load to different CPUs (default: pinned where there are two)",
+    )
+    parser.add_argument(
+        "--before",
+        metavar="DIR",
+        default=None,
+        help="also measure, as server 'before', the chat command of the wslab checkout in DIR "
+        "(git worktree add DIR COMMIT): figures before and after a change, in the same run",
     )
 
 

@@ -95,14 +95,18 @@ def _preexec(cpu: int | None) -> Callable[[], None] | None:
     return pin
 
 
-async def spawn_command(*argv: str, cpu: int | None = None) -> asyncio.subprocess.Process:
-    """Start ``argv``, piped, on CPU ``cpu`` alone if given; it ends with this process (Linux)."""
+async def spawn_command(
+    *argv: str, cpu: int | None = None, env: dict[str, str] | None = None
+) -> asyncio.subprocess.Process:
+    """Start ``argv``, piped, on CPU ``cpu`` alone if given, with ``env`` added to this
+    process's environment; it ends with this process (Linux)."""
     return await asyncio.create_subprocess_exec(
         *argv,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         preexec_fn=_preexec(cpu),
+        env={**os.environ, **env} if env else None,
     )
 
 

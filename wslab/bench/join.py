@@ -47,13 +47,12 @@ from .harness import Child, Progress, emit
 from .load import (
     CONNECT_BATCH,
     DIALECTS,
-    PUBLISHER,
     SYNC,
     Load,
     client_options,
     drop,
-    join,
     join_in_batches,
+    join_publisher,
     join_storm,
     report_progress,
     text,
@@ -117,9 +116,9 @@ async def _load_main(args: argparse.Namespace) -> int:
     gc.disable()
     started, cpu0 = time.perf_counter(), time.process_time()
     if args.storm:
-        receivers, failures = await join_storm(args.url, load, options, tasks)
+        receivers, failures = await join_storm(args.url, load, options)
     else:
-        receivers, failures = await join_in_batches(args.url, load, options, tasks, batch=args.batch)
+        receivers, failures = await join_in_batches(args.url, load, options, batch=args.batch)
     joined_s, join_cpu = time.perf_counter() - started, time.process_time() - cpu0
     gc.enable()
     emit(phase="joined", joined=len(receivers), failed=len(failures), join_s=round(joined_s, 2),
@@ -127,7 +126,7 @@ async def _load_main(args: argparse.Namespace) -> int:
     load.clients, load.expected = len(receivers), len(receivers) * m  # the burst goes to those in
     await harness.read_command()  # "go", once the orchestrator read the server's memory
     try:
-        publisher = await join(args.url, PUBLISHER, load, options, tasks)
+        publisher = await join_publisher(args.url, load, options, tasks)
         await _warm_up(args, load, publisher)
     except Exception as exc:
         emit(error=f"the publisher or its warm-up failed: {type(exc).__name__}: {exc}")
@@ -169,7 +168,7 @@ async def _joined(load: Child, label: str, progress: Progress, wait: float) -> d
 async def _measure(server: str, args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     """One server: how the joins went, its memory per client, then the burst's result."""
     server_cpu, load_cpu = harness.cpus() if args.pin else (None, None)
-    started = await start_server(server, compression=args.compression, cpu=server_cpu)
+    started = await start_server(server, compression=args.compression, cpu=server_cpu, before=args.before)
     load_child: Child | None = None
     try:
         rss_before = harness.process_rss_kib(started.pid)

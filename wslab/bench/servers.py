@@ -5,7 +5,9 @@
 * ``baseline``: a bare :mod:`websockets` server whose handler calls ``broadcast()``, the
   least a correct fan-out does in Python (``python -m wslab.bench fanout _serve baseline``);
 * ``node``: the same on Node's ``ws`` (``wslab/bench/node/server.js``), where Node and the
-  package are installed (``make bench-npm``); a second reference, outside Python.
+  package are installed (``make bench-npm``); a second reference, outside Python;
+* ``before``, with ``--before DIR``: the chat command of another checkout (an older commit,
+  say), in the same run, for figures before and after a change.
 
 Where the machine has two CPUs, the server runs on one and the load on another
 (:func:`wslab.bench.harness.cpus`).
@@ -22,11 +24,13 @@ from pathlib import Path
 
 from .harness import Child, spawn_command
 
-__all__ = ["HOST", "NODE_DIR", "SERVERS", "Server", "node_missing", "start_server"]
+__all__ = ["CHATS", "HOST", "NODE_DIR", "SERVERS", "Server", "node_missing", "start_server"]
 
 HOST = "127.0.0.1"
 #: What a benchmark can measure; ``baseline`` and ``node`` are the references.
 SERVERS = ("chat", "baseline", "node")
+#: The chat command, of this checkout or (``--before DIR``) of another, for a before/after run.
+CHATS = ("chat", "before")
 #: Where the Node reference and its ``package.json`` live (``npm ci`` there installs ``ws``).
 NODE_DIR = Path(__file__).with_name("node")
 
@@ -55,19 +59,27 @@ class Server:
 
     async def stop(self) -> None:
         # The chat command stops on SIGTERM, as from a terminal; the others when stdin closes.
-        await self.child.close(interrupt=self.kind == "chat")
+        await self.child.close(interrupt=self.kind in CHATS)
 
 
-async def start_server(kind: str, *, compression: str, cpu: int | None = None) -> Server:
+async def start_server(
+    kind: str, *, compression: str, cpu: int | None = None, before: str | None = None
+) -> Server:
     """Start server ``kind`` and wait until it listens.
 
     ``compression`` is what the reference servers accept (``deflate`` or ``none``); the chat
     command accepts permessage-deflate as websockets does by default, so whether a chat
     connection is compressed is the client's choice (the load's ``--compression``).
+    ``before`` is the checkout whose chat command the server ``before`` runs.
     """
+    env: dict[str, str] = {}
     match kind:
-        case "chat":
+        case "chat" | "before":
             argv: tuple[str, ...] = (sys.executable, "-m", "wslab", "serve", "chat", "--port", "0")
+            if kind == "before":
+                if not before or not (Path(before) / "wslab" / "__init__.py").is_file():
+                    raise RuntimeError(f"no wslab checkout at {before!r} for the server 'before'")
+                env["PYTHONPATH"] = str(Path(before).resolve())
         case "baseline":
             argv = (sys.executable, "-m", "wslab.bench", "fanout", "_serve", "baseline")
             argv += ("--compression", compression)
@@ -77,12 +89,14 @@ async def start_server(kind: str, *, compression: str, cpu: int | None = None) -
             argv = ("node", str(NODE_DIR / "server.js"), compression)
         case _:
             raise ValueError(f"unknown server {kind!r}")
-    child = Child(f"{kind} server", await spawn_command(*argv, cpu=cpu))
-    command = " ".join("python" if arg == sys.executable else arg for arg in argv)
+    child = Child(f"{kind} server", await spawn_command(*argv, cpu=cpu, env=env))
+    command = " ".join(
+        [*(f"{k}={v}" for k, v in env.items()), *("python" if a == sys.executable else a for a in argv)]
+    )
     try:
         while True:
             line = await child.read_line(30)
-            if kind == "chat":
+            if kind in CHATS:
                 if found := _LISTENING.search(line):
                     return Server(kind, child, found.group(1), child.process.pid, command)
             else:

@@ -7,8 +7,12 @@ carried out in order, as websockets' connections do with their protocol's output
 close, publish, fetch history (whose answer goes back to the room as the next input).
 Every recipient of a fan-out is written to on its own, as
 :func:`websockets.asyncio.server.broadcast` does: one client failing never stops the
-delivery to the others. A big fan-out yields to the event loop every
-:data:`PUSHES_PER_TURN` writes, so new connections keep being accepted while it runs.
+delivery to the others. What lesson 02 shows (one text per rendition, handed to each
+connection without waiting) is what runs, with one addition for speed
+(:meth:`~wslab.servers.peers.WebsocketsPeer.push_all`): without compression, each text is
+framed once and the same bytes go to every connection. A big fan-out yields to
+the event loop every :data:`PUSHES_PER_TURN` writes, so new connections keep being
+accepted while it runs.
 """
 
 from __future__ import annotations
