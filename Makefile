@@ -18,20 +18,24 @@ NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval-sanitize
 # address it prints (and opens) is lesson 01 of the learner edition; it asks nothing about
 # Jupyter news and checks for no updates (see LAB_SETTINGS too).
 FIRST_LESSON := learner/01-echo-server.ipynb
+TERMINAL_RC  := $(VENV)/wslab-terminal.bashrc
 LAB_ARGS := --ServerApp.root_dir=notebooks --ServerApp.ip=127.0.0.1 \
             --LabApp.default_url=/lab/tree/$(FIRST_LESSON) \
             --LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate \
+            "--ServerApp.terminado_settings=shell_command=bash --rcfile $(CURDIR)/$(TERMINAL_RC)" \
             $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 # Settings shipped with the course, into the virtual environment's JupyterLab (never ~/.jupyter):
-# no "get notified about official Jupyter news?" pop-up over the lessons.
+# no "get notified about official Jupyter news?" pop-up over the lessons. And JupyterLab's
+# terminals run the learner's own shell set-up, then put the course's Python first on PATH, so
+# `python -m wslab ...` works there as the lessons say.
 LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
 COMPLETE := notebooks/complete
 LEARNER  := notebooks/learner
 # The quick loop: no real browser, no notebook run, no broker process, no fresh install; four
 # workers, since most of these tests wait on sockets and timers rather than compute.
-UNIT   := -m "not browser and not broker and not lab and not lesson" -n 4 --dist worksteal
+UNIT   := -m "not browser and not broker and not lab and not lesson" -n 4 --dist worksteal -p no:nbval
 
-.PHONY: lab test unit lint notebooks learner lock browser nginx book book-npm bench-npm clean help
+.PHONY: lab test unit soak lint notebooks learner lock browser nginx book book-npm axe-npm bench-npm clean help
 .DEFAULT_GOAL := help
 
 help:
@@ -41,6 +45,7 @@ help:
 	@echo "make notebooks  re-execute every complete lesson in a fresh kernel, store its outputs, make learner"
 	@echo "make learner    write the learner edition ($(LEARNER)) from the complete one ($(COMPLETE))"
 	@echo "make lint       ruff over the package and the tests; mypy over the package (strict on wslab/core)"
+	@echo "make soak       make unit RUNS times (default 10) beside two CPU hogs: the flake hunt"
 	@echo "make book       the reading copy: a static site of the lessons from their stored outputs"
 	@echo "make bench-npm  install the Node ws server the benchmarks measure as a reference (npm ci)"
 	@echo "make lock       refresh $(LOCKFILE) after changing pyproject.toml (UPGRADE=1: newest of everything)"
@@ -66,15 +71,19 @@ endif
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-lab: $(STAMP) $(LAB_SETTINGS)
+lab: $(STAMP) $(LAB_SETTINGS) $(TERMINAL_RC)
 	@echo "Starting JupyterLab on the course (lesson 01 opens first). If no browser opens, paste the"
 	@echo "http://127.0.0.1:.../lab/tree/$(FIRST_LESSON)?token=... address it prints below into one."
 	@echo "Ctrl-C twice stops it."
 	$(BIN)/jupyter lab $(LAB_ARGS)
 
-$(LAB_SETTINGS): jupyter/lab/settings/overrides.json $(STAMP)
+$(LAB_SETTINGS): $(STAMP)
 	@mkdir -p $(@D)
-	cp $< $@
+	@printf '%s\n' '{"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}}' > $@
+
+$(TERMINAL_RC): $(STAMP)
+	@printf '%s\n' '# JupyterLab terminals of `make lab`: your own set-up, then the course'"'"'s Python first.' \
+	  '[ -f ~/.bashrc ] && . ~/.bashrc' '. "$(CURDIR)/$(BIN)/activate"' > $@
 
 # Resolve pyproject.toml (with every extra) for every platform and every Python it allows
 # (--universal) into exact versions and the hashes of their files. Pins already in the lock
@@ -109,11 +118,16 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check wslab tests docs/book
 	$(BIN)/mypy
 
-test: $(STAMP) browser nginx lint book-npm bench-npm
+test: $(STAMP) browser nginx lint book-npm axe-npm bench-npm
 	$(BIN)/python -m pytest tests $(COMPLETE) $(NBVAL)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests $(UNIT) -q
+
+# make unit again and again on a machine made busy on purpose (tests/soak.sh says how).
+RUNS ?= 10
+soak: $(STAMP)
+	tests/soak.sh $(RUNS)
 
 notebooks: $(STAMP)
 	$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
@@ -147,6 +161,15 @@ bench-npm:
 	elif command -v npm >/dev/null; then cd $(BENCH_NODE) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error; \
 	else echo "note: no npm found; the benchmarks' Node reference cannot run (install Node.js 18 or newer)"; fi
 
+# axe-core for the browser tests' accessibility checks (tests/accessibility.py), pinned by
+# tests/a11y/package-lock.json and installed the book's way. Without npm those checks skip
+# (fail under CI=true).
+AXE := tests/a11y
+axe-npm:
+	@if [ $(AXE)/node_modules/.package-lock.json -nt $(AXE)/package-lock.json ]; then :; \
+	elif command -v npm >/dev/null; then cd $(AXE) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error; \
+	else echo "note: no npm found; the accessibility checks will skip (install Node.js 18 or newer)"; fi
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .test-artifacts *.egg-info $(BOOK)/_build $(BOOK)/node_modules \
-	  $(BENCH_NODE)/node_modules
+	  $(AXE)/node_modules $(BENCH_NODE)/node_modules

@@ -43,8 +43,6 @@ from typing import Any, NoReturn
 
 import pytest
 
-from wslab.runtime.net import free_port
-
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / ".test-artifacts"
 
@@ -200,14 +198,15 @@ def _alive(pid: int) -> bool:
 
 
 def _start(root_dir: Path, tmp: Path, log_path: Path, prefix: str) -> JupyterLab:
-    port, token = free_port(), secrets.token_hex(24)
+    """Start JupyterLab on a port the system chooses (0); :func:`_wait_ready` learns which."""
+    token = secrets.token_hex(24)
     command = [
         sys.executable,
         "-m",
         "jupyterlab",
         "--no-browser",
         "--ServerApp.ip=127.0.0.1",
-        f"--ServerApp.port={port}",
+        "--ServerApp.port=0",
         "--ServerApp.port_retries=0",
         f"--IdentityProvider.token={token}",
         f"--ServerApp.root_dir={root_dir}",
@@ -232,20 +231,37 @@ def _start(root_dir: Path, tmp: Path, log_path: Path, prefix: str) -> JupyterLab
         )
     finally:
         log.close()
-    return JupyterLab(process, port, token, root_dir, log_path, env, prefix)
+    return JupyterLab(process, 0, token, root_dir, log_path, env, prefix)
+
+
+def _reported_port(lab: JupyterLab) -> int:
+    """The port in the server's ``jpserver-<pid>.json`` (its runtime directory); 0 until written."""
+    info = Path(lab.env["JUPYTER_RUNTIME_DIR"]) / f"jpserver-{lab.process.pid}.json"
+    try:
+        return int(json.loads(info.read_text())["port"])
+    except (OSError, ValueError, KeyError):  # not written yet, or half written
+        return 0
 
 
 def _wait_ready(lab: JupyterLab, timeout: float) -> bool:
-    """True when /api/status answers; False if the server exited (e.g. its port was taken)."""
+    """True when /api/status answers with our token; False if the server exited.
+
+    jupyter_server turns port 0 into a free port by binding and closing it, then listens
+    on it a moment later: another program may take it in between, and the server exits.
+    Any other answer on that port (not ours: our token is refused) does not count.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if lab.process.poll() is not None:
             return False
+        lab.port = lab.port or _reported_port(lab)
         try:
-            lab.api("GET", "/api/status", timeout=2)
-            return True
+            if lab.port:
+                lab.api("GET", "/api/status", timeout=2)
+                return True
         except (OSError, urllib.error.URLError):
-            time.sleep(0.2)
+            pass
+        time.sleep(0.2)
     tail = lab.log_text()[-3000:]
     raise TimeoutError(f"JupyterLab did not answer /api/status within {timeout:g} s:\n{tail}")
 
@@ -282,7 +298,7 @@ def running_jupyterlab(notebooks: Path, tmp: Path, *, prefix: str = "/") -> Iter
     root_dir = tmp / "notebooks"
     copy_notebooks(notebooks, root_dir)
     log_path = tmp / "jupyterlab.log"
-    for _attempt in range(3):  # the free port can be taken between probing and binding
+    for _attempt in range(3):  # see _wait_ready: the server's port can be taken as it starts
         lab = _start(root_dir, tmp, log_path, prefix)
         try:
             if _wait_ready(lab, SERVER_START_TIMEOUT):
@@ -564,3 +580,24 @@ def error_outputs(page: Any, notebook: str) -> list[str]:
                .map((output) => `cell ${index}: ${output.ename}: ${output.evalue}`))""",
         notebook,
     )
+
+
+def run_in_kernel(page: Any, notebook: str, code: str) -> str:
+    """Run ``code`` in the kernel of the open ``notebook``, through JupyterLab's own session, as a
+    cell typed by the learner would (top-level await works); its stdout. Raises on an error."""
+    result = page.evaluate(
+        """async ([path, code]) => {
+             const kernel = window.__panelFor(path).sessionContext.session.kernel;
+             const future = kernel.requestExecute({code, store_history: false});
+             let out = "", error = null;
+             future.onIOPub = (msg) => {
+               if (msg.header.msg_type === "stream") out += msg.content.text;
+               if (msg.header.msg_type === "error") error = `${msg.content.ename}: ${msg.content.evalue}`;
+             };
+             await future.done;
+             return {out, error};
+           }""",
+        [notebook, code],
+    )
+    assert result["error"] is None, f"{code!r} raised {result['error']}\n{result['out']}"
+    return result["out"]

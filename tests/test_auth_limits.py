@@ -1,14 +1,19 @@
-"""Tokens and the rate limiter: pure code, with the clock injected. No sockets, no sleeping."""
+"""Tokens, the rate limiter, wrong join codes per address and audience mode's limits: pure code,
+with the clock injected. No sockets, no sleeping."""
 
 from __future__ import annotations
 
 import base64
+import hmac
 import time
 
 import pytest
 
+from wslab.core import join_code
+from wslab.core.audience import AUDIENCE
 from wslab.core.auth import TokenError, Tokens
-from wslab.core.limits import TokenBucket
+from wslab.core.join_code import CodeVerdict, JoinCodeGuard, new_join_code
+from wslab.core.limits import AttemptLimit, TokenBucket
 
 
 class Clock:
@@ -157,3 +162,123 @@ def test_a_steady_sender_at_the_rate_is_never_refused() -> None:
 def test_a_bucket_that_could_never_allow_is_an_error(rate: float, burst: float) -> None:
     with pytest.raises(ValueError, match="rate must be positive"):
         TokenBucket(rate=rate, burst=burst, clock=time.monotonic)
+
+
+def test_wait_says_when_the_next_token_comes_and_takes_nothing(clock: Clock) -> None:
+    bucket = TokenBucket(rate=0.5, burst=1, clock=clock)
+    assert bucket.wait() == 0 and bucket.wait() == 0  # a token is there; asking takes none
+    assert bucket.allow()
+    assert bucket.wait() == 2.0  # one token every two seconds
+    clock.advance(1.5)
+    assert bucket.wait() == 0.5
+    clock.advance(0.5)
+    assert bucket.wait() == 0 and bucket.allow()
+
+
+# --- AttemptLimit: wrong guesses per address --------------------------------------------------
+
+
+def test_a_few_failures_then_one_every_twelve_seconds(clock: Clock) -> None:
+    limit = AttemptLimit(per_minute=5, burst=5, clock=clock)
+    for _ in range(5):
+        assert limit.retry_after("10.0.0.7") == 0
+        limit.failed("10.0.0.7")
+    assert limit.retry_after("10.0.0.7") == pytest.approx(12.0)  # 60 s / 5
+    assert limit.retry_after("10.0.0.8") == 0  # another address is not slowed down
+    clock.advance(12)
+    assert limit.retry_after("10.0.0.7") == 0
+    limit.failed("10.0.0.7")
+    assert limit.retry_after("10.0.0.7") == pytest.approx(12.0)
+    assert limit.per_hour == 305  # the burst, then 300 an hour
+
+
+def test_the_guesses_an_hour_allows_are_its_per_hour(clock: Clock) -> None:
+    """A guesser who tries the moment it may: per_hour guesses in an hour, no more."""
+    limit = AttemptLimit(per_minute=5, burst=5, clock=clock)
+    start, guesses = clock.now, 0
+    while clock.now - start <= 3600:
+        wait = limit.retry_after("guesser")
+        if wait:
+            clock.advance(wait)
+            continue
+        limit.failed("guesser")
+        guesses += 1
+    assert guesses == pytest.approx(limit.per_hour, abs=1)
+
+
+def test_memory_is_bounded_refilled_keys_go_first(clock: Clock) -> None:
+    limit = AttemptLimit(per_minute=60, burst=2, clock=clock, max_keys=3)
+    limit.failed("old")
+    clock.advance(10)  # "old" has refilled: forgettable
+    for key in ("a", "b"):
+        limit.failed(key)
+        limit.failed(key)
+    limit.failed("c")  # over max_keys: "old" goes, the busy ones stay
+    assert len(limit) == 3
+    assert limit.retry_after("a") > 0 and limit.retry_after("b") > 0 and limit.retry_after("old") == 0
+
+
+# --- the join code ------------------------------------------------------------------------------
+
+
+def guard(clock: Clock, code: str | None = "123456") -> JoinCodeGuard:
+    return JoinCodeGuard(code=code, limit=AttemptLimit(per_minute=5, burst=5, clock=clock))
+
+
+def test_the_verdicts_on_a_code(clock: Clock) -> None:
+    door = guard(clock)
+    assert door.check("123456", "a").verdict is CodeVerdict.OK
+    assert door.check(" 123456 ", "a").verdict is CodeVerdict.OK  # typed with a space
+    assert door.check(None, "a").verdict is CodeVerdict.MISSING
+    assert door.check("", "a").verdict is CodeVerdict.MISSING
+    assert door.check("654321", "a").verdict is CodeVerdict.WRONG
+    assert door.check(123456, "a").verdict is CodeVerdict.MISSING  # not text: not a code
+    assert guard(clock, None).check(None, "a").verdict is CodeVerdict.OK  # an open room
+
+
+def test_too_many_wrong_codes_refuse_even_the_right_one_until_retry_after(clock: Clock) -> None:
+    door = guard(clock)
+    for _ in range(5):
+        assert door.check("000000", "10.0.0.9").verdict is CodeVerdict.WRONG
+    locked = door.check("123456", "10.0.0.9")
+    assert locked.verdict is CodeVerdict.TOO_MANY and locked.retry_after == pytest.approx(12.0)
+    assert door.check("123456", "10.0.0.10").verdict is CodeVerdict.OK  # someone else, elsewhere
+    assert door.check(None, "10.0.0.9").verdict is CodeVerdict.TOO_MANY
+    clock.advance(12)
+    assert door.check("123456", "10.0.0.9").verdict is CodeVerdict.OK
+    assert door.check("123456", "10.0.0.9").verdict is CodeVerdict.OK  # right ones cost nothing
+
+
+def test_the_code_is_compared_in_constant_time(clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``==`` stops at the first difference, and its time tells a guesser how much was right."""
+    compared: list[tuple[bytes, bytes]] = []
+    real = hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        compared.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(join_code.hmac, "compare_digest", spy)
+    door = guard(clock)
+    assert door.check("123450", "a").verdict is CodeVerdict.WRONG
+    assert door.check("123456", "a").verdict is CodeVerdict.OK
+    assert compared == [(b"123450", b"123456"), (b"123456", b"123456")]
+
+
+def test_a_new_code_has_its_digits_leading_zeros_included() -> None:
+    codes = {new_join_code() for _ in range(200)}
+    assert all(len(code) == 6 and code.isdigit() for code in codes)
+    assert len(codes) > 190  # random: a million of them
+    assert len(new_join_code(AUDIENCE.code_digits)) == 6
+    with pytest.raises(ValueError):
+        new_join_code(0)
+
+
+def test_audience_limits_are_one_definition() -> None:
+    assert (AUDIENCE.max_users, AUDIENCE.rate, AUDIENCE.max_message) == (200, (5.0, 10.0), 4096)
+    assert (AUDIENCE.heartbeat.interval, AUDIENCE.heartbeat.timeout) == (15.0, 45.0)
+    per_hour = AttemptLimit(
+        per_minute=AUDIENCE.wrong_codes[0], burst=AUDIENCE.wrong_codes[1], clock=time.time
+    )
+    # The arithmetic the lesson shows: guesses an hour against the code space.
+    assert per_hour.per_hour / 10**AUDIENCE.code_digits < 0.001

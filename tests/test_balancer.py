@@ -11,14 +11,13 @@ import json
 import sys
 
 import pytest
-from helpers import TIMEOUT, stop_servers, wait_for  # noqa: F401  (stop_servers: autouse fixture)
+from helpers import TIMEOUT, refused_port, wait_for
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import InvalidStatus
 
 import wslab
 from wslab.core.forwarded import client_address
-from wslab.runtime.net import free_port
 from wslab.servers.balancer import Balancer, add_forwarded_for
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="clients bind 127.0.0.5: Linux only")
@@ -73,12 +72,12 @@ async def test_the_server_learns_the_real_client_through_the_balancer_only() -> 
 async def test_round_robin_skips_a_backend_that_refuses_and_502_when_none_is_left() -> None:
     first = await wslab.serve(whoami, name="first")
     second = await wslab.serve(whoami, name="second")
-    down = free_port()
-    balancer = await Balancer.start(
-        [(first.host, first.port), ("127.0.0.1", down), (second.host, second.port)]
-    )
-    for _ in range(6):
-        await _ask(balancer.url, "127.0.0.5")
+    with refused_port() as down:  # held, not listening: refused, and no other program's meanwhile
+        balancer = await Balancer.start(
+            [(first.host, first.port), ("127.0.0.1", down), (second.host, second.port)]
+        )
+        for _ in range(6):
+            await _ask(balancer.url, "127.0.0.5")
     assert balancer.routed == {f"127.0.0.1:{first.port}": 3, f"127.0.0.1:{second.port}": 3}
     assert balancer.skipped == [f"127.0.0.1:{down}"] * 3  # every other turn
     await first.stop()

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import TIMEOUT
 from jupyterlab_harness import skip_or_fail
 
 from wslab.bench.command import add_bench_parser
@@ -33,7 +34,7 @@ def bench(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=24 * TIMEOUT,
         env=env,
     )
 

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import TIMEOUT
 
 from wslab.cli.main import build_parser
 
@@ -29,7 +30,7 @@ def test_join_json_reports_everyone_in_and_every_delivery_for_both_servers() -> 
     done = subprocess.run(
         [sys.executable, "-m", "wslab", "bench", "join", "--clients", "60", "--batch", "25",
          "--messages", "10", "--probe-every", "0.01", "--servers", "chat,baseline", "--json"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        cwd=ROOT, capture_output=True, text=True, timeout=24 * TIMEOUT,
     )  # fmt: skip
 
     assert done.returncode == 0, done.stderr

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import TIMEOUT
 
 from wslab.cli.main import build_parser
 
@@ -26,12 +27,13 @@ FIELDS = {
 def bench(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "wslab", "bench", "poll-vs-push", *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        cwd=ROOT, capture_output=True, text=True, timeout=24 * TIMEOUT,
     )  # fmt: skip
 
 
 def test_json_reports_every_field_for_every_mode() -> None:
-    done = bench("--tabs", "4", "--interval", "0.3", "--duration", "1", "--rate", "2", "--json")
+    # Two changes in half a second, polled every 0.1 s: polls that find nothing new (304s) too.
+    done = bench("--tabs", "4", "--interval", "0.1", "--duration", "0.5", "--rate", "4", "--json")
 
     assert done.returncode == 0, done.stderr
     records = {r["mode"]: r for r in map(json.loads, done.stdout.splitlines())}

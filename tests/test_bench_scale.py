@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import unavailable
+from helpers import TIMEOUT, unavailable
 
 from wslab.bench.scale import UNAVAILABLE
 from wslab.cli.main import build_parser
@@ -44,7 +44,7 @@ def bench(*args: str) -> subprocess.CompletedProcess[str]:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=100,
+        timeout=20 * TIMEOUT,
     )
     if done.returncode == UNAVAILABLE:
         unavailable(done.stderr.strip())

@@ -31,8 +31,8 @@ from urllib.parse import urlsplit
 
 import nbformat
 import pytest
+from helpers import WIDGET_STATE, plain
 from jupyterlab_harness import REPO, WIDGET_MS, chromium, save_artifacts, skip_or_fail
-from test_saved_widget_state import WIDGET_STATE, plain
 
 BOOK = REPO / "docs" / "book"
 NOTEBOOKS = REPO / "notebooks" / "complete"

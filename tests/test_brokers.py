@@ -18,12 +18,12 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
-from helpers import (  # noqa: F401  (stop_servers: autouse fixture)
+from helpers import (
     TIMEOUT,
+    Clients,
     own_broker_server,
     refused_port,
     refuses_connections,
-    stop_servers,
     unavailable,
     wait_for,
 )
@@ -341,7 +341,7 @@ async def publish_when_back(broker: Broker, text: str) -> RoomEvent:
         except BrokerUnavailable:
             if loop.time() > deadline:
                 raise
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.02)  # a client's pause before it resends
 
 
 @pytest.mark.parametrize("own_server", KEEPING, indirect=True)
@@ -433,8 +433,6 @@ async def test_a_restart_that_loses_the_data_yields_one_reset_between_old_and_ne
 @pytest.mark.parametrize("own_server", KEEPING, indirect=True)
 async def test_a_chat_server_keeps_delivering_after_the_broker_restarts(own_server: BrokerServer) -> None:
     """Two chat servers on one broker: after a restart (data kept) their clients talk again."""
-    from chat_contract import Clients
-
     from wslab.servers import ChatServer
 
     kind, url = own_server.kind, own_server.url
@@ -472,8 +470,6 @@ async def test_a_chat_server_goes_on_serving_newcomers_after_its_broker_lost_the
 
     (What clients connected through the reset are told is the chat room's business.)
     """
-    from chat_contract import Clients
-
     from wslab.servers import ChatServer
 
     broker = make_broker(own_server.kind, own_server.url, "chat", reconnect_delays=fixed_delays(0.02))

@@ -11,11 +11,11 @@ from importlib import resources
 from typing import Any
 
 import pytest
-from helpers import stop_servers  # noqa: F401  (autouse: every server a test starts is stopped)
+from accessibility import check_async
+from helpers import until
 from starlette.applications import Starlette
 from starlette.responses import HTMLResponse
 from starlette.routing import Route, WebSocketRoute
-from test_browser_chat import browser, until  # noqa: F401  (browser: fixture)
 from websockets.asyncio.client import connect
 
 import wslab
@@ -49,10 +49,10 @@ def mini_app() -> Starlette:
     return app
 
 
-async def test_mini_page_chats_and_reconnects(browser: Any) -> None:  # noqa: F811
+async def test_mini_page_chats_and_reconnects(chromium: Any) -> None:
     app = mini_app()
     handle = await serve_web(app, name="mini-page")
-    context = await browser.new_context()
+    context = await chromium.new_context()
     page = await context.new_page()
     try:
         await page.goto(handle.url)
@@ -63,6 +63,7 @@ async def test_mini_page_chats_and_reconnects(browser: Any) -> None:  # noqa: F8
             shown = "the message on the page, as text"
             await until(lambda: _lines_include(page, "<b>from Python</b>"), shown)
             assert await page.locator("#log b").count() == 0  # not rendered as HTML
+            (await check_async(page, "the mini page")).assert_clean()
 
             await page.fill("#box", "from the browser")
             await page.press("#box", "Enter")

@@ -35,6 +35,7 @@ from jupyterlab_harness import (
     error_outputs,
     notebook_page,
     run_command_on_cell,
+    run_in_kernel,
     running_jupyterlab,
     save_artifacts,
     wait_cells_finished,
@@ -71,22 +72,7 @@ def until(check: Callable[[], Any], what: str, describe: Callable[[], Any] = lam
 
 def kernel(page: Any, code: str) -> str:
     """Run ``code`` in the lesson's kernel (top-level await works); return its stdout, raise on error."""
-    result = page.evaluate(
-        """async ([path, code]) => {
-             const kernel = window.__panelFor(path).sessionContext.session.kernel;
-             const future = kernel.requestExecute({code, store_history: false});
-             let out = "", error = null;
-             future.onIOPub = (msg) => {
-               if (msg.header.msg_type === "stream") out += msg.content.text;
-               if (msg.header.msg_type === "error") error = `${msg.content.ename}: ${msg.content.evalue}`;
-             };
-             await future.done;
-             return {out, error};
-           }""",
-        [LESSON, code],
-    )
-    assert result["error"] is None, f"{code!r} raised {result['error']}\n{result['out']}"
-    return result["out"]
+    return run_in_kernel(page, LESSON, code)
 
 
 def heard(page: Any, line: str) -> None:
@@ -256,3 +242,11 @@ def test_lesson_04_through_the_jupyter_server(lesson: Any, lab: JupyterLab, requ
         return json.loads(kernel(page, "print(json.dumps([grace.last_seq, chat.room.transcript[-1].seq]))"))
 
     until(lambda: len(set(seqs())) == 1, "the browser to report the room's last seq", seqs)
+
+    # Kicked: the browser client stops, told why by the error before the close (behind the proxy,
+    # the close arrives as 1005, without the 4003 that says it too).
+    kernel(page, 'await chat.kick("grace", reason="end of the demo")')
+    until(lambda: state() == "closed", "the in-notebook client to stop after its kick", widget.inner_text)
+    assert "(error kicked: the instructor removed you from the room: end of the demo)" in widget.inner_text()
+    kicked = "1005" if proxied else "4003 kicked: end of the demo"
+    assert f"(connection closed: {kicked}" in widget.inner_text()

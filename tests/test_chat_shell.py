@@ -4,28 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from helpers import TIMEOUT, own_broker_server, stop_servers, wait_for
+from helpers import TIMEOUT, own_broker_server, quick_delays, wait_for
 
 import wslab
 from wslab.brokers import Broker, MemoryBroker
 from wslab.brokers.base import QueuedSubscription, Subscription
 from wslab.brokers.by_url import broker_from_url
 from wslab.clients.chat import ChatClient
-from wslab.core.backoff import backoff_delays
 from wslab.core.connection_log import LogKind
 from wslab.core.room_event import BrokerReset, RoomEvent
 from wslab.runtime.event_log import EventLog
 from wslab.servers import ChatServer
-
-__all__ = ["stop_servers"]
-
-
-def quick_delays() -> Iterator[float]:
-    return backoff_delays(first=0.01, cap=0.05, jitter=lambda: 1.0)
 
 
 @pytest.fixture
@@ -187,13 +180,13 @@ async def test_a_broker_restarted_without_its_data_leaves_no_client_deaf(
             await server.restart(keep_data=False)
             await wait_for(
                 lambda: all(any("reset" in n for n in c.notices) for c in (ana, bob)),
-                timeout=15,
+                timeout=3 * TIMEOUT,
                 what="every client heard the reset",
             )
             after = [f"after {i}" for i in range(5)]
             for text in after:
                 await ana.send(text)
-            await wait_for(lambda: bob.texts()[3:] == after, timeout=15, what="every later message")
+            await wait_for(lambda: bob.texts()[3:] == after, timeout=3 * TIMEOUT, what="every later message")
             await wait_for(lambda: ana.unacknowledged == [], what="ana's messages acknowledged")
             published = bob.texts(author="ana")
             assert len(published) == len(set(published)), "a message was published twice"

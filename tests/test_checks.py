@@ -4,42 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
-from helpers import stop_servers  # noqa: F401  (autouse fixture)
+from helpers import assert_hint, assert_not_yet, assert_passed, failing
 from websockets.asyncio.server import ServerConnection
 
 import wslab
 from wslab.checks.lesson01 import check_numbered_echo, check_polite_quit, check_reverse
-from wslab.checks.report import CheckReport
 from wslab.servers import echo
 from wslab.solutions import lesson01
-
-
-def failing(report: CheckReport, fragment: str) -> str:
-    """The one failure line containing ``fragment``; fails if there is none."""
-    lines = [line for line in report.failures if fragment in line]
-    assert lines, f"no failure mentions {fragment!r}:\n{report}"
-    return lines[0]
-
-
-def assert_hint(report: CheckReport, fragment: str) -> None:
-    """A hint mentioning ``fragment`` is shown under the results."""
-    shown = [line for line in str(report).splitlines() if line.startswith("  hint: ")]
-    assert any(fragment in line for line in shown), f"no hint mentions {fragment!r}:\n{report}"
-
-
-def assert_passed(report: CheckReport) -> None:
-    assert report.passed, str(report)
-    assert report.failures == []
-    assert "hint:" not in str(report)
-    n = len(report.results)
-    assert str(report).splitlines()[0] == f"{report.exercise}: PASSED ({n} of {n} checks hold)"
-
-
-def assert_not_yet(report: CheckReport) -> None:
-    assert not report
-    assert "NOT YET" in str(report).splitlines()[0]
-    assert "  FAIL " in str(report)
-
 
 # --- reverse ----------------------------------------------------------------------------
 

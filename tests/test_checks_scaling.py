@@ -1,17 +1,143 @@
-"""Lesson 06's exercise checks: the solutions pass, and wrong answers get NOT YET with the diff.
+"""Lesson 06's exercise checks: the solutions pass, wrong answers get NOT YET with the diff, and
+a blank still holding its skeleton is told "not written yet".
 
-Each check runs the learner's code against a real Redis server (the session's).
+The relay checks start the learner's program twice, on a broker server of their own (Redis, or
+Kafka's tansu); the others run the learner's code against the session's Redis server.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from helpers import stop_servers  # noqa: F401  (autouse fixture)
-from test_checks import assert_hint, assert_not_yet, assert_passed, failing
+import pytest
+from helpers import assert_hint, assert_not_yet, assert_passed, failing
 
-from wslab.checks.lesson06 import check_catch_up, check_claim_name
+from wslab.checks.lesson06 import (
+    KAFKA_RELAY_SCRIPT,
+    REDIS_RELAY_SCRIPT,
+    check_catch_up,
+    check_claim_name,
+    kafka_relay_exercise,
+    numbering_exercise,
+    redis_relay_exercise,
+)
+from wslab.checks.report import Verdict
 from wslab.solutions import lesson06
+
+pytestmark = pytest.mark.broker  # real Redis and tansu servers
+
+SKELETON = '''import asyncio
+
+
+async def relay(websocket, r, name):
+    """One client of this process."""
+    raise NotImplementedError  # write it: see the comment above
+
+
+async def forward(pubsub):
+    """Everything Redis delivers."""
+    ...
+'''
+
+
+def variant(tmp_path: Path, reference: str, old: str, new: str) -> str:
+    """The reference program with one slip: ``old`` replaced by ``new``."""
+    text = Path(reference).read_text()
+    assert old in text
+    script = tmp_path / Path(reference).name
+    script.write_text(text.replace(old, new))
+    return str(script)
+
+
+# --- lesson 06: the relays, as two OS processes -------------------------------------------------
+
+
+async def test_the_redis_relay_reference_passes_and_a_skeleton_is_not_written_yet(tmp_path: Path) -> None:
+    assert_passed(await redis_relay_exercise(REDIS_RELAY_SCRIPT))
+    skeleton = tmp_path / "redis_relay.py"
+    skeleton.write_text(SKELETON)
+    report = await redis_relay_exercise(str(skeleton))
+    assert report.verdict is Verdict.NOT_WRITTEN
+    assert report.unwritten == [
+        "redis_relay.py: relay has no body yet",
+        "redis_relay.py: forward has no body yet",
+    ]
+
+
+async def test_a_redis_relay_without_the_tag_gets_not_yet(tmp_path: Path) -> None:
+    untagged = variant(tmp_path, REDIS_RELAY_SCRIPT, 'f"{text} (via {name})"', "text")
+    report = await redis_relay_exercise(untagged)
+    assert_not_yet(report)
+    line = failing(report, "sent to B: A's client")
+    assert (
+        line
+        == 'sent to B: A\'s client expected "hello from B\'s client (via B)", got "hello from B\'s client"'
+    )
+
+
+async def test_a_relay_that_dies_at_start_says_why(tmp_path: Path) -> None:
+    crashing = tmp_path / "redis_relay.py"
+    crashing.write_text("import sys\n\nraise SystemExit('cannot reach ' + sys.argv[2])\n")
+    report = await redis_relay_exercise(str(crashing))
+    assert_not_yet(report)
+    assert failing(report, "server A exited instead of 'listening on port N': cannot reach redis://")
+    assert_hint(report, "run it in a terminal")
+
+
+async def test_a_relay_that_dies_while_talked_to_says_why(tmp_path: Path) -> None:
+    filtered = 'if message["type"] == "message":  # not the confirmation of the subscription\n            '
+    unfiltered = variant(tmp_path, REDIS_RELAY_SCRIPT, filtered, "")  # broadcasts the confirmation (an int)
+    report = await redis_relay_exercise(unfiltered)
+    assert_not_yet(report)
+    assert failing(report, "server A exited while it was talked to: TypeError")
+    assert_hint(report, "its traceback says where")
+
+
+async def test_the_kafka_relay_reference_passes_and_numbers_by_offset(tmp_path: Path) -> None:
+    report = await kafka_relay_exercise(KAFKA_RELAY_SCRIPT)
+    assert_passed(report)
+    assert "sent to A: B's client got \"2 and A's (via A)\"" in str(report)  # one record was there first
+    numbered = 'f"{record.offset} {record.value.decode()}"'
+    report = await kafka_relay_exercise(
+        variant(tmp_path, KAFKA_RELAY_SCRIPT, numbered, "record.value.decode()")
+    )
+    assert_not_yet(report)
+    assert failing(report, 'B\'s client expected "1 hello from B\'s client (via B)", got "hello from')
+    assert_hint(report, "the record's offset")
+    report = await kafka_relay_exercise(variant(tmp_path, KAFKA_RELAY_SCRIPT, numbered, "record.value"))
+    assert failing(report, 'got b"hello from')
+    assert_hint(report, "decode() it")
+
+
+# --- lesson 06: the numbered publish --------------------------------------------------------------
+
+
+async def test_the_numbered_publish_reference_passes(redis_url: str) -> None:
+    assert_passed(await numbering_exercise(lesson06.publish_numbered, redis_url))
+
+
+async def test_a_publish_that_keeps_nothing_gets_not_yet(redis_url: str) -> None:
+    async def unkept(r: Any, room: str, text: str) -> int:
+        seq = await r.incr(f"{room}:seq")
+        await r.publish(f"{room}:live", text)
+        return int(seq)
+
+    report = await numbering_exercise(unkept, redis_url)
+    assert_not_yet(report)
+    assert failing(report, "the stream {room}:history: expected 41-0 {'text': 'first'}").endswith("got []")
+    assert failing(report, "on {room}:live") == "on {room}:live, heard ['first', 'second', 'third']"
+    assert_hint(report, "XADD")
+
+
+async def test_an_unwritten_numbered_publish_is_not_written_yet(redis_url: str) -> None:
+    async def publish_numbered(r: Any, room: str, text: str) -> int:
+        """Number, keep, publish."""
+        raise NotImplementedError
+
+    report = await numbering_exercise(publish_numbered, redis_url)
+    assert report.verdict is Verdict.NOT_WRITTEN
+
 
 # --- lesson 06: catching up from the history --------------------------------------------------
 

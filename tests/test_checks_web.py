@@ -1,4 +1,5 @@
-"""Lesson 04's exercise checks: the solutions pass, and wrong answers get NOT YET with the diff.
+"""Lesson 04's exercise checks: the solutions pass, skeletons are not written yet, and wrong
+answers get NOT YET with the diff.
 
 Each check runs the learner's code against real connections: a Starlette app under uvicorn, or a
 websockets server, on loopback.
@@ -8,31 +9,117 @@ from __future__ import annotations
 
 from typing import Any
 
-from helpers import stop_servers  # noqa: F401  (autouse fixture)
+from helpers import assert_hint, assert_not_yet, assert_passed, failing
 from starlette.middleware.base import BaseHTTPMiddleware
-from test_checks import assert_hint, assert_not_yet, assert_passed, failing
 
 import wslab
-from wslab.checks.lesson04 import check_origin_guard, check_origin_rule, check_websocket_counter
+from wslab.checks.lesson04 import (
+    check_origin_guard,
+    check_websocket_counter,
+    origin_allowed_exercise,
+    scope_log_exercise,
+)
+from wslab.checks.report import Verdict
 from wslab.solutions import lesson04
 
-# --- lesson 04: the Origin rule -------------------------------------------------------------
+# --- lesson 04, the first blank: a pure ASGI middleware that notes both kinds of request ----------
 
 
-def test_origin_rule_solution_passes() -> None:
-    assert_passed(check_origin_rule(lesson04.origin_allowed))
+async def test_scope_log_solution_passes() -> None:
+    report = await scope_log_exercise(lesson04.ScopeLog)
+    assert_passed(report)
+    assert "a WebSocket at /ws: a note naming websocket /ws accepted: 'websocket /ws  -> accepted'" in str(
+        report
+    )
+    assert wslab.running() == []
 
 
-def test_origin_rule_fails_on_a_prefix_match() -> None:
-    def loose(origin: str | None, host: str, extra: set[str]) -> bool:
-        return origin is None or host.split(":")[0] in origin or any(origin.startswith(e) for e in extra)
+class SkeletonLog:
+    """The blank as the learner edition ships it."""
 
-    report = check_origin_rule(loose)
+    def __init__(self, app: Any, *, seen: list[str]) -> None:
+        self.app = app
+        self.seen = seen
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Note each request."""
+        ...
+
+
+async def test_scope_log_skeleton_is_not_written_yet() -> None:
+    report = await scope_log_exercise(SkeletonLog)
+    assert report.verdict is Verdict.NOT_WRITTEN
+    assert str(report).splitlines()[0] == "scope log: not written yet (SkeletonLog.__call__ has no body yet)"
+
+
+class HttpOnlyLog(BaseHTTPMiddleware):
+    """The common kind: dispatch runs for HTTP requests only."""
+
+    def __init__(self, app: Any, *, seen: list[str]) -> None:
+        super().__init__(app)
+        self.seen = seen
+
+    async def dispatch(self, request: Any, call_next: Any) -> Any:
+        response = await call_next(request)
+        self.seen.append(f"http {request.url.path} -> HTTP {response.status_code}")
+        return response
+
+
+async def test_scope_log_fails_on_base_http_middleware_with_the_missing_note() -> None:
+    report = await scope_log_exercise(HttpOnlyLog)
     assert_not_yet(report)
-    assert len(report.failures) == 2
+    assert failing(report, "a WebSocket at /ws").startswith("a WebSocket at /ws: no note in seen")
+    assert "one note per request: expected 3 notes, got 2" in report.failures
+    assert len(report.failures) == 2  # both HTTP requests were noted, and answered
+    assert_hint(report, "'websocket.accept'")
+
+
+# --- lesson 04, the second blank: the Origin rule, as a function and on real handshakes ----------
+
+
+async def test_origin_rule_solution_passes() -> None:
+    report = await origin_allowed_exercise(lesson04.origin_allowed)
+    assert_passed(report)
+    assert len(report.results) == 10  # six as a function, four real handshakes
+
+
+def loose(origin: str | None, host: str, extra: set[str]) -> bool:
+    return origin is None or host.split(":")[0] in origin or any(origin.startswith(e) for e in extra)
+
+
+async def test_origin_rule_fails_on_a_prefix_match_and_lets_a_real_handshake_in() -> None:
+    report = await origin_allowed_exercise(loose)
+    assert_not_yet(report)
+    assert len(report.failures) == 3
     assert failing(report, "same host, other port").endswith("should refuse, but did not")
     assert failing(report, "look-alike").endswith("should refuse, but did not")
-    assert_hint(report, "never startswith")
+    line = failing(report, "this host's other port")
+    assert line.endswith("expected HTTP 403 before the upgrade, got the WebSocket (echo: 'hello')")
+    assert_hint(report, "lets in look-alikes")
+
+
+def skeleton_rule(origin: str | None, host: str, extra: set[str]) -> bool:
+    """Allow or refuse."""
+    raise NotImplementedError
+
+
+async def test_origin_rule_skeleton_is_not_written_yet_and_serves_nothing() -> None:
+    report = await origin_allowed_exercise(skeleton_rule)
+    assert report.verdict is Verdict.NOT_WRITTEN and report.results == []
+    assert wslab.running() == []
+
+
+async def test_a_rule_that_raises_is_http_500_on_a_real_handshake() -> None:
+    def crashing(origin: str | None, host: str, extra: set[str]) -> bool:
+        return origin.startswith("http")  # type: ignore[union-attr]  (None has no startswith)
+
+    report = await origin_allowed_exercise(crashing)
+    assert_not_yet(report)
+    assert failing(report, "no Origin header (not a browser)").endswith(
+        "raised AttributeError: " + ("'NoneType' object has no attribute 'startswith'")
+    )
+    assert failing(report, "a real handshake with no Origin").endswith("got HTTP 500 before the upgrade")
+    assert_hint(report, "HTTP 500 means your function raised")
 
 
 # --- lesson 04: counting WebSockets in pure ASGI middleware ------------------------------------

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from helpers import TIMEOUT, unavailable
+from helpers import PROCESS_TIMEOUT, TIMEOUT, unavailable
 from websockets.asyncio.client import connect
 
 from wslab.services import start_services
@@ -79,7 +79,7 @@ async def test_serve_chat_waits_for_its_broker_with_backoff_and_stops_on_sigterm
 
     serve_chat.send_signal(signal.SIGTERM)
 
-    assert await asyncio.wait_for(serve_chat.wait(), TIMEOUT) == 0
+    assert await asyncio.wait_for(serve_chat.wait(), PROCESS_TIMEOUT) == 0
     rest = (await serve_chat.stderr.read()).decode()
     assert "stopped by SIGTERM" in rest and "Traceback" not in rest
 
@@ -106,11 +106,11 @@ async def test_serve_chat_serves_once_its_broker_comes_up(
     try:
         if getattr(services, kind) is None:
             unavailable(f"{kind.upper()}_URL is set: the test cannot start it on a port of its choosing")
-        url = (await read_until(serve_chat.stdout, LISTENING, timeout=15)).group(1)
+        url = (await read_until(serve_chat.stdout, LISTENING, timeout=PROCESS_TIMEOUT)).group(1)
         async with connect(url) as user:
             await user.send("alice")
             assert await asyncio.wait_for(user.recv(), TIMEOUT) == "Welcome, alice!"
         serve_chat.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(serve_chat.wait(), TIMEOUT) == 0
+        assert await asyncio.wait_for(serve_chat.wait(), PROCESS_TIMEOUT) == 0
     finally:
         await services.stop()

@@ -11,16 +11,15 @@ import itertools
 import json
 import re
 import signal
-import sys
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
-from helpers import (  # noqa: F401  (stop_servers: autouse fixture)
+from helpers import (
     TIMEOUT,
+    Wslab,
     close_code,
+    quick_delays,
     refused_port,
-    stop_servers,
+    serve_chat,
     wait_for,
 )
 from websockets.asyncio.client import ClientConnection, connect
@@ -34,90 +33,6 @@ from wslab.clients.chat import ChatClient
 from wslab.core.actions import OverflowPolicy
 from wslab.servers.chat import ChatServer
 
-ROOT = Path(__file__).resolve().parent.parent
-LISTENING = re.compile(r"^chat server listening on (ws://127\.0\.0\.1:(\d+)/) \(Ctrl-C to stop\)$")
-
-
-class Wslab:
-    """One ``python -m wslab ...`` process; its stdout is read line by line, with deadlines."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-        #: Every stdout line read so far, without line endings.
-        self.lines: list[str] = []
-
-    @classmethod
-    async def start(cls, *args: str) -> Wslab:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "wslab",
-            *args,
-            cwd=ROOT,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        return cls(process)
-
-    async def expect(self, pattern: str, timeout: float = TIMEOUT) -> re.Match[str]:
-        """Read stdout until a line matches ``pattern`` (a regex, searched); fail on timeout or exit."""
-        assert self.process.stdout is not None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            try:
-                raw = await asyncio.wait_for(self.process.stdout.readline(), deadline - loop.time())
-            except TimeoutError:
-                raw = None
-            if not raw:
-                err = await self._stop_and_read_stderr()
-                why = "timed out" if raw is None else "stdout ended"
-                raise AssertionError(
-                    f"{why} waiting for {pattern!r}; stdout so far: {self.lines!r}; stderr: {err}"
-                )
-            line = raw.decode().rstrip("\r\n")
-            self.lines.append(line)
-            match = re.search(pattern, line)
-            if match:
-                return match
-
-    async def type(self, line: str) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(f"{line}\n".encode())
-        await self.process.stdin.drain()
-
-    def close_stdin(self) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-
-    async def finish(self, timeout: float = TIMEOUT) -> tuple[int, list[str], str]:
-        """Wait for the exit: its status, every stdout line (including those read before), stderr."""
-        out, err = await asyncio.wait_for(self.process.communicate(), timeout)
-        self.lines += out.decode().splitlines()
-        assert self.process.returncode is not None
-        return self.process.returncode, self.lines, err.decode()
-
-    async def _stop_and_read_stderr(self) -> str:
-        if self.process.returncode is None:
-            self.process.kill()
-        _, err = await self.process.communicate()
-        return err.decode()
-
-    async def kill(self) -> None:
-        if self.process.returncode is None:
-            self.process.kill()
-            await self.process.wait()
-
-
-@pytest.fixture
-async def processes() -> AsyncIterator[list[Wslab]]:
-    """Processes a test starts; any still running at the end are killed."""
-    started: list[Wslab] = []
-    yield started
-    for process in started:
-        await process.kill()
-
 
 async def start(processes: list[Wslab], *args: str) -> Wslab:
     process = await Wslab.start(*args)
@@ -125,17 +40,10 @@ async def start(processes: list[Wslab], *args: str) -> Wslab:
     return process
 
 
-async def serve_chat(processes: list[Wslab], *options: str, port: int = 0) -> tuple[Wslab, str]:
-    """``serve chat`` on 127.0.0.1 and the URL it announced."""
-    server = await start(processes, "serve", "chat", "--host", "127.0.0.1", "--port", str(port), *options)
-    match = await server.expect(LISTENING.pattern, timeout=15)
-    return server, match.group(1)
-
-
 async def chat_client(processes: list[Wslab], url: str, name: str) -> Wslab:
     """A CLI client that has joined: its handshake succeeded and it saw its own join."""
     client = await start(processes, "client", url, "--name", name)
-    await client.expect(rf"^connected to {re.escape(url)}: 101 Switching Protocols$")
+    await client.expect(rf"^connected to {re.escape(url)}: 101 Switching Protocols$", starting=True)
     await client.expect(rf"^>>> {name} joined the chat$")
     return client
 
@@ -338,7 +246,8 @@ async def test_a_client_survives_a_server_restart(processes: list[Wslab]) -> Non
     # A new process on the same port: its in-memory broker numbers the room from 0 again.
     await serve_chat(processes, port=int(port))
     await alice.expect(r"^\* reconnected, resumed after seq 5$")
-    await alice.expect(r"^\* the server's history restarted; earlier messages cannot be replayed$")
+    await alice.expect(r"^\* the room's numbering went back to seq 0$")
+    await alice.expect(r"^\* the room.s history was reset .*: messages after seq 5 that had not reached you")
     await alice.expect(r"^>>> alice joined the chat$")  # seq 1 of the new epoch: not a duplicate
     async with await plain_user(url, "dave") as dave:
         await dave.send("after the restart")
@@ -350,10 +259,6 @@ async def test_a_client_survives_a_server_restart(processes: list[Wslab]) -> Non
 
 
 # --- ChatClient: what the terminal client relies on ------------------------------------------
-
-
-def quick_delays() -> itertools.repeat[float]:
-    return itertools.repeat(0.01)
 
 
 async def test_chat_client_starts_a_new_epoch_when_the_servers_numbering_restarts() -> None:
@@ -374,7 +279,8 @@ async def test_chat_client_starts_a_new_epoch_when_the_servers_numbering_restart
         await carol.send("after")
         await wait_for(lambda: "after" in alice.texts(), what="alice has the new message")
 
-        assert alice.notices[-1] == "the server's history restarted; earlier messages cannot be replayed"
+        assert "messages after seq 4 that had not reached you are gone" in alice.notices[-1]
+        assert alice.lost_after_reset == [4]
         assert alice.resumed_after == 4
         assert alice.tracker.duplicates == 0
         assert alice.tracker.last == 3  # alice joined, carol joined, "after"

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import TIMEOUT, stop_servers  # noqa: F401  (autouse fixture)
+from helpers import TIMEOUT, while_working
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
@@ -174,7 +174,7 @@ async def test_serve_dashboard_from_a_terminal_prints_its_url_and_serves() -> No
     )  # fmt: skip
     try:
         assert process.stdout is not None
-        line = (await asyncio.wait_for(process.stdout.readline(), 15)).decode()
+        line = (await while_working(process.pid, process.stdout.readline(), what="its first line")).decode()
         assert line.startswith("dashboard server listening on http://127.0.0.1:"), line
         url = line.split()[4]
         async with connect(url.replace("http", "ws", 1) + "ws") as ws:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from helpers import TIMEOUT, stop_servers, wait_for  # noqa: F401  (autouse fixture)
+from helpers import TIMEOUT, wait_for
 
 from wslab.clients.fleet import FleetClient
 from wslab.services.dashboard_processes import start_dashboard_servers

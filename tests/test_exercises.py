@@ -13,7 +13,6 @@ import inspect
 from typing import Any
 
 import pytest
-from helpers import stop_servers  # noqa: F401  (autouse fixture)
 from websockets.asyncio.server import ServerConnection
 
 import wslab

@@ -14,12 +14,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
-from helpers import (  # noqa: F401  (stop_servers: autouse fixture)
+from helpers import (
+    MS,
     TIMEOUT,
     close_code,
     refused_port,
     refuses_connections,
-    stop_servers,
     wait_for,
 )
 from websockets.asyncio.client import connect
@@ -36,7 +36,10 @@ from wslab.faults.stats import Mode
 from wslab.servers import echo
 
 #: How long a stalled byte must stay away to count as held.
-QUIET = 0.3
+QUIET = 300 * MS
+#: The latency the latency tests set: long enough that a busy machine's late wake-ups are
+#: small beside it, short enough to wait for.
+LATENCY = 100 * MS
 
 C2S = Flow.CLIENT_TO_SERVER
 S2C = Flow.SERVER_TO_CLIENT
@@ -241,23 +244,24 @@ async def test_latency_delays_each_direction(tcp_echo: TcpServer) -> None:
     # Lower bounds prove the delay; each upper bound is where the wrong behaviour starts
     # (a delay applied twice, or to both ways), far enough above the right one that a busy
     # machine's late wake-ups do not reach it.
-    proxy.set_latency(0.25)
+    each_way = 2.5 * LATENCY
+    proxy.set_latency(each_way)
     assert proxy.mode is Mode.DELAYED
     elapsed = await round_trip()
-    assert 0.5 <= elapsed < 1.0  # 0.25 s each way; twice each way would be 1.0 s
+    assert 2 * each_way <= elapsed < 4 * each_way  # twice each way would be 4 * each_way
 
     proxy.resume()
-    proxy.set_latency(0.5, direction=C2S)  # one way only
-    assert (proxy.stats.client_to_server.latency, proxy.stats.server_to_client.latency) == (0.5, 0)
+    proxy.set_latency(2 * each_way, direction=C2S)  # one way only
+    assert (proxy.stats.client_to_server.latency, proxy.stats.server_to_client.latency) == (2 * each_way, 0)
     elapsed = await round_trip()
-    assert 0.5 <= elapsed < 1.0  # delayed both ways, it would be 1.0 s
+    assert 2 * each_way <= elapsed < 4 * each_way  # delayed both ways, it would be 4 * each_way
 
 
 async def test_latency_keeps_order_and_does_not_add_up(tcp_echo: TcpServer) -> None:
     loop = asyncio.get_running_loop()
     proxy = await FaultProxy.start(tcp_echo.host, tcp_echo.port)
     client = await open_client(proxy)
-    proxy.set_latency(0.1)
+    proxy.set_latency(LATENCY)
     lines = [b"%04d\n" % i for i in range(200)]
 
     start = loop.time()
@@ -268,16 +272,16 @@ async def test_latency_keeps_order_and_does_not_add_up(tcp_echo: TcpServer) -> N
     elapsed = loop.time() - start
 
     assert echoed == b"".join(lines)
-    # Each chunk is due 0.1 s after it arrived: 0.2 s there and back. A delay that added
-    # up, one sleep per chunk, would take 200 * 0.2 s; ten chunks' worth is the bound.
-    assert 0.2 <= elapsed < 2.0
+    # Each chunk is due LATENCY after it arrived, there and back. A delay that added up,
+    # one sleep per chunk, would take 200 round trips; ten round trips' worth is the bound.
+    assert 2 * LATENCY <= elapsed < 10 * 2 * LATENCY
 
 
 async def test_latency_on_one_connection_does_not_hold_up_another(tcp_echo: TcpServer) -> None:
     loop = asyncio.get_running_loop()
     proxy = await FaultProxy.start(tcp_echo.host, tcp_echo.port)
     clients = [await open_client(proxy) for _ in range(10)]
-    proxy.set_latency(0.1)
+    proxy.set_latency(LATENCY)
 
     async def round_trip(client: Peer) -> None:
         await client.send(b"x" * 1000)
@@ -286,8 +290,8 @@ async def test_latency_on_one_connection_does_not_hold_up_another(tcp_echo: TcpS
     start = loop.time()
     await asyncio.gather(*(round_trip(c) for c in clients))
     elapsed = loop.time() - start
-    # In parallel: 0.2 s. One after another, the ten would take at least 10 * 0.2 s.
-    assert 0.2 <= elapsed < 10 * 0.2 / 2
+    # In parallel: one round trip. One after another, the ten would take at least ten.
+    assert 2 * LATENCY <= elapsed < 10 * 2 * LATENCY / 2
 
 
 # --- stall and resume -----------------------------------------------------------------
@@ -402,7 +406,9 @@ async def test_a_heartbeat_notices_a_stall_and_a_server_without_one_does_not() -
 
     server = await wslab.serve(hold, ping_interval=None)
     proxy = await FaultProxy.start(server.host, server.port)
-    async with connect(proxy.url, ping_interval=0.1, ping_timeout=0.1, close_timeout=0.1) as ws:
+    async with connect(
+        proxy.url, ping_interval=100 * MS, ping_timeout=100 * MS, close_timeout=100 * MS
+    ) as ws:
         await wait_for(lambda: len(server_side) == 1, what="handler running")
         proxy.stall()
         assert await close_code(ws) == 1006  # gave up on its own: no close frame came back

@@ -6,7 +6,7 @@ import base64
 import struct
 
 import pytest
-from helpers import new_key, stop_servers, wait_for  # noqa: F401  (stop_servers: autouse fixture)
+from helpers import new_key, wait_for
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 

@@ -8,7 +8,8 @@ plus a few times the worst lateness of the event loop measured during the test: 
 machine every wake-up comes late, and the bound moves with it, not with a guess.
 
 Waits are on conditions with a deadline. The one exception is the slow link: the point
-there is that nothing happens for ``SLOW_FOR`` seconds, so the test lets them pass.
+there is that nothing happens for ``SLOW_FOR`` seconds, so the test watches them pass
+(``assert_stays``). Every time is in :data:`helpers.MS`.
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ import math
 from collections.abc import AsyncIterator, Callable
 
 import pytest
-from chat_contract import Clients, assert_complete_transcript
-from helpers import TIMEOUT, stop_servers, wait_for  # noqa: F401  (stop_servers: autouse fixture)
+from helpers import MS, TIMEOUT, Clients, LoopLag, assert_complete_transcript, assert_stays, wait_for
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosedError
@@ -35,35 +35,22 @@ from wslab.runtime.keepalive import keep_alive
 from wslab.servers import ChatServer, echo
 
 #: The lesson's short values: a ping every 0.3 s, dead after 0.9 s of silence.
-INTERVAL, SILENCE = 0.3, 0.9
+INTERVAL, SILENCE = 300 * MS, 900 * MS
 POLICY = HeartbeatPolicy(interval=INTERVAL, timeout=SILENCE)
 BOUND = INTERVAL + SILENCE
+#: The longest a test waits for a dead peer to be noticed: far past the bound, only a deadline.
+GIVE_UP = BOUND + 2_500 * MS
 #: Allowed on top of the bound: the event loop's own timing (see :func:`latest`).
-TOLERANCE = 0.5
+TOLERANCE = 500 * MS
 #: The slow link: this much latency each way (a 0.2 s round trip, well below the timeout)...
-SLOW = 0.1
+SLOW = 100 * MS
 #: ...for this long, twice the time a dead connection would take to be noticed.
 SLOW_FOR = 2 * BOUND
 #: websockets' close_timeout here: how long a side that gave up waits for a TCP close.
-CLOSE_TIMEOUT = 0.2
+CLOSE_TIMEOUT = 200 * MS
 
 
 # --- how late the event loop runs -------------------------------------------------------
-
-
-class LoopLag:
-    """The worst lateness of a 10 ms sleep while a test runs: how busy the machine is."""
-
-    def __init__(self) -> None:
-        self.worst = 0.0
-
-    async def watch(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            asked = loop.time() + 0.01
-            await asyncio.sleep(0.01)
-            self.worst = max(self.worst, loop.time() - asked)
-
 
 _lag = LoopLag()
 
@@ -71,10 +58,9 @@ _lag = LoopLag()
 @pytest.fixture(autouse=True)
 async def watch_loop_lag() -> AsyncIterator[None]:
     """Every test here measures its own lateness, from zero."""
-    _lag.worst = 0.0
-    watcher = asyncio.create_task(_lag.watch())
+    _lag.start()
     yield
-    watcher.cancel()
+    _lag.stop()
 
 
 def latest() -> float:
@@ -122,11 +108,11 @@ async def echoes(ws: ClientConnection, text: str) -> float:
 
 
 async def seconds_until_after_stall(proxy: FaultProxy, condition: Callable[[], object], what: str) -> float:
-    """Stall ``proxy``; seconds (loop time) until ``condition()`` holds. Fails past bound + 2 s."""
+    """Stall ``proxy``; seconds (loop time) until ``condition()`` holds. Fails at ``GIVE_UP``."""
     loop = asyncio.get_running_loop()
     stalled_at = loop.time()
     proxy.stall()
-    await wait_for(condition, timeout=BOUND + TOLERANCE + 2, what=what)
+    await wait_for(condition, timeout=GIVE_UP, what=what)
     return loop.time() - stalled_at
 
 
@@ -263,7 +249,7 @@ async def test_chat_client_watchdog_notices_a_stalled_server_then_resumes_with_n
         proxy.stall()
         for text in said[:5]:
             await ben.send(text)
-        await wait_for(lambda: ana.dead_after, timeout=BOUND + TOLERANCE + 2, what="ana's watchdog fired")
+        await wait_for(lambda: ana.dead_after, timeout=GIVE_UP, what="ana's watchdog fired")
         noticed = loop.time() - stalled_at
         for text in said[5:]:
             await ben.send(text)
@@ -306,11 +292,13 @@ async def test_a_slow_link_below_the_timeout_is_kept(mechanism: str) -> None:
     proxy.set_latency(SLOW)
     pings_before = proxy.stats.server_to_client.forwarded
     assert await echoes(ws, "slow") >= 2 * SLOW
-    await asyncio.sleep(SLOW_FOR)  # the experiment: time passes, with pings crossing the slow link
 
-    assert server.connections == 1
-    assert silences == []
-    assert not [e for e in log if e.direction is LogKind.DISCONNECT]
+    def kept() -> bool:
+        dropped = [e for e in log if e.direction is LogKind.DISCONNECT]
+        return server.connections == 1 and not silences and not dropped
+
+    # The experiment: time passes, with pings crossing the slow link, and nobody is dropped.
+    await assert_stays(kept, SLOW_FOR, what="the slow client is kept")
     # The server did ping meanwhile (a ping frame is at least 2 bytes): it was answered, late.
     assert proxy.stats.server_to_client.forwarded - pings_before >= len("Echo: slow") + 2 * 2
     assert await echoes(ws, "still here") >= 2 * SLOW
@@ -329,14 +317,18 @@ async def test_the_chat_heartbeat_keeps_a_slow_client() -> None:
         await ana.send("slow but alive")
         await wait_for(lambda: ben.texts(author="ana") == ["slow but alive"], what="ben has ana's message")
 
-        await asyncio.sleep(SLOW_FOR)  # the experiment: nothing may happen for twice the bound
+        def kept() -> bool:
+            return (
+                list(chat.room.dead_after) == []
+                and ana.dead_after == []
+                and ana.closes == []
+                and (ana.live, ana.connects) == (True, 1)
+                and chat.room.users == ["ana", "ben"]
+                and ">>> ana left the chat" not in ben.lines()
+            )
 
-        assert list(chat.room.dead_after) == []
-        assert ana.dead_after == []
-        assert ana.closes == []
-        assert (ana.live, ana.connects) == (True, 1)
-        assert chat.room.users == ["ana", "ben"]
-        assert ">>> ana left the chat" not in ben.lines()
+        # The experiment: nothing may happen for twice the bound.
+        await assert_stays(kept, SLOW_FOR, what="ana is kept, on both sides")
         await ben.send("still there?")
         await wait_for(lambda: ana.texts(author="ben") == ["still there?"], what="ana has ben's message")
     finally:

@@ -2,8 +2,8 @@
 
 What lesson 08 shows: a proxy that closes quiet connections cuts a WebSocket without a
 heartbeat, and leaves alone one whose heartbeat interval is below its timeout. The "stays
-open" tests watch for a bounded time (several timeouts), with a wide margin between the
-ping interval and the timeout so that a busy machine cannot make them flake.
+open" tests watch (``assert_stays``) for several timeouts, with a wide margin between the
+ping interval and the timeout so that a busy machine's late timers cannot make them flake.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from helpers import TIMEOUT, close_code, stop_servers, wait_for  # noqa: F401  (stop_servers: autouse)
+from helpers import MS, TIMEOUT, assert_stays, close_code, wait_for
 from websockets.asyncio.client import connect
 from websockets.protocol import State
 
@@ -21,7 +21,8 @@ from wslab.core.connection_log import LogKind
 from wslab.faults import FaultProxy
 from wslab.servers import echo
 
-IDLE = 0.5
+#: The proxy's idle timeout.
+IDLE = 500 * MS
 
 
 async def _through_proxy(ping_interval: float | None, idle_timeout: float | None = IDLE) -> FaultProxy:
@@ -47,8 +48,8 @@ async def test_a_quiet_connection_without_heartbeat_is_cut_with_1006() -> None:
 async def test_a_heartbeat_below_the_timeout_keeps_the_connection() -> None:
     proxy = await _through_proxy(ping_interval=IDLE / 5)
     async with connect(proxy.url, ping_interval=None) as ws:
-        await asyncio.sleep(IDLE * 4)  # watching that nothing happens: quiet except for pings
-        assert ws.state is State.OPEN
+        # Quiet but for the server's pings, for four idle timeouts: the proxy never cuts it.
+        await assert_stays(lambda: ws.state is State.OPEN, IDLE * 4, what="the connection is open")
         await ws.send("still there?")
         assert await ws.recv() == "Echo: still there?"
     assert proxy.stats.idle_closed == 0
@@ -60,7 +61,7 @@ async def test_application_traffic_keeps_the_connection_too() -> None:
         for i in range(8):  # 8 x IDLE/5: well past the timeout in total
             await ws.send(f"m{i}")
             assert await ws.recv() == f"Echo: m{i}"
-            await asyncio.sleep(IDLE / 5)
+            await asyncio.sleep(IDLE / 5)  # the traffic's pace, not a wait for anything
     assert proxy.stats.idle_closed == 0
 
 
@@ -71,13 +72,13 @@ async def test_the_timeout_applies_to_open_connections_and_can_be_turned_off() -
         connect(proxy.url, ping_interval=None) as other,
     ):
         await wait_for(lambda: proxy.connections == 2)
-        proxy.set_idle_timeout(0.2)  # applies at once to the connections already open
+        proxy.set_idle_timeout(IDLE / 2)  # applies at once to the connections already open
         assert await close_code(quiet) == 1006
         assert await close_code(other) == 1006
-    assert proxy.idle_timeout == 0.2 and proxy.stats.idle_closed == 2
+    assert proxy.idle_timeout == IDLE / 2 and proxy.stats.idle_closed == 2
     proxy.set_idle_timeout(None)
     async with connect(proxy.url, ping_interval=None) as ws:
-        await asyncio.sleep(0.5)
-        assert ws.state is State.OPEN
+        # Turned off: quiet for two of the earlier timeouts, and nothing cuts it.
+        await assert_stays(lambda: ws.state is State.OPEN, IDLE, what="the connection is open")
     with pytest.raises(ValueError, match="positive"):
         proxy.set_idle_timeout(0)

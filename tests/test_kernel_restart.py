@@ -27,8 +27,8 @@ pytestmark = [pytest.mark.broker, pytest.mark.timeout(180)]
 START = """
 import asyncio, json, os, sys
 import wslab
-from wslab.servers import echo
-from wslab.services import start_chat_servers, start_services
+from wslab.servers import echo, start_chat_servers
+from wslab.services import start_services
 
 services = await start_services(nats=False, required=True)
 chat = (await start_chat_servers(["s1"], services.redis_url))[0]

@@ -11,6 +11,7 @@ pop-up), and stops the server as Ctrl-C would (SIGTERM to the command's process 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -27,6 +28,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from websockets.asyncio.client import connect
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(1200)]
 
@@ -67,12 +69,6 @@ def fresh_copy(destination: Path) -> Path:
     return destination
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class Output:
     """Collects a process's output lines on a thread, so its pipe never fills up."""
 
@@ -104,6 +100,11 @@ class Output:
                     )
                 self._changed.wait(min(left, 1.0))
 
+    def wait_closed(self, timeout: float) -> None:
+        """Wait until every process writing to the pipe has exited (it reads end of file)."""
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), f"the command's processes still write after {timeout:g} s"
+
     def text(self) -> str:
         with self._changed:
             return "\n".join(self.lines)
@@ -132,6 +133,35 @@ def api(url: str, token: str) -> object:
     return json.loads(get(url, token)[1])
 
 
+def terminal_python(base: str, token: str) -> str:
+    """Open a JupyterLab terminal as the browser does and ask it which Python ``python`` is."""
+    request = urllib.request.Request(
+        f"{base}/api/terminals", data=b"{}", method="POST", headers={"Authorization": f"token {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        name = json.loads(response.read())["name"]
+    ws_url = f"ws{base.removeprefix('http')}/terminals/websocket/{name}?token={token}"
+
+    async def ask() -> str:
+        async with connect(ws_url) as terminal:
+            await terminal.send(
+                json.dumps(["stdin", "python -c 'import sys; print(\"PYTHON\", sys.prefix)'\r"])
+            )
+            seen = ""
+            try:
+                async with asyncio.timeout(60):
+                    async for message in terminal:
+                        kind, *rest = json.loads(message)
+                        seen += rest[0] if kind == "stdout" else ""
+                        if found := re.search(r"PYTHON (/\S+)", seen):
+                            return found.group(1)
+            except TimeoutError:
+                raise AssertionError(f"the terminal never answered: {seen!r}") from None
+        raise AssertionError(f"the terminal closed before answering: {seen!r}")
+
+    return asyncio.run(ask())
+
+
 def test_the_readme_main_command_serves_the_course_from_a_fresh_copy(tmp_path: Path) -> None:
     command = readme_main_command()
     assert command.startswith("make "), command
@@ -140,7 +170,7 @@ def test_the_readme_main_command_serves_the_course_from_a_fresh_copy(tmp_path: P
     lessons = sorted(path.name for path in (REPO / "notebooks" / "learner").glob("*.ipynb"))
     assert len(lessons) >= 6
 
-    port, token = free_port(), os.urandom(16).hex()
+    token = os.urandom(16).hex()
     runtime = tmp_path / "jupyter-runtime"
     env = {
         key: value
@@ -148,7 +178,7 @@ def test_the_readme_main_command_serves_the_course_from_a_fresh_copy(tmp_path: P
         if key not in {"VIRTUAL_ENV", "PYTHONPATH", "MAKEFLAGS", "MAKELEVEL", "MFLAGS"}
     }
     env.update(
-        JUPYTER_PORT=str(port),
+        JUPYTER_PORT="0",  # a port the system chooses: the server prints which
         JUPYTER_PORT_RETRIES="0",
         JUPYTER_TOKEN=token,
         # A throw-away Jupyter home: nothing from an earlier run (workspaces, settings) helps.
@@ -171,7 +201,9 @@ def test_the_readme_main_command_serves_the_course_from_a_fresh_copy(tmp_path: P
     try:
         match = output.wait_for(r"(http://[^/\s:]+:\d+)(/lab\S*)\?token=(\S+)", INSTALL_AND_START_TIMEOUT)
         base, path, shown = match.groups()
-        assert base == f"http://127.0.0.1:{port}", f"JupyterLab should bind 127.0.0.1 only: {base}"
+        bound = re.fullmatch(r"http://127\.0\.0\.1:(\d+)", base)
+        assert bound, f"JupyterLab should bind 127.0.0.1 only: {base}"
+        port = int(bound.group(1))
         assert path == f"/lab/tree/{LESSON_01}", f"the printed address should open lesson 01: {match[0]}"
         assert shown in (token, "..."), shown  # a token given in JUPYTER_TOKEN is printed as "..."
         assert "--allow-root" in output.text() or os.getuid() != 0
@@ -199,6 +231,9 @@ def test_the_readme_main_command_serves_the_course_from_a_fresh_copy(tmp_path: P
         assert defaults["fetchNews"] == "false" and defaults["checkForUpdates"] is False, defaults
         assert settings["settings"] == {}, "the course changed the learner's own settings"
 
+        # A terminal opened in JupyterLab runs the course's Python, as lessons 01 and 05 say.
+        assert Path(terminal_python(base, token)) == copy / ".venv"
+
         # What a browser started by the command opens: the same page.
         opened = [page.read_text() for page in runtime.glob("jpserver-*open.html")]
         assert any(f"/lab/tree/{LESSON_01}" in page for page in opened), opened
@@ -211,6 +246,8 @@ def test_the_readme_main_command_serves_the_course_from_a_fresh_copy(tmp_path: P
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             raise AssertionError(f"make lab did not stop within {STOP_TIMEOUT:g} s of SIGTERM") from None
+        # make may exit first; JupyterLab (same process group) closes its kernels and terminals.
+        output.wait_closed(STOP_TIMEOUT)
 
     assert "Shutting down" in output.text(), output.text()[-2000:]
     with socket.socket() as probe:

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import TIMEOUT, close_code, stop_servers  # noqa: F401  (stop_servers: autouse fixture)
+from helpers import MS, TIMEOUT, assert_stays, close_code
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
@@ -24,6 +24,8 @@ from wslab.core.forwarded import client_address
 from wslab.services.nginx import NginxServer, find_nginx, nginx_config
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="clients bind 127.0.0.5: Linux only")
+#: nginx's proxy_read_timeout in the tests: whole seconds (nginx reads "1s", not "0.5s").
+READ_TIMEOUT = max(1, round(1_000 * MS))
 
 
 @pytest.fixture
@@ -83,15 +85,17 @@ async def test_a_websocket_through_nginx_and_the_real_client_address(nginx: Path
 
 
 async def test_nginx_cuts_a_quiet_websocket_unless_the_heartbeat_is_faster(nginx: Path) -> None:
-    quiet = await _nginx_in_front(nginx, read_timeout=1, ping_interval=None)
+    quiet = await _nginx_in_front(nginx, read_timeout=READ_TIMEOUT, ping_interval=None)
     async with connect(quiet.url, ping_interval=None) as ws:
         await ws.recv()
-        assert await close_code(ws, timeout=TIMEOUT) == 1006  # nginx closed TCP: no close frame
+        assert (
+            await close_code(ws, timeout=READ_TIMEOUT + TIMEOUT) == 1006
+        )  # nginx closed TCP: no close frame
     await quiet.stop()
-    beating = await _nginx_in_front(nginx, read_timeout=1, ping_interval=0.2)
+    beating = await _nginx_in_front(nginx, read_timeout=READ_TIMEOUT, ping_interval=READ_TIMEOUT / 5)
     async with connect(beating.url, ping_interval=None) as ws:
         await ws.recv()
-        await asyncio.sleep(3)  # three read timeouts of silence but for the server's pings
-        assert ws.state is State.OPEN
+        # Three read timeouts of silence but for the server's pings: nginx never cuts it.
+        await assert_stays(lambda: ws.state is State.OPEN, 3 * READ_TIMEOUT, what="the connection is open")
         await ws.send("still here")
         assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "still here"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_room import Broker, Clock, hello, live_member, no_backlog, shell, texts
+from helpers import Clock, NumberingBroker, hello, live_member, no_backlog, shell, texts
 
 from wslab.core.actions import Publish, Send
 from wslab.core.presence import PresencePolicy
@@ -114,7 +114,7 @@ def test_who_in_the_plain_dialect_is_just_a_chat_message() -> None:
 
 def test_two_servers_rooms_learn_each_other_s_people_from_the_events_they_share() -> None:
     """What two servers sharing a broker see: every event, numbered once, in one order."""
-    broker = Broker()
+    broker = NumberingBroker()
     a, clock = room_of(3, server_id="A")
     b, _ = room_of(3, server_id="B")
     live_member(b, "bea")  # a client of server B, whose join B published
@@ -153,7 +153,7 @@ def test_two_servers_rooms_learn_each_other_s_people_from_the_events_they_share(
 
 
 def test_chat_messages_keep_their_exact_numbering_between_coalesced_presence_events() -> None:
-    broker = Broker()
+    broker = NumberingBroker()
     room, clock = room_of(1)
     welcome, _ = arrive(room, "ana")
     session = ChatSession("ana")

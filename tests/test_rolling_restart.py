@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from helpers import stop_servers, wait_for  # noqa: F401  (stop_servers: autouse fixture)
+from helpers import TIMEOUT, wait_for
 from websockets.frames import CloseCode
 
 from wslab.clients.chat import ChatClient
@@ -21,23 +21,24 @@ async def test_a_rolling_restart_loses_and_duplicates_nothing(redis_url: str) ->
     await asyncio.gather(*(server.start() for server in servers))
     balancer = await Balancer.start([(s.host, s.port) for s in servers])
     people = {name: ChatClient(balancer.url, name).start() for name in ("ana", "ben", "cleo")}
-    await wait_for(lambda: all(p.live for p in people.values()), timeout=10)
+    await wait_for(lambda: all(p.live for p in people.values()), timeout=2 * TIMEOUT)
     assert {p.server for p in people.values()} == {"r1", "r2"}  # spread over both
     said = [f"m{i}" for i in range(60)]
 
     async def ana_talks() -> None:
         for text in said:
             await people["ana"].send(text)
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.02)  # paces the stream; not synchronisation
 
     talking = asyncio.create_task(ana_talks())
     for server in servers:
         await server.restart()  # SIGTERM: its clients get 1012 and come back through the balancer
     await talking
     for name, person in people.items():
-        await wait_for(lambda p=person: p.texts(author="ana") == said, timeout=15, what=f"{name} has all")
+        has_all = lambda p=person: p.texts(author="ana") == said  # noqa: E731
+        await wait_for(has_all, timeout=3 * TIMEOUT, what=f"{name} has all")
         assert person.tracker.duplicates == 0 and person.tracker.missing == []
-    await wait_for(lambda: not people["ana"].unacknowledged, timeout=10)
+    await wait_for(lambda: not people["ana"].unacknowledged, timeout=2 * TIMEOUT)
     codes = [code for p in people.values() for code, _ in p.closes]
     assert codes and set(codes) == {CloseCode.SERVICE_RESTART}
     for person in people.values():

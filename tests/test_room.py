@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
-from collections import deque
-from itertools import count
 
 import pytest
+from helpers import Clock, NumberingBroker, hello, live_member, no_backlog, say, texts
 
-from wslab.core.actions import Action, Close, FanOut, FetchHistory, GoLive, OverflowPolicy, Publish, Send
+from wslab.core.actions import (
+    CheckBroker,
+    CheckInDoubt,
+    Close,
+    FetchHistory,
+    GoLive,
+    OverflowPolicy,
+    Publish,
+    Send,
+)
 from wslab.core.auth import Tokens
 from wslab.core.close_codes import AppCloseCode
 from wslab.core.heartbeat import HeartbeatPolicy
@@ -17,76 +25,6 @@ from wslab.core.member import Member
 from wslab.core.protocol import Ack, Dialect, Error, HistoryLost, Live, Reset, Welcome
 from wslab.core.room import ChatRoom
 from wslab.core.room_event import BrokerReset, EventKind, RoomEvent
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Broker:
-    """Numbers events like a real broker would: the room never numbers anything itself."""
-
-    def __init__(self) -> None:
-        self.seqs = count(1)
-
-    def number(self, event: RoomEvent) -> RoomEvent:
-        return event.with_seq(next(self.seqs))
-
-
-def hello(name: str, **fields: object) -> str:
-    return json.dumps({"type": "hello", "name": name, **fields})
-
-
-def say(text: str, ref: str = "") -> str:
-    return json.dumps({"type": "chat", "text": text, "ref": ref})
-
-
-def shell(room: ChatRoom, actions: list[Action], last_seq: int = 0) -> list[Action]:
-    """What the chat server does with the room's actions, without sockets or a broker: history
-    is the room's ``last_seq`` and nothing before it; sends are done at once; published events
-    are handed back. Returns the actions that reach the outside: sends, closes, publishes."""
-    out: list[Action] = []
-    todo = deque(actions)
-    while todo:
-        action = todo.popleft()
-        match action:
-            case FetchHistory(member):
-                todo.extendleft(reversed(room.history_arrived(member, last_seq, [])))
-            case GoLive(member):
-                todo.extendleft(reversed(room.go_live(member)))
-            case Publish(event):
-                room.published(event)
-                out.append(action)
-            case _:
-                out.append(action)
-    return out
-
-
-def live_member(room: ChatRoom, name: str, first: str | None = None, seq: int = 0) -> Member:
-    """Admit ``name``, welcome it at ``seq`` and take it live, as the server does."""
-    actions = shell(room, room.hello(f"conn-{name}", first if first is not None else hello(name)), seq)
-    assert name in room.members, actions
-    return room.members[name]
-
-
-def texts(plan: FanOut) -> dict[str, list[str]]:
-    """Who receives what in a fan-out: member name -> texts."""
-    received: dict[str, list[str]] = {}
-    for delivery in plan.deliveries.values():
-        for member in delivery.to:
-            received.setdefault(member.name, []).append(delivery.text)
-    return received
-
-
-def no_backlog(member: Member) -> int:
-    return 0
-
 
 # --- admission --------------------------------------------------------------------------
 
@@ -230,7 +168,7 @@ def test_the_rate_limit_closes_with_1008_and_pongs_do_not_count() -> None:
 
 
 def test_a_resent_ref_is_acknowledged_not_published_twice() -> None:
-    room, broker = ChatRoom(clock=Clock()), Broker()
+    room, broker = ChatRoom(clock=Clock()), NumberingBroker()
     ana = live_member(room, "ana")
     [publish] = room.receive(ana.connection, say("once", "ana-1"))
     numbered = broker.number(publish.event)  # type: ignore[union-attr]
@@ -308,14 +246,16 @@ def test_too_many_events_waiting_during_a_replay_count_as_too_slow() -> None:
 
 
 def test_a_broker_reset_starts_a_new_epoch_for_everyone_and_later_events_arrive() -> None:
-    room, broker = ChatRoom(clock=Clock()), Broker()
+    room, broker = ChatRoom(clock=Clock()), NumberingBroker()
     ana, _ = live_member(room, "ana"), live_member(room, "ben")
     plain = live_member(room, "pat", "pat")
     for text in ("a", "b", "c"):
         room.fan_out(broker.number(RoomEvent(EventKind.CHAT, "ben", text)), no_backlog)
     assert ana.last_seq == 3
     plan = room.reset(BrokerReset("lobby", 0))
-    assert texts(plan) == {"ana": [Reset(0).to_json()], "ben": [Reset(0).to_json()]}  # plain: no such line
+    # Each json client is told after which seq of the old numbering it may have missed some (plain: no line).
+    assert texts(plan) == {"ana": [Reset.lost(0, 3).to_json()], "ben": [Reset.lost(0, 3).to_json()]}
+    assert "messages after seq 3 that had not reached you are gone" in Reset.lost(0, 3).text
     after = RoomEvent(EventKind.CHAT, "ben", "after the reset", seq=1)
     assert texts(room.fan_out(after, no_backlog)) == {
         "ana": [after.to_wire()],
@@ -326,13 +266,14 @@ def test_a_broker_reset_starts_a_new_epoch_for_everyone_and_later_events_arrive(
 
 
 def test_a_message_whose_ack_was_lost_in_a_reset_is_acknowledged_and_never_published_again() -> None:
-    room, broker = ChatRoom(clock=Clock()), Broker()
+    room, broker = ChatRoom(clock=Clock()), NumberingBroker()
     ana, ben = live_member(room, "ana"), live_member(room, "ben")
     [publish] = room.receive(ana.connection, say("lost ack", "ana-1"))
     room.published(broker.number(publish.event))  # type: ignore[union-attr]
     # The broker restarts empty before the subscription delivered seq 1: in doubt for now.
     plan = room.reset(BrokerReset("lobby", 0))
-    assert texts(plan) == {"ana": [Reset(0).to_json()], "ben": [Reset(0).to_json()]}
+    assert texts(plan) == {"ana": [Reset.lost(0, 0).to_json()], "ben": [Reset.lost(0, 0).to_json()]}
+    assert plan.actions == [CheckInDoubt(0)]  # read the new numbering from ana's seq on
     # The client resends anyway (say, it reconnected first): not published again.
     assert room.receive(ana.connection, say("lost ack", "ana-1")) == []
     # The new numbering reaches seq 1 with another message: ana's died with the old broker.
@@ -347,30 +288,100 @@ def test_a_message_whose_ack_was_lost_in_a_reset_is_acknowledged_and_never_publi
 
 def test_a_message_the_new_broker_numbered_before_the_reset_arrived_is_delivered_not_called_lost() -> None:
     """A publish can return from the broker that came back before the subscription says it reset."""
-    room, broker = ChatRoom(clock=Clock()), Broker()
+    room, broker = ChatRoom(clock=Clock()), NumberingBroker()
     ana = live_member(room, "ana")
     for text in ("a", "b"):
         room.fan_out(broker.number(RoomEvent(EventKind.CHAT, "ben", text)), no_backlog)
     [publish] = room.receive(ana.connection, say("just after the crash", "ana-1"))
     numbered = publish.event.with_seq(1)  # type: ignore[union-attr]
     room.published(numbered)  # seq 1 of the NEW numbering, which the room does not know of yet
-    assert texts(room.reset(BrokerReset("lobby", 0))) == {"ana": [Reset(0).to_json()]}
+    assert texts(room.reset(BrokerReset("lobby", 0))) == {"ana": [Reset.lost(0, 2).to_json()]}
     assert texts(room.fan_out(numbered, no_backlog)) == {"ana": ['{"type":"ack","seq":1,"ref":"ana-1"}']}
     # A resend is acknowledged again under its number, not published twice.
     assert room.receive(ana.connection, say("just after the crash", "ana-1")) == [Send(ana, Ack(1, "ana-1"))]
     assert room.stats.published == 1
 
 
-def test_a_reset_during_a_replay_takes_effect_in_order() -> None:
+def test_a_reset_while_a_client_joins_sends_it_away_to_join_again() -> None:
+    """Its replay may be of the old numbering or the new one: it starts again, cleanly."""
     room = ChatRoom(clock=Clock())
     [fetch] = room.hello("c1", hello("ana", resume=5))
     member = fetch.member
     room.history_arrived(member, 9, [])
-    room.reset(BrokerReset("lobby", 0))
-    fresh = RoomEvent(EventKind.JOIN, "ben", seq=1)
-    room.fan_out(fresh, no_backlog)
-    assert room.go_live(member) == [Send(member, Reset(0)), Send(member, fresh), GoLive(member)]
-    assert room.go_live(member)[0] == Send(member, Live(1))
+    plan = room.reset(BrokerReset("lobby", 0))
+    reason = "the room's history was reset while you joined; try again"
+    assert plan.actions == [Close(member, 1013, reason)] and texts(plan) == {}
+    assert room.go_live(member) == [] and room.users == []
+
+
+def test_a_message_in_doubt_is_settled_by_reading_the_new_numbering_not_by_waiting_for_it() -> None:
+    """A quiet room: the new numbering never reaches the old seq, yet the author hears at once."""
+    room, broker = ChatRoom(clock=Clock()), NumberingBroker()
+    ana, ben = live_member(room, "ana"), live_member(room, "ben")
+    for text in ("a", "b", "c"):
+        room.fan_out(broker.number(RoomEvent(EventKind.CHAT, "ben", text)), no_backlog)
+    gone, kept = (room.receive(m.connection, say(m.name, f"{m.name}-1"))[0] for m in (ana, ben))
+    room.published(gone.event.with_seq(4))  # type: ignore[union-attr]  # by the broker that died
+    room.published(kept.event.with_seq(1))  # type: ignore[union-attr]  # by the one that came back
+    plan = room.reset(BrokerReset("lobby", 0))
+    assert plan.actions == [CheckInDoubt(0)]  # both undelivered: read the new numbering from 1 on
+    # The new numbering has ben's message under 1, and not ana's under 4: it died with the old broker.
+    new_numbering = [kept.event.with_seq(1)]  # type: ignore[union-attr]
+    assert room.in_doubt_checked(new_numbering) == [Send(ana, Ack(0, "ana-1"))]
+    assert room.receive(ana.connection, say("ana", "ana-1")) == [Send(ana, Ack(0, "ana-1"))]
+    assert texts(room.fan_out(new_numbering[0], no_backlog)) == {
+        "ana": [new_numbering[0].to_wire()],
+        "ben": ['{"type":"ack","seq":1,"ref":"ben-1"}'],
+    }
+
+
+def resuming(room: ChatRoom, name: str, resume: int, last: str | None) -> Member:
+    fields: dict[str, object] = {"resume": resume} if last is None else {"resume": resume, "last": last}
+    [fetch] = room.hello(f"c-{name}", hello(name, **fields))
+    assert isinstance(fetch, FetchHistory)
+    assert fetch.after == (resume - 1 if last else resume)  # with a fingerprint: that event too
+    return fetch.member
+
+
+def test_a_resume_from_a_numbering_the_broker_lost_is_told_and_replays_the_new_one() -> None:
+    room = ChatRoom(clock=Clock())
+    new = [RoomEvent(EventKind.CHAT, "ben", f"new {seq}", seq=seq) for seq in (1, 2, 3)]
+    # Away at seq 7 of the old numbering; the new one has reached 3: past it, certainly old.
+    member = resuming(room, "cleo", 7, None)
+    assert room.history_arrived(member, 3, []) == [FetchHistory(member, 0)]  # the new numbering, first
+    welcome, reset, *replay = room.history_arrived(member, 3, new)
+    assert isinstance(welcome, Send) and welcome.message.seq == 3  # type: ignore[union-attr]
+    assert reset == Send(member, Reset.lost(0, 7))
+    assert replay == [*(Send(member, e) for e in new), GoLive(member)]
+    # Away at seq 2 of the old numbering, which the new one has reached with another event.
+    old_two = RoomEvent(EventKind.CHAT, "ana", "old 2", seq=2)
+    member = resuming(room, "dan", 2, old_two.fingerprint)
+    assert room.history_arrived(member, 3, new[1:]) == [FetchHistory(member, 0)]
+    assert room.history_arrived(member, 3, new)[1] == Send(member, Reset.lost(0, 2))
+
+
+def test_a_server_whose_subscription_has_not_seen_the_reset_yet_sends_newcomers_away_for_a_moment() -> None:
+    room, broker = ChatRoom(clock=Clock()), NumberingBroker()
+    live_member(room, "ana")
+    for text in ("a", "b", "c", "d"):
+        room.fan_out(broker.number(RoomEvent(EventKind.CHAT, "ben", text)), no_backlog)
+    # The broker came back empty and has numbered 2 events; this room is still at seq 4.
+    [fetch] = room.hello("c-cleo", hello("cleo"))
+    check, close = room.history_arrived(fetch.member, 2, [])
+    assert close == Close(fetch.member, 1013, "this server is catching up with its message broker; try again")
+    assert check == CheckBroker()  # and its subscription looks at the room again
+    # The same seq with another event under it gives it away too.
+    other = RoomEvent(EventKind.CHAT, "eve", "not d", seq=4)
+    [fetch] = room.hello("c-dan", hello("dan", resume=3, last="00000000"))
+    assert isinstance(room.history_arrived(fetch.member, 4, [other])[-1], Close)
+
+
+def test_a_resume_whose_event_is_the_broker_s_goes_on_after_it() -> None:
+    room = ChatRoom(clock=Clock())
+    new = [RoomEvent(EventKind.CHAT, "ben", f"new {seq}", seq=seq) for seq in (1, 2, 3)]
+    member = resuming(room, "cleo", 2, new[1].fingerprint)
+    _, *rest = room.history_arrived(member, 3, new[1:])
+    assert rest == [Send(member, new[2]), GoLive(member)]
 
 
 # --- presence, leaving, heartbeat ---------------------------------------------------------
@@ -412,16 +423,17 @@ def test_the_heartbeat_pings_live_json_clients_and_drops_the_silent_ones() -> No
     assert list(room.dead_after) == [4.0] and room.users == ["ben", "pat"]
 
 
-def test_fan_out_learns_from_other_servers_events_its_own_were_learned_when_published() -> None:
+def test_fan_out_learns_another_server_s_refs_so_a_resend_here_is_acknowledged() -> None:
     room = ChatRoom(server_id="s1", clock=Clock())
+    ana = live_member(room, "ana")
     mine = RoomEvent(EventKind.CHAT, "ana", "hi", seq=1, via="s1", ref="ana-1")
     theirs = RoomEvent(EventKind.CHAT, "bob", "hi", seq=2, via="s2", ref="bob-1")
     room.published(mine)  # as the shell does when the broker answers the publish
-    learned: list[RoomEvent] = []
-    room.published = learned.append  # type: ignore[method-assign]
     room.fan_out(mine, no_backlog)
     room.fan_out(theirs, no_backlog)
-    assert learned == [theirs]
+    bob = live_member(room, "bob", seq=2)  # bob's server died; he comes here and resends
+    assert room.receive(bob.connection, say("hi", "bob-1")) == [Send(bob, Ack(2, "bob-1"))]
+    assert room.receive(ana.connection, say("hi", "ana-1")) == [Send(ana, Ack(1, "ana-1"))]
 
 
 def test_a_member_whose_join_never_went_out_leaves_without_a_leave() -> None:

@@ -6,11 +6,10 @@ import asyncio
 import logging
 
 import pytest
-from helpers import (  # noqa: F401  (stop_servers: autouse fixture)
+from helpers import (
     TIMEOUT,
     close_code,
     refuses_connections,
-    stop_servers,
     wait_for,
 )
 from websockets.asyncio.client import ClientConnection, connect

@@ -18,20 +18,17 @@ either.
 
 from __future__ import annotations
 
-import html
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import nbclient
-import nbformat
 import pytest
+from helpers import WIDGET_STATE, plain
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks" / "complete"
 LESSONS = sorted(NOTEBOOKS.glob("*.ipynb"))
-WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 PRIVATE = re.compile(r"/(?:root|home|work|tmp|Users)/|token=")
 
 # What each view (wslab/widgets.py) renders when it has nothing to show.
@@ -56,11 +53,6 @@ class SavedView:
 def saved_state(notebook: Path) -> dict[str, Any]:
     metadata = json.loads(notebook.read_text(encoding="utf-8"))["metadata"]
     return metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
-
-
-def plain(html_text: str) -> str:
-    """The text an HTML widget shows: tags dropped, entities decoded."""
-    return html.unescape(re.sub(r"<[^>]+>", "", html_text))
 
 
 def saved_views(state: dict[str, Any]) -> list[SavedView]:
@@ -151,6 +143,10 @@ def test_a_view_saves_what_it_showed_when_the_notebook_ended(tmp_path: Path) -> 
         "async with connect(server.url) as ws:\n    await ws.send('hello')\n    reply = await ws.recv()",
         "stopped = await wslab.stop_all()",
     ]
+    # Imported here: nbformat's schema validation costs every xdist worker seconds at collection.
+    import nbclient
+    import nbformat
+
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in cells])
     client = nbclient.NotebookClient(
         notebook, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}

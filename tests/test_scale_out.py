@@ -20,13 +20,12 @@ import re
 from collections.abc import AsyncIterator
 
 import pytest
-from chat_contract import Clients, assert_complete_transcript
-from helpers import (  # noqa: F401  (stop_servers: autouse fixture)
+from helpers import (
     TIMEOUT,
+    Clients,
+    assert_complete_transcript,
     own_broker_server,
     refuses_connections,
-    stop_servers,
-    unavailable,
     wait_for,
 )
 
@@ -322,7 +321,7 @@ async def test_without_a_broker_the_servers_share_an_in_process_one() -> None:
         await servers[0].crash()
         for text in sent[5:]:
             await ben.send(text)
-        await wait_for(lambda: ana.texts(author="ben") == sent, timeout=15)
+        await wait_for(lambda: ana.texts(author="ben") == sent, timeout=3 * TIMEOUT)
         assert ana.closes[-1][0] == 1006
         assert ana.url == servers[1].url
         assert ana.tracker.missing == [] and ana.tracker.duplicates == 0

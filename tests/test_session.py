@@ -41,7 +41,14 @@ def test_the_first_hello_has_no_resume_and_a_reconnect_resumes_after_the_last_se
     session.receive(encode(Welcome("ana", 4, ["ana"], "s1")))
     session.receive(event(5))
     session.disconnected()
-    assert json.loads(session.hello("tok")) == {"type": "hello", "name": "ana", "resume": 5, "token": "tok"}
+    last = RoomEvent(EventKind.CHAT, "ben", "hi").fingerprint  # the event under 5: checked by the server
+    assert json.loads(session.hello("tok")) == {
+        "type": "hello",
+        "name": "ana",
+        "resume": 5,
+        "last": last,
+        "token": "tok",
+    }
     assert session.resumed_after == 5
 
 
@@ -96,10 +103,26 @@ def test_an_ack_with_seq_0_empties_the_outbox_without_recording_a_number() -> No
     assert session.unacknowledged == [] and session.events == []
 
 
-def test_a_welcome_with_a_lower_seq_starts_a_new_epoch() -> None:
+def test_a_welcome_with_a_lower_seq_is_noted_and_the_reset_after_it_starts_a_new_epoch() -> None:
     session = welcomed(10)
     session.receive(encode(Welcome("ana", 2, [], "s1")))
-    assert session.tracker.last == 2 and "history restarted" in session.notices[-1]
+    assert session.tracker.last == 10 and "numbering went back to seq 2" in session.notices[-1]
+    session.receive(encode(Reset.lost(0, 10)))  # what the server sends next
+    assert session.tracker.last == 0 and session.lost_after_reset == [10]
+    assert "messages after seq 10 that had not reached you are gone" in session.notices[-1]
+    session.receive(event(1, text="new 1"))
+    assert session.texts() == ["new 1"] and session.tracker.duplicates == 0
+
+
+def test_a_reconnect_names_the_event_it_resumes_after_so_the_server_can_check_it() -> None:
+    session = welcomed(4)
+    session.receive(event(5, text="the last one"))
+    hello = json.loads(session.hello())
+    assert (
+        hello["resume"] == 5 and hello["last"] == RoomEvent(EventKind.CHAT, "ben", "the last one").fingerprint
+    )
+    session.receive(encode(HistoryLost(6, 9, "gone")))  # no event under 9 to name
+    assert "last" not in json.loads(session.hello())
 
 
 def test_history_lost_is_recorded_as_missing() -> None:

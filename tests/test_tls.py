@@ -11,7 +11,7 @@ import asyncio
 import ssl
 
 import pytest
-from helpers import LocalCA, stop_servers, wait_for  # noqa: F401  (stop_servers: autouse fixture)
+from helpers import LocalCA, wait_for
 from websockets.asyncio.client import connect
 
 import wslab

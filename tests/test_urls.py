@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -83,24 +84,48 @@ def test_the_server_is_matched_by_the_nearest_pid_in_the_lineage() -> None:
     assert remote.origins == ["https://jupyter.example:8443"]
 
 
+#: A child of this process that answers, for each line of JSON environment variables it reads,
+#: what :mod:`wslab.runtime.urls` decides there. One process for the module: importing
+#: jupyter_server (as ``urls.here()`` does) costs seconds of CPU, once.
 HELPER = """
-import json
+import json, os, sys
 from wslab.runtime import urls
-place = urls.here()
-print(json.dumps({"kind": place.kind.value, "url": urls.browser_url(8000, "page"),
-                  "ws": urls.browser_ws_url(8000), "origins": urls.notebook_origins()}))
+for line in sys.stdin:
+    for name in [n for n in os.environ if n.startswith(("JUPYTERHUB_", "JPY_"))]:
+        del os.environ[name]
+    os.environ.update(json.loads(line))
+    urls.here.cache_clear()  # decided afresh, as in a new kernel
+    place = urls.here()
+    print(json.dumps({"kind": place.kind.value, "url": urls.browser_url(8000, "page"),
+                      "ws": urls.browser_ws_url(8000), "origins": urls.notebook_origins()}), flush=True)
 """
 
 
-def run_helper(runtime: Path, **env: str) -> dict[str, object]:
-    """What :mod:`wslab.runtime.urls` decides in a child of this process, given ``runtime`` and ``env``."""
+@pytest.fixture(scope="module")
+def helper() -> Iterator[subprocess.Popen[str]]:
+    """The child process of this one that runs :data:`HELPER`."""
     child_env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTERHUB_", "JPY_"))}
-    child_env.update(JUPYTER_RUNTIME_DIR=str(runtime), **env)
-    result = subprocess.run(
-        [sys.executable, "-c", HELPER], env=child_env, capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    with subprocess.Popen(
+        [sys.executable, "-c", HELPER],
+        env=child_env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as child:
+        yield child
+        assert child.stdin is not None
+        child.stdin.close()
+        child.wait(timeout=60)
+
+
+def run_helper(helper: subprocess.Popen[str], runtime: Path, **env: str) -> dict[str, object]:
+    """What :mod:`wslab.runtime.urls` decides in a child of this process, given ``runtime`` and ``env``."""
+    assert helper.stdin is not None and helper.stdout is not None
+    helper.stdin.write(json.dumps({"JUPYTER_RUNTIME_DIR": str(runtime), **env}) + "\n")
+    helper.stdin.flush()
+    answer = helper.stdout.readline()  # bounded by the suite's per-test timeout
+    assert answer, f"the helper process ended (exit status {helper.wait()})"
+    return json.loads(answer)
 
 
 def write_jpserver(runtime: Path, pid: int, base_url: str) -> None:
@@ -129,10 +154,10 @@ def write_jpserver(runtime: Path, pid: int, base_url: str) -> None:
     ],
 )
 def test_the_shell_finds_its_parent_jupyter_server(
-    tmp_path: Path, base_url: str, expected_url: str, expected_ws: str
+    helper: subprocess.Popen[str], tmp_path: Path, base_url: str, expected_url: str, expected_ws: str
 ) -> None:
     write_jpserver(tmp_path, os.getpid(), base_url)  # this test process plays the server
-    found = run_helper(tmp_path)
+    found = run_helper(helper, tmp_path)
     assert found["url"] == expected_url
     assert found["ws"] == expected_ws
     assert found["kind"] == ("local" if base_url == "/" else "prefixed")
@@ -140,11 +165,13 @@ def test_the_shell_finds_its_parent_jupyter_server(
     assert found["origins"] == expected_origins
 
 
-def test_the_shell_ignores_a_server_that_is_not_its_ancestor(tmp_path: Path) -> None:
+def test_the_shell_ignores_a_server_that_is_not_its_ancestor(
+    helper: subprocess.Popen[str], tmp_path: Path
+) -> None:
     unrelated = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         write_jpserver(tmp_path, unrelated.pid, "/user/someone/")
-        assert run_helper(tmp_path) == {
+        assert run_helper(helper, tmp_path) == {
             "kind": "local",
             "url": "http://127.0.0.1:8000/page",
             "ws": "ws://127.0.0.1:8000/ws",
@@ -155,20 +182,20 @@ def test_the_shell_ignores_a_server_that_is_not_its_ancestor(tmp_path: Path) -> 
         unrelated.wait()
 
 
-def test_the_shell_follows_the_hub_variable_first(tmp_path: Path) -> None:
+def test_the_shell_follows_the_hub_variable_first(helper: subprocess.Popen[str], tmp_path: Path) -> None:
     write_jpserver(tmp_path, os.getpid(), "/")
-    found = run_helper(tmp_path, JUPYTERHUB_SERVICE_PREFIX="/user/ana/")
+    found = run_helper(helper, tmp_path, JUPYTERHUB_SERVICE_PREFIX="/user/ana/")
     assert found["kind"] == "hub"
     assert found["url"] == "/user/ana/proxy/8000/page"
     assert found["origins"] == []
 
 
-def test_jpy_parent_pid_alone_decides_when_set(tmp_path: Path) -> None:
+def test_jpy_parent_pid_alone_decides_when_set(helper: subprocess.Popen[str], tmp_path: Path) -> None:
     """A kernel that nbclient launched (JPY_PARENT_PID = nbclient's process) from a Jupyter
     terminal has the Jupyter server among its ancestors, but is not that server's kernel."""
     write_jpserver(tmp_path, os.getpid(), "/user/learner/")
-    assert run_helper(tmp_path, JPY_PARENT_PID="1")["kind"] == "local"
-    assert run_helper(tmp_path, JPY_PARENT_PID=str(os.getpid()))["kind"] == "prefixed"
+    assert run_helper(helper, tmp_path, JPY_PARENT_PID="1")["kind"] == "local"
+    assert run_helper(helper, tmp_path, JPY_PARENT_PID=str(os.getpid()))["kind"] == "prefixed"
 
 
 def test_the_where_report_says_what_works_where() -> None:

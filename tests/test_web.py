@@ -8,126 +8,34 @@ Waits are conditions with deadlines; nothing sleeps to let something happen.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import logging
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
-from helpers import (  # noqa: F401  (stop_servers: autouse fixture)
+from helpers import (
     TIMEOUT,
     backlogs,
     close_code,
     refuses_connections,
-    stop_servers,
     wait_for,
 )
-from websockets.asyncio.client import ClientConnection, connect
+from support.web_app import Web, chat_texts, hello, message_of_type, receive, start_web
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Origin
 
 import wslab
-from wslab import EventLog
-from wslab.clients.chat import ChatClient
 from wslab.core.auth import Tokens
 from wslab.servers.chat import ChatServer
-from wslab.servers.web import AsgiServerHandle, create_app, serve_web
+from wslab.servers.web import create_app, serve_web
 
 ALLOWED = "https://allowed.example"
 #: Loggers of the test's own clients: they log the URLs they request, as clients do.
 CLIENT_LOGGERS = ("httpx", "httpcore", "websockets.client")
-
-
-@dataclass
-class Web:
-    """A served app and what a test needs to talk to it."""
-
-    handle: AsgiServerHandle
-    chat: ChatServer
-    log: EventLog
-
-    @property
-    def ws_url(self) -> str:
-        return self.handle.ws_url
-
-    @property
-    def origin(self) -> str:
-        return f"http://127.0.0.1:{self.handle.port}"
-
-    def http(self, **options: Any) -> httpx.AsyncClient:
-        # trust_env=False: a proxy configured in the environment must not see these requests.
-        return httpx.AsyncClient(base_url=self.handle.url, trust_env=False, timeout=TIMEOUT, **options)
-
-    async def token(self, name: str, **body: str) -> str:
-        async with self.http() as http:
-            response = await http.post("/api/token", json={"name": name, **body})
-        assert response.status_code == 200, response.text
-        return response.json()["token"]
-
-    async def join(self, name: str, **options: Any) -> ClientConnection:
-        """A raw json-dialect user with a valid token, live in the room."""
-        connection = await connect(self.ws_url, **options)
-        await hello(connection, name, token=await self.token(name))
-        welcome = await until(connection, "welcome")
-        assert welcome["name"] == name
-        await until(connection, "live")
-        return connection
-
-    def client(self, name: str) -> ChatClient:
-        """A started ChatClient that fetches its token over HTTP before each hello."""
-
-        async def get_token() -> str:
-            return await self.token(name)
-
-        return ChatClient(
-            self.ws_url, name, get_token=get_token, delays=lambda: itertools.repeat(0.01)
-        ).start()
-
-
-async def start_web(
-    chat: ChatServer | None = None,
-    *,
-    name: str = "web",
-    port: int = 0,
-    max_message: int = 64 * 1024,
-    **app_options: Any,
-) -> Web:
-    chat = chat or ChatServer(server_id="web")
-    log = app_options.pop("log", None) or EventLog()
-    app = create_app(chat, log=log, **app_options)
-    handle = await serve_web(app, name=name, host="127.0.0.1", port=port, max_message=max_message)
-    return Web(handle, chat, log)
-
-
-async def hello(connection: ClientConnection, name: str, **fields: object) -> None:
-    await connection.send(json.dumps({"type": "hello", "name": name, **fields}))
-
-
-async def receive(connection: ClientConnection) -> dict[str, Any]:
-    return json.loads(await asyncio.wait_for(connection.recv(), TIMEOUT))
-
-
-async def until(connection: ClientConnection, kind: str, **match: object) -> dict[str, Any]:
-    """Read json messages until one of type ``kind`` (with the ``match`` fields) arrives."""
-    while True:
-        message = await receive(connection)
-        if message["type"] == kind and all(message.get(k) == v for k, v in match.items()):
-            return message
-
-
-async def chat_texts(connection: ClientConnection, count: int) -> list[str]:
-    """The next ``count`` chat texts from others that arrive, skipping everything else."""
-    texts: list[str] = []
-    while len(texts) < count:
-        message = await receive(connection)
-        if message["type"] == "chat":
-            texts.append(message["text"])
-    return texts
 
 
 async def refused_handshake(url: str, **options: Any) -> InvalidStatus:
@@ -234,6 +142,10 @@ async def test_a_join_code_is_required_when_configured() -> None:
     for refused in (missing, wrong):
         assert refused.status_code == 401
         assert refused.json()["code_required"] is True
+    # A wrong code is told apart from a missing one: the person typed something, and it is not it.
+    assert missing.json()["error"] == "this room needs its join code"
+    assert wrong.json()["error"] == "that join code is wrong"
+    assert wrong.json()["code_wrong"] is True and "code_wrong" not in missing.json()
     assert right.status_code == 200
     web.chat.room.tokens.verify(right.json()["token"], "alice")  # type: ignore[union-attr]
 
@@ -274,7 +186,7 @@ async def test_the_access_log_never_records_a_query_string(caplog: pytest.LogCap
         assert (await http.get("/health?token=SECRET123")).status_code == 200
     async with connect(f"{web.ws_url}?token=SECRET456") as ws:
         await hello(ws, "alice", token=await web.token("alice"))
-        await until(ws, "live")
+        await message_of_type(ws, "live")
     await refused_handshake(f"{web.ws_url}?token=SECRET789", origin=Origin("https://evil.example"))
     await wait_for(lambda: len(web.log) == 4, what="four requests in the access log")
 
@@ -449,9 +361,9 @@ async def test_a_flooding_client_is_closed_and_the_others_chat_on() -> None:
         assert alice.close_reason == "rate limit: at most 0.1 messages/s (bursts of 3)"
 
         assert await chat_texts(bob, 3) == ["flood 0", "flood 1", "flood 2"]
-        await until(bob, "leave", name="alice")
+        await message_of_type(bob, "leave", name="alice")
         await bob.send(json.dumps({"type": "chat", "text": "still here", "ref": "b1"}))
-        ack = await until(bob, "ack")
+        ack = await message_of_type(bob, "ack")
         assert ack["ref"] == "b1"
         assert web.chat.room.users == ["bob"]
 
@@ -462,9 +374,9 @@ async def test_an_oversized_message_closes_that_connection_with_1009() -> None:
         await alice.send(json.dumps({"type": "chat", "text": "x" * 2000}))
         assert await close_code(alice) == 1009
 
-        await until(bob, "leave", name="alice")
+        await message_of_type(bob, "leave", name="alice")
         await bob.send(json.dumps({"type": "chat", "text": "y" * 900, "ref": "b1"}))  # under the limit
-        assert (await until(bob, "ack"))["ref"] == "b1"
+        assert (await message_of_type(bob, "ack"))["ref"] == "b1"
         assert web.chat.room.users == ["bob"]
 
 
@@ -482,7 +394,7 @@ async def test_a_full_room_refuses_the_handshake_with_503_until_someone_leaves()
         await wait_for(lambda: web.chat.room.users == ["bob"], what="alice has left")
         async with await web.join("carol"):
             assert web.chat.room.users == ["bob", "carol"]
-            await until(bob, "join", name="carol")
+            await message_of_type(bob, "join", name="carol")
     assert any("WS /ws refused: HTTP 503" in line for line in log_lines(web))
 
 
@@ -533,14 +445,14 @@ async def test_a_client_that_stops_reading_is_evicted_with_4001_and_the_others_a
             assert sent < 2000, f"not evicted after {sent * 16} kB: {backlogs(web.chat)}"
             message = {"type": "chat", "text": text, "ref": str(sent)}
             await fast.send(json.dumps(message, ensure_ascii=False))
-            await until(fast, "ack", ref=str(sent))  # lock-step: the fan-out has happened
+            await message_of_type(fast, "ack", ref=str(sent))  # lock-step: the fan-out has happened
             assert await chat_texts(bystander, 1) == [text]
             sent += 1
 
         assert web.chat.room.users == ["fast", "bystander"]
-        await until(bystander, "leave", name="slow")
+        await message_of_type(bystander, "leave", name="slow")
         await fast.send(json.dumps({"type": "chat", "text": "after", "ref": "last"}))
-        await until(fast, "ack", ref="last")
+        await message_of_type(fast, "ack", ref="last")
         assert await chat_texts(bystander, 1) == ["after"]
 
         # The close frame waits behind what was queued: reading it all, the client gets 4001.
@@ -564,14 +476,14 @@ async def test_a_resume_with_a_valid_token_replaces_a_connection_still_holding_t
         # The old connection: as far as the server knows, still there (its network died
         # and nobody noticed yet).
         old = await web.join("alice")
-        await until(bob, "join", name="alice")
+        await message_of_type(bob, "join", name="alice")
         async with connect(web.ws_url) as new:
             await hello(new, "alice", token=await web.token("alice"), resume=0)
-            welcome = await until(new, "welcome")
+            welcome = await message_of_type(new, "welcome")
             assert await close_code(old) == 4002
             assert old.close_reason == "replaced by a newer connection"
             assert welcome["name"] == "alice"
-            await until(new, "live")
+            await message_of_type(new, "live")
 
             await new.send(json.dumps({"type": "chat", "text": "back", "ref": "a1"}))
             seen = [await receive(bob)]
@@ -598,14 +510,14 @@ async def test_after_an_aborted_connection_a_resume_gets_the_name_back() -> None
     token = await web.token("alice")
     old = await connect(web.ws_url)
     await hello(old, "alice", token=token)
-    await until(old, "live")
+    await message_of_type(old, "live")
     old.transport.abort()  # no close frame: the TCP connection just dies
 
     # Whether or not the server has noticed yet, the token proves the name.
     async with connect(web.ws_url) as new:
         await hello(new, "alice", token=token, resume=0)
-        assert (await until(new, "welcome"))["name"] == "alice"
-        await until(new, "live")
+        assert (await message_of_type(new, "welcome"))["name"] == "alice"
+        await message_of_type(new, "live")
         await wait_for(lambda: web.chat.room.users == ["alice"], what="one alice")
 
 

@@ -15,8 +15,9 @@ clients as child processes (``python -m wslab.bench fanout|scale _serve|_load ..
 internal commands, not an interface). Results and their reading: ``docs/benchmarks.md``.
 
 Lesson 07 runs the poll-vs-push comparison itself: :func:`measure` runs it (a server and a
-load process, children of the kernel), :func:`summary` prints its table. They load on first
-use; the CLI's ``bench`` subcommand is in :mod:`~wslab.bench.command`.
+load process, children of the kernel), :func:`summary` prints its table. Lesson 08 reads a
+server process's memory and CPU time with :func:`process_rss_kib` and :func:`process_cpu_s`.
+They load on first use; the CLI's ``bench`` subcommand is in :mod:`~wslab.bench.command`.
 """
 
 from __future__ import annotations
@@ -26,8 +27,17 @@ from typing import TYPE_CHECKING
 from ..imports import lazy_exports
 
 if TYPE_CHECKING:
+    from .harness import process_cpu_s, process_rss_kib
     from .pollpush import measure, summary
 
-__all__ = ["measure", "summary"]
+__all__ = ["measure", "process_cpu_s", "process_rss_kib", "summary"]
 
-lazy_exports(globals(), {"measure": ".pollpush", "summary": ".pollpush"})
+lazy_exports(
+    globals(),
+    {
+        "measure": ".pollpush",
+        "process_cpu_s": ".harness",
+        "process_rss_kib": ".harness",
+        "summary": ".pollpush",
+    },
+)

@@ -113,6 +113,11 @@ class Subscription(ABC, AsyncIterator[SubscriptionItem]):
     async def close(self) -> None:
         """Stop; events published before this call are still yielded, then iteration ends."""
 
+    def recheck(self) -> None:
+        """Someone saw the broker number the room differently from what this subscription
+        yields: look at the room on the broker again (a broker whose connection drops when it
+        restarts, as Redis and NATS do, is looked at again anyway: nothing to do)."""
+
 
 class QueuedSubscription(Subscription):
     """A subscription fed through a queue: the broker's reader puts events in, the

@@ -42,6 +42,7 @@ URL: ``kafka://host:port`` (one bootstrap broker, as the course runs it).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 
 from ..core.history import HistoryTooOld
@@ -97,7 +98,9 @@ class KafkaBroker(Broker):
         # seq 0 on the wire: the offset, known once the broker appended it, is the number.
         payload = event.with_seq(0).to_json().encode()
         with self.topics.down(outcome="the event may not have been published"):
-            sent = await producer.send_and_wait(partition.topic, payload, partition=partition.partition)
+            # Bounded: a producer dropped with a broker that went away may never settle its sends.
+            async with asyncio.timeout(2 * self.topics.timeout):
+                sent = await producer.send_and_wait(partition.topic, payload, partition=partition.partition)
         return event.with_seq(sent.offset + 1)
 
     async def subscribe(self, room: str) -> Subscription:

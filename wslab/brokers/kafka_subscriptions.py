@@ -69,6 +69,10 @@ class KafkaSubscription(ResumableSubscription):
         self._generation = generation  # read before the state: a broker lost meanwhile is checked again
         self._reader = asyncio.create_task(self._read(), name=f"kafka-subscription {self.room}")
 
+    def recheck(self) -> None:
+        """Look at the room again before the next read: tansu may have renumbered it unseen."""
+        self._generation = 0
+
     def _current(self) -> bool:
         """Still the broker whose room this subscription last looked at?"""
         lifeline = self.topics.lifeline

@@ -1,5 +1,11 @@
 """Exercise checks for lesson 05: heartbeats, tried through a real :class:`~wslab.faults.FaultProxy`.
 
+The blank (``heartbeat_exercise``: the learner's ``heartbeat(connection, interval, timeout)``,
+run beside an echo loop) and the end-of-lesson exercises (``check_every_message_counts``,
+``check_watchdog``) are :class:`~wslab.checks.report.Exercise` objects, with hints and wslab's
+answer. ``check_heartbeat`` tries any echo handler with a heartbeat (``websockets``' keepalive,
+wslab's ``keep_alive``) the way the blank's check tries the learner's.
+
 Each check runs a few *trials* at once, each on its own loopback server behind its own
 proxy: a slow but alive link that must be kept, a stalled one that must be given up on
 within ``interval + timeout``, and for lesson 05's first exercise a client that talks all
@@ -25,9 +31,16 @@ from websockets.protocol import State
 
 from ..faults.proxy import FaultProxy
 from ..runtime.handles import Handler, ServerHandle, serve, wait_until
-from .report import REPLY_TIMEOUT, CheckReport, Hints, error_text
+from ..solutions import lesson05 as solutions
+from .report import REPLY_TIMEOUT, CheckReport, Hints, error_text, exercise
 
-__all__ = ["LATE_TIMERS", "check_every_message_counts", "check_heartbeat", "check_watchdog"]
+__all__ = [
+    "LATE_TIMERS",
+    "check_every_message_counts",
+    "check_heartbeat",
+    "check_watchdog",
+    "heartbeat_exercise",
+]
 
 #: Seconds allowed on top of a detection bound: the lateness of the event loop's timers.
 LATE_TIMERS = 0.5
@@ -35,6 +48,14 @@ LATE_TIMERS = 0.5
 SLOW = 0.1
 
 _trial_ids = itertools.count(1)
+
+#: Advice for what a heartbeat's trials catch, shown under the results.
+HEARTBEAT_HINTS: Hints = [
+    ("slow link", "a quiet client is alive as long as its pongs come back: count silence from the last pong"),
+    ("stalled", "a tick that finds more than `timeout` since the last pong drops the connection"),
+    ("raised", "the heartbeat runs in a task of its own: an exception there stops it for good"),
+    (None, "a task beside the echo loop: sleep(interval), ping, note the time of each pong"),
+]
 
 EVERY_MESSAGE_HINTS: Hints = [
     ("expected no pings", "note the time of every message the client sends, as you do for pongs"),
@@ -191,20 +212,93 @@ async def check_heartbeat(
     ``handler`` runs on a real server with websockets' keepalive off, unless ``serve_options``
     turn it on (``ping_interval=..., ping_timeout=...``): then the built-in keepalive is on trial.
     """
-    bound = round(interval + timeout, 3)
-    report = CheckReport("heartbeat")
-    await _run_trials(
-        report,
-        [
-            _slow_link_kept(handler, bound=bound, **serve_options),
-            _stall_dropped(handler, interval=interval, bound=bound, **serve_options),
-        ],
-    )
-    report.hint("a task beside the echo loop: sleep(interval), ping, note the time of each pong")
-    report.hint("when nothing was heard for `timeout`, drop the connection: connection.transport.abort()")
+    report = await _heartbeat_trials(handler, interval=interval, timeout=timeout, **serve_options)
+    report.hints_for(HEARTBEAT_HINTS)
     return report
 
 
+async def _heartbeat_trials(
+    handler: Handler, *, interval: float, timeout: float, **serve_options: Any
+) -> CheckReport:
+    """A slow link kept and a stall dropped, side by side, as a report with no hints yet."""
+    bound = round(interval + timeout, 3)
+    report = CheckReport("heartbeat")
+    trials: list[Awaitable[list[Line]]] = [
+        _slow_link_kept(handler, bound=bound, **serve_options),
+        _stall_dropped(handler, interval=interval, bound=bound, **serve_options),
+    ]
+    return await _run_trials(report, trials)
+
+
+# --- the blank: the learner's heartbeat, beside an echo loop ----------------------------------
+
+
+def _beside_echo(
+    heartbeat: Callable[..., Awaitable[None]], interval: float, timeout: float, errors: list[str]
+) -> Handler:
+    """The lesson's ``echo_with_heartbeat``: an echo loop, with ``heartbeat`` in a task beside it.
+
+    What the heartbeat raises (other than NotImplementedError, which the exercise reports as
+    not written yet) is noted in ``errors``, so that it reads as a line of the report, never
+    as "Task exception was never retrieved".
+    """
+
+    async def beating(connection: Any) -> None:  # a wrong signature raises here, in the task
+        await heartbeat(connection, interval, timeout)
+
+    async def echo_with_heartbeat(connection: Any) -> None:
+        beat = asyncio.create_task(beating(connection))
+        try:
+            async for message in connection:
+                await connection.send(f"Echo: {message}")
+        finally:
+            exc = beat.exception() if beat.done() and not beat.cancelled() else None
+            if exc is not None and not isinstance(exc, NotImplementedError) and error_text(exc) not in errors:
+                errors.append(error_text(exc))
+            beat.cancel()
+
+    return echo_with_heartbeat
+
+
+@exercise(
+    reference=solutions.heartbeat,
+    hints=[
+        "one loop: wait `interval` with asyncio.sleep, then decide whether the client is dead;"
+        " if it is not, ping it",
+        "`await connection.ping()` sends a ping and returns a future that is done when the pong"
+        " arrives; the future's add_done_callback() runs a function of yours at that moment",
+        "keep the time of the last pong (time.monotonic()) in a variable the callback updates"
+        " (nonlocal); start it at the time the heartbeat starts",
+        "dead means more than `timeout` since the last pong: abort the connection's transport"
+        " (no close handshake: a dead peer never answers) and return",
+        "a future that ends because the connection closed is cancelled or holds an exception:"
+        " that is not a pong, so check pong.cancelled() and pong.exception() first",
+    ],
+)
+async def heartbeat_exercise(
+    heartbeat: Callable[..., Awaitable[None]], *, interval: float, timeout: float
+) -> CheckReport:
+    """Section 2's blank: ``heartbeat(connection, interval, timeout)``, run in a task beside an
+    echo loop, keeps a quiet client on a slow link and drops a stalled one within
+    ``interval + timeout``."""
+    errors: list[str] = []
+    handler = _beside_echo(heartbeat, interval, timeout, errors)
+    report = await _heartbeat_trials(handler, interval=interval, timeout=timeout)
+    for error in errors:
+        report.add(False, f"your heartbeat raised {error}")
+    report.hints_for(HEARTBEAT_HINTS)
+    return report
+
+
+@exercise(
+    reference=solutions.every_message_counts,
+    hints=[
+        "start from your heartbeat: the same loop, the same timeout, one more source of news",
+        "note the time of every message the client sends, in the echo loop, as the pong callback does",
+        "on each turn, ping only if the client has been silent for `interval`; otherwise sleep"
+        " until it would be",
+    ],
+)
 async def check_every_message_counts(handler: Handler, *, interval: float, timeout: float) -> CheckReport:
     """Lesson 05, exercise 1: any message from the client counts as a sign of life.
 
@@ -239,6 +333,17 @@ def _ticker(every: float) -> Handler:
     return ticks
 
 
+@exercise(
+    reference=solutions.watchdog,
+    hints=[
+        "the silence that matters is the time since the last message, so wait for each message"
+        " with its own deadline",
+        "asyncio.wait_for(ws.recv(), timeout) raises TimeoutError when no message came in time;"
+        " cancelling recv() that way loses nothing",
+        "on TimeoutError: abort the connection's transport (a silent server would never answer a"
+        " close frame) and return the list",
+    ],
+)
 async def check_watchdog(
     watchdog: Callable[[ClientConnection, float], Awaitable[list[Any]]], *, timeout: float
 ) -> CheckReport:

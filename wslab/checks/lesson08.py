@@ -1,8 +1,10 @@
-"""Exercise checks for lesson 08: a heartbeat against a real idle-timeout proxy, and a SIGTERM
-handler against a real process.
+"""Exercise checks for lesson 08: the learner's standalone chat server, stopped by SIGTERM as a
+real process, and a heartbeat against a real idle-timeout proxy.
 
-Like every check, each returns a :class:`~wslab.checks.report.CheckReport` saying what held
-and what differed.
+The blank (``graceful_stop_exercise``) is a ``%%writefile`` script: the check gets its path,
+runs ``python SCRIPT PORT``, connects real clients (one of which never answers the closing
+handshake) and sends SIGTERM. Like every check, each returns a
+:class:`~wslab.checks.report.CheckReport` saying what held and what differed.
 """
 
 from __future__ import annotations
@@ -20,10 +22,13 @@ from websockets.protocol import State
 from ..core.close_codes import CloseCode
 from ..faults.proxy import FaultProxy
 from ..runtime.handles import serve
-from ..runtime.net import free_port
-from .report import FAILED, REPLY_TIMEOUT, CheckReport, Hints, call
+from ..solutions import lesson08 as solutions
+from .report import FAILED, REPLY_TIMEOUT, CheckReport, Hints, call, exercise
 
-__all__ = ["check_graceful_stop", "check_heartbeat_for_proxy"]
+__all__ = ["check_heartbeat_for_proxy", "graceful_stop_exercise"]
+
+#: wslab's answer to the blank: the lesson's script, written in full.
+CHAT_SERVER_SCRIPT = str(Path(solutions.__file__).with_name("chat_server.py"))
 
 #: Idle timeouts the interval rule is checked for: nginx's and AWS ALB's default (60 s), others, scaled down.
 TIMEOUTS = (60.0, 350.0, 240.0, 1.0)
@@ -42,11 +47,12 @@ _ON_ITS_OWN_TERMS = "loop.add_signal_handler(signal.SIGTERM, ...) lets the progr
 GRACEFUL_STOP_HINTS: Hints = [
     ("killed by SIGTERM", _ON_ITS_OWN_TERMS),
     ("got 1006", _ON_ITS_OWN_TERMS),
+    (("expected close code", ", got 10"), "the code every client gets is the one the server closes with"),
     (
-        "expected close code 1012, got 1001",
-        "server.close(code=..., reason=...) chooses the code every client gets",
+        "still running",
+        "close_timeout=... (an option of serve) bounds the wait for a client's closing handshake",
     ),
-    ("still running", "serve(..., close_timeout=...) bounds the wait for a client's closing handshake"),
+    ("nothing listens", "the script must serve on 127.0.0.1 and the port its first argument gives"),
 ]
 
 
@@ -71,6 +77,11 @@ def _interval_rules(report: CheckReport, choose: Callable[[float], float]) -> No
             report.add(True, f"{where}: ping every {interval:g} s")
 
 
+@exercise(
+    reference=solutions.ping_interval_for,
+    hints=[hint for _, hint in HEARTBEAT_HINTS],
+    title="heartbeat for a proxy's idle timeout",
+)
 async def check_heartbeat_for_proxy(choose: Callable[[float], float]) -> CheckReport:
     """Exercise 1: ``choose(idle_timeout)`` -> the server's ping interval, in seconds.
 
@@ -112,36 +123,58 @@ async def _raw_client(port: int) -> asyncio.StreamWriter:
     return writer
 
 
-async def _started(process: asyncio.subprocess.Process, port: int, timeout: float = 15) -> bool:
+async def _listening_port(process: asyncio.subprocess.Process, timeout: float = 15) -> int | None:
+    """The port ``process`` listens on, once it does; None if it exits or never listens.
+
+    Read from the process's own sockets (psutil, which IPython requires), so it is the
+    program under test that answers, never another one that took a port meanwhile.
+    """
+    import psutil
+
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
+    child = psutil.Process(process.pid)
     while loop.time() < deadline and process.returncode is None:
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            await asyncio.sleep(0.05)
-            continue
-        writer.close()
-        return True
-    return False
+        with contextlib.suppress(psutil.Error):
+            for connection in child.net_connections(kind="tcp"):
+                if connection.status == psutil.CONN_LISTEN:
+                    return connection.laddr.port
+        await asyncio.sleep(0.05)
+    return None
 
 
-async def check_graceful_stop(script: str | Path) -> CheckReport:
-    """Exercise 2: ``python script PORT`` serves WebSockets on 127.0.0.1:PORT; on SIGTERM it
-    must close every client with 1012 and exit with status 0 within 3 s, even though one
-    client never answers the closing handshake."""
+@exercise(
+    reference=CHAT_SERVER_SCRIPT,
+    hints=[
+        "asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, callback, *args) runs callback"
+        " on SIGTERM instead of dying: let it complete a future the function awaits",
+        "install the handlers before you print the address: whoever reads it may stop you at once",
+        "once the future completes, stop the server: it stops listening, then closes every client",
+        "a client that never answers holds a close for close_timeout (10 s by default): pass a smaller one",
+    ],
+    title="graceful stop on SIGTERM",
+)
+async def graceful_stop_exercise(script: str | Path, *, code: int = CloseCode.GOING_AWAY) -> CheckReport:
+    """Section 3: ``python SCRIPT PORT`` serves WebSockets on 127.0.0.1:PORT; on SIGTERM it must
+    close every client with ``code`` (1001 going away; 1012 for a restart) and exit with status 0
+    within 3 s, even though one client never answers the closing handshake.
+
+    The check passes PORT 0: the program listens on a port the system chooses, free for
+    sure, and the check reads which from the program's sockets.
+    """
     report = CheckReport("graceful stop on SIGTERM")
-    port = free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         str(script),
-        str(port),
+        "0",
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
     try:
-        if not await _started(process, port):
-            report.add(False, f"nothing listens on 127.0.0.1:{port} (python {Path(script).name} {port})")
+        port = await _listening_port(process)
+        if port is None:
+            report.add(False, f"nothing listens on 127.0.0.1: python {Path(script).name} 0 opened no port")
+            report.hints_for(GRACEFUL_STOP_HINTS)
             return report
         clients = [await connect(f"ws://127.0.0.1:{port}/") for _ in range(2)]
         stuck = await _raw_client(port)
@@ -151,9 +184,8 @@ async def check_graceful_stop(script: str | Path) -> CheckReport:
         for number, ws in enumerate(clients, 1):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(ws.wait_closed(), STOP_BOUND)
-            code = ws.close_code if ws.state is State.CLOSED else "nothing yet"
-            want = CloseCode.SERVICE_RESTART
-            report.add(code == want, f"client {number}: expected close code {int(want)}, got {code}")
+            got = ws.close_code if ws.state is State.CLOSED else "nothing yet"
+            report.add(got == code, f"client {number}: expected close code {int(code)}, got {got}")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(process.wait(), max(0.1, sent + STOP_BOUND - loop.time()))
         stuck.close()

@@ -375,6 +375,8 @@ class Exercise:
     def _subject(self) -> str:
         if (script := _script(self.reference)) is not None:
             return script.name
+        if isinstance(self.reference, tuple):  # an exercise of several functions
+            return " and ".join(part.__name__ for part in self.reference)
         return getattr(self.reference, "__name__", None) or type(self.reference).__name__
 
     def check(self, answer: Any, *args: Any, **options: Any) -> Any:
@@ -399,13 +401,15 @@ class Exercise:
         """The reference answer's source, as :meth:`solution` shows it (a script's whole text)."""
         if (script := _script(self.reference)) is not None:
             return script.read_text()
-        shown = getattr(self.reference, "__func__", self.reference)
-        return textwrap.dedent(inspect.getsource(shown))
+        parts = self.reference if isinstance(self.reference, tuple) else (self.reference,)
+        shown: list[Any] = [getattr(part, "__func__", part) for part in parts]
+        return "\n\n".join(textwrap.dedent(inspect.getsource(part)) for part in shown)
 
     def solution(self) -> None:
         """Show the reference answer (from :mod:`wslab.solutions`), highlighted in a notebook."""
         script = _script(self.reference)
-        module = inspect.getmodule(self.reference) if script is None else None
+        first = self.reference[0] if isinstance(self.reference, tuple) else self.reference
+        module = inspect.getmodule(first) if script is None else None
         where = script.name if script is not None else getattr(module, "__name__", "wslab.solutions")
         print(f"One answer (wslab's, from {where}); yours may differ and still pass:")
         try:
@@ -440,7 +444,8 @@ def exercise(
 ) -> Callable[[Callable[..., Any]], Exercise]:
     """Make a check function an :class:`Exercise` (an :class:`AsyncExercise` if it is async).
 
-    ``reference`` is wslab's answer (from :mod:`wslab.solutions`): what :meth:`Exercise.check`
+    ``reference`` is wslab's answer (from :mod:`wslab.solutions`; a tuple for an exercise of
+    several functions, a path for a script): what :meth:`Exercise.check`
     hands the cells below until the learner's passes, and what ``solution()`` shows.
     ``hints`` go from a nudge to nearly the answer, and never give it. ``title`` is the name
     its reports start with, if not the function's (``check_numbered_echo``: "numbered echo").

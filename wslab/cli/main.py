@@ -6,7 +6,7 @@ Examples::
     python -m wslab send ws://127.0.0.1:9001 hello "another message"
     python -m wslab serve chat --port 9002 --overflow drop
     python -m wslab client ws://127.0.0.1:9002 --name alice
-    python -m wslab serve web --port 8000 --public
+    python -m wslab serve web --port 8000 --public     (then type /help: kick, mute, clear)
     python -m wslab serve dashboard --port 8001 --rate 0.5
     python -m wslab services
     python -m wslab serve chat --port 9002 --broker redis://127.0.0.1:6379
@@ -18,10 +18,9 @@ import argparse
 import asyncio
 import gc
 import logging
-import secrets
 import sys
-import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI, WebSocketException
@@ -31,6 +30,7 @@ from ..brokers.base import Broker, BrokerUnavailable, broker_address
 from ..brokers.by_url import BROKER_SCHEMES, broker_from_url
 from ..clients.chat import exchange
 from ..core.actions import OverflowPolicy
+from ..core.audience import AUDIENCE
 from ..core.backoff import backoff_delays
 from ..core.close_codes import CloseCode
 from ..core.connection_log import LogEvent, LogKind, close_label
@@ -42,6 +42,7 @@ from ..runtime.tls import explain_tls_error
 from ..servers.chat import ChatServer
 from ..servers.echo import echo
 from .argtypes import positive_int
+from .instructor import audience_lines, start_moderation
 from .terminal import run_client
 
 log = logging.getLogger("wslab.cli")
@@ -60,8 +61,21 @@ def _log_listener(verbose: bool) -> Callable[[LogEvent], None]:
     return listener
 
 
+def _compression(args: argparse.Namespace) -> str | None:
+    """``--compression``: websockets' name for permessage-deflate, or None (off)."""
+    return None if args.compression == "none" else args.compression
+
+
 async def _start_echo(args: argparse.Namespace, events: EventLog) -> ServerHandle:
-    return await serve(echo, name="echo", host=args.host, port=args.port, log=events, max_size=args.max_size)
+    return await serve(
+        echo,
+        name="echo",
+        host=args.host,
+        port=args.port,
+        log=events,
+        max_size=args.max_size,
+        compression=_compression(args),
+    )
 
 
 def _chat_broker(args: argparse.Namespace) -> Broker:
@@ -117,11 +131,17 @@ async def _wait_for_broker(broker: Broker, url: str) -> None:
 async def _start_chat(args: argparse.Namespace, events: EventLog) -> ServerHandle:
     broker = _chat_broker(args)
     chat = ChatServer(broker=broker, server_id=args.id, overflow=args.overflow, max_backlog=args.max_backlog)
+    args.chat = chat  # moderated from this terminal (see _serve)
     try:
         if args.broker:
             await _wait_for_broker(broker, args.broker)
         handle = await chat.serve(
-            name="chat", host=args.host, port=args.port, log=events, max_size=args.max_size
+            name="chat",
+            host=args.host,
+            port=args.port,
+            log=events,
+            max_size=args.max_size,
+            compression=_compression(args),
         )
     except BaseException:
         await broker.close()
@@ -138,42 +158,42 @@ async def _start_chat(args: argparse.Namespace, events: EventLog) -> ServerHandl
 
 
 async def _start_web(args: argparse.Namespace, events: EventLog) -> ServerHandle:
-    from ..core.auth import Tokens
-    from ..servers.web.app import create_app
-    from ..servers.web.runner import serve_web
+    """Lesson 04's app with audience mode's limits (:data:`~wslab.core.audience.AUDIENCE`),
+    as the command line's options adjust them; ``--public`` adds a random join code."""
+    from ..core.join_code import new_join_code
+    from ..servers.web.audience import serve_audience
 
     if args.host is None:  # every interface for an audience; this machine only otherwise
         args.host = "0.0.0.0" if args.public else "127.0.0.1"
     if args.public and args.join_code is None:
-        args.join_code = f"{secrets.randbelow(10_000):04d}"
-    chat = ChatServer(
-        server_id="web",
-        max_users=args.max_users,
-        rate=(args.rate, args.burst),
-        tokens=Tokens(clock=time.time),
+        args.join_code = new_join_code(AUDIENCE.code_digits)
+    limits = replace(
+        AUDIENCE, max_users=args.max_users, rate=(args.rate, args.burst), max_message=args.max_size
     )
-    app = create_app(chat, join_code=args.join_code or None, allowed_origins=args.allow_origin, log=events)
-    handle = await serve_web(app, name="web", host=args.host, port=args.port, max_message=args.max_size)
+    handle = await serve_audience(
+        limits,
+        public=args.public,
+        join_code=args.join_code or None,
+        host=args.host,
+        port=args.port,
+        name="web",
+        log=events,
+        tls=tuple(args.tls) if args.tls else None,
+        allowed_origins=args.allow_origin,
+        trusted_proxies=args.trust_proxy,
+    )
+    args.chat = handle.chat  # moderated from this terminal (see _serve)
     log.info(
-        "web: at most %d people, %g messages/s each (bursts of %g), %d bytes per message%s",
-        args.max_users,
+        "web: at most %d people, %g messages/s each (bursts of %g), %d bytes per message, "
+        "heartbeat every %g s%s",
+        limits.max_users,
         args.rate,
         args.burst,
         args.max_size,
+        limits.heartbeat.interval,
         f", join code {args.join_code}" if args.join_code else "",
     )
     return handle
-
-
-def _audience_lines(args: argparse.Namespace, handle: ServerHandle) -> list[str]:
-    """What an instructor puts on the projector: URLs and a QR code for the first."""
-    from ..widgets.audience import join_urls, qr_text
-
-    urls = join_urls(handle.port, host=args.host, code=args.join_code or None)
-    lines = ["join from a phone or laptop on this network:", *(f"  {url}" for url in urls)]
-    if args.join_code:
-        lines.append(f"join code: {args.join_code}")
-    return [*lines, qr_text(urls[0])]
 
 
 async def _start_dashboard(args: argparse.Namespace, events: EventLog) -> ServerHandle:
@@ -209,7 +229,8 @@ async def _serve(args: argparse.Namespace) -> int:
     def announce() -> None:
         print(f"{args.server} server listening on {handle.url} (Ctrl-C to stop)", flush=True)
         if getattr(args, "public", False):
-            print("\n".join(_audience_lines(args, handle)), flush=True)
+            print("\n".join(audience_lines(args, handle)), flush=True)
+        start_moderation(getattr(args, "chat", None))  # the instructor's commands, typed here
 
     if isinstance(handle, WebSocketServerHandle):
         handle.drain_timeout = args.drain_timeout
@@ -273,10 +294,25 @@ def _server_options(*, host: str | None = "127.0.0.1", max_size: int = 2**20) ->
     return options
 
 
+def _compression_option() -> argparse.ArgumentParser:
+    """--compression, for the servers built on websockets (echo, chat)."""
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument(
+        "--compression",
+        choices=["deflate", "none"],
+        default="deflate",
+        help="permessage-deflate, if the client offers it; none saves ~50 KiB of memory per "
+        "connection and the CPU to compress (lesson 08; default: %(default)s)",
+    )
+    return options
+
+
 def _add_chat_parser(servers: Any) -> None:
     """``serve chat``: lessons 02-06's chat room, in-process or over a broker."""
     chat = servers.add_parser(
-        "chat", parents=[_server_options()], help="lessons 02-06: one chat room, WebSocket at /"
+        "chat",
+        parents=[_server_options(), _compression_option()],
+        help="lessons 02-06: one chat room, WebSocket at /",
     )
     chat.add_argument(
         "--max-backlog",
@@ -317,20 +353,51 @@ def _add_web_parser(servers: Any) -> None:
     """``serve web``: lesson 04's page and WebSocket on one port, and the live-audience mode."""
     web = servers.add_parser(
         "web",
-        parents=[_server_options(host=None, max_size=4096)],
+        parents=[_server_options(host=None, max_size=AUDIENCE.max_message)],
         help="lesson 04: HTTP + WebSocket on one port, the browser chat page at /",
     )
     web.add_argument(
         "--public",
         action="store_true",
-        help="live-audience mode: bind every interface, print join URLs and a QR code, require a join code",
+        help="live-audience mode: bind every interface, print a /reach check, join URLs and a QR code, "
+        "require a join code",
     )
     web.add_argument(
-        "--join-code", default=None, help="code people must enter (default with --public: random)"
+        "--join-code", default=None, help="code people must enter (default with --public: six random digits)"
     )
-    web.add_argument("--max-users", type=positive_int, default=200, help="people allowed in (default: 200)")
-    web.add_argument("--rate", type=float, default=5.0, help="messages per second per person (default: 5)")
-    web.add_argument("--burst", type=float, default=10.0, help="messages allowed in a burst (default: 10)")
+    web.add_argument(
+        "--max-users",
+        type=positive_int,
+        default=AUDIENCE.max_users,
+        help="people allowed in (default: %(default)s)",
+    )
+    web.add_argument(
+        "--rate",
+        type=float,
+        default=AUDIENCE.rate[0],
+        help="messages per second per person (default: %(default)g)",
+    )
+    web.add_argument(
+        "--burst",
+        type=float,
+        default=AUDIENCE.rate[1],
+        help="messages allowed in a burst (default: %(default)g)",
+    )
+    web.add_argument(
+        "--tls",
+        nargs=2,
+        metavar=("CERT", "KEY"),
+        default=None,
+        help="serve https:// and wss:// with this certificate and key (PEM files)",
+    )
+    web.add_argument(
+        "--trust-proxy",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="a reverse proxy or tunnel whose X-Forwarded-For names the client (repeatable); "
+        "wrong join codes are then counted per forwarded address",
+    )
     web.add_argument(
         "--allow-origin",
         action="append",
@@ -360,7 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
     servers = serve.add_subparsers(dest="server", required=True)
 
     servers.add_parser(
-        "echo", parents=[_server_options()], help="lesson 01: answers each message with 'Echo: ...'"
+        "echo",
+        parents=[_server_options(), _compression_option()],
+        help="lesson 01: answers each message with 'Echo: ...'",
     )
     _add_chat_parser(servers)
     _add_web_parser(servers)

@@ -46,7 +46,7 @@ class TranscriptPrinter:
         self._out = out
         #: Set before leaving on purpose, so the closing connection is not reported as lost.
         self.quitting = False
-        self._responses = self._connects = self._notices = self._events = self._closes = 0
+        self._responses = self._connects = self._notices = self._events = self._closes = self._clears = 0
 
     def __call__(self, client: ChatClient) -> None:
         for status, reason in client.responses[self._responses :]:
@@ -62,6 +62,8 @@ class TranscriptPrinter:
             if not (client.rejected and notice == f"error: {client.rejected}"):
                 self._print(f"* {notice}")
         self._notices = len(client.notices)
+        if client.clears != self._clears:  # the transcript was cleared: it starts with the clear
+            self._clears, self._events = client.clears, 0
         for event in client.events[self._events :]:
             if not (event.kind is EventKind.CHAT and event.name == client.name):
                 self._print(render_plain(event))

@@ -149,8 +149,14 @@ class ChatClient:
 
     @property
     def events(self) -> Sequence[RoomEvent]:
-        """The transcript: each event once, in order (its own messages from their acks)."""
+        """The transcript: each event once, in order (its own messages from their acks), from
+        the instructor's last ``clear`` on."""
         return self.session.events
+
+    @property
+    def clears(self) -> int:
+        """How many times the instructor cleared the room (and :attr:`events` with it)."""
+        return self.session.clears
 
     @property
     def tracker(self) -> SequenceTracker:
@@ -161,6 +167,12 @@ class ChatClient:
     def notices(self) -> Sequence[str]:
         """What happened to the connection and the room that is not a message, in order."""
         return self.session.notices
+
+    @property
+    def lost_after_reset(self) -> Sequence[int]:
+        """Per reset of the room's history (its broker lost it), the last seq of the old numbering
+        this client had: messages after it that had not arrived are gone (its notices say so)."""
+        return self.session.lost_after_reset
 
     @property
     def users(self) -> Sequence[str]:

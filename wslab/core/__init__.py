@@ -15,7 +15,9 @@ What the lessons use (each loads its module on first use):
 * :class:`HeartbeatPolicy` (``heartbeat.py``): when a silent peer is dead (lesson 05);
 * :data:`GUID` (``handshake.py``): RFC 6455's constant (lesson 01);
 * :class:`FleetSimulation` (``fleet.py``) and :class:`SseParser` (``sse.py``): lesson 07;
-* :func:`client_address` (``forwarded.py``): the client behind a proxy (lesson 08).
+* :func:`client_address` (``forwarded.py``): the client behind a proxy (lesson 08);
+* :data:`AUDIENCE` (``audience.py``) and :func:`new_join_code` (``join_code.py``): audience
+  mode's limits and its join code (lesson 04).
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ from typing import TYPE_CHECKING
 from ..imports import lazy_exports
 
 if TYPE_CHECKING:
+    from .audience import AUDIENCE
     from .fleet import FleetSimulation
     from .forwarded import client_address
     from .handshake import GUID
     from .heartbeat import HeartbeatPolicy
+    from .join_code import new_join_code
     from .presence import PresencePolicy
     from .protocol import render_plain
     from .room import ChatRoom
@@ -36,6 +40,7 @@ if TYPE_CHECKING:
     from .sse import SseParser
 
 __all__ = [
+    "AUDIENCE",
     "GUID",
     "ChatRoom",
     "ChatSession",
@@ -44,12 +49,14 @@ __all__ = [
     "PresencePolicy",
     "SseParser",
     "client_address",
+    "new_join_code",
     "render_plain",
 ]
 
 lazy_exports(
     globals(),
     {
+        "AUDIENCE": ".audience",
         "GUID": ".handshake",
         "ChatRoom": ".room",
         "ChatSession": ".session",
@@ -58,6 +65,7 @@ lazy_exports(
         "PresencePolicy": ".presence",
         "SseParser": ".sse",
         "client_address": ".forwarded",
+        "new_join_code": ".join_code",
         "render_plain": ".protocol",
     },
 )

@@ -21,6 +21,8 @@ from .room_event import RoomEvent
 __all__ = [
     "Action",
     "ChatStats",
+    "CheckBroker",
+    "CheckInDoubt",
     "Close",
     "Delivery",
     "FanOut",
@@ -88,7 +90,21 @@ class GoLive:
     member: Member
 
 
-Action = Send | Close | Publish | FetchHistory | GoLive
+@dataclass(frozen=True, slots=True)
+class CheckInDoubt:
+    """After a reset: ask the broker for the room's events after ``after`` (its new numbering)
+    and hand them to :meth:`~wslab.core.room.ChatRoom.in_doubt_checked`."""
+
+    after: int
+
+
+@dataclass(frozen=True, slots=True)
+class CheckBroker:
+    """The broker numbers the room otherwise than the subscription has delivered: have the
+    subscription look at the room on the broker again (it may find a reset it missed)."""
+
+
+Action = Send | Close | Publish | FetchHistory | GoLive | CheckInDoubt | CheckBroker
 
 
 @dataclass(slots=True)

@@ -40,3 +40,5 @@ class AppCloseCode(IntEnum):
     TOO_SLOW = 4001
     #: A newer connection of the same user (a reconnect) replaced this one.
     REPLACED = 4002
+    #: The instructor removed this user from the room: do not reconnect (4003, as HTTP 403).
+    KICKED = 4003

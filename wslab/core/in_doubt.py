@@ -5,6 +5,10 @@ before and did not see delivered are in doubt: the broker that came back may hav
 already (a publish can return before the subscription yields the reset: seen with Redis and
 Kafka), or they died with the old one. The new numbering tells: an event carrying the message
 delivers it; an event numbered at or past the seq its publish got, without it, means it is gone.
+So does the new numbering read at once (:meth:`InDoubt.check`): every publish in doubt returned
+before the reset, so one the new broker numbered is in its log already. Without that read, a
+message would stay in doubt until the room's new numbering caught up with its old seq, and a
+quiet room never does.
 """
 
 from __future__ import annotations
@@ -34,6 +38,20 @@ class InDoubt:
     def add(self, published: Iterable[tuple[Key, int]]) -> None:
         """``(key, seq)`` of messages published in the numbering that just ended, not delivered."""
         self._seqs.update(published)
+
+    @property
+    def first(self) -> int:
+        """The lowest seq a message in doubt got (0: none in doubt)."""
+        return min(self._seqs.values(), default=0)
+
+    def check(self, kept: Iterable[RoomEvent]) -> list[Key]:
+        """The new numbering's events from :attr:`first` on: the messages in doubt not among
+        them, now known to be gone. Those among them wait for their delivery (:meth:`settle`)."""
+        numbered = {((event.name, event.ref), event.seq) for event in kept if event.ref}
+        gone = [key for key, seq in self._seqs.items() if (key, seq) not in numbered]
+        for key in gone:
+            del self._seqs[key]
+        return gone
 
     def settle(self, event: RoomEvent) -> list[Key]:
         """``event`` of the new numbering was delivered: the messages now known to be gone."""

@@ -11,7 +11,7 @@ from typing import Any
 
 from .limits import TokenBucket
 from .protocol import Dialect
-from .room_event import BrokerReset, RoomEvent
+from .room_event import RoomEvent
 
 __all__ = ["Member"]
 
@@ -25,11 +25,17 @@ class Member:
     dialect: Dialect
     #: The last sequence number the client says it saw (json hello), or None.
     resume: int | None = None
+    #: The fingerprint of the event it saw under ``resume``, to check against the broker's.
+    fingerprint: str | None = None
+    #: Its resume was from a numbering the broker lost since: the last seq it had there.
+    lost_after: int | None = None
+    #: The room's last seq and event when its history was asked for (see ChatRoom.history_arrived).
+    room_mark: tuple[int, RoomEvent | None] = (0, None)
     #: Highest sequence number handed to this client; nothing at or below is sent again.
     last_seq: int = 0
-    #: While the client is sent its welcome and replay, live events (and resets) wait here;
+    #: While the client is sent its welcome and replay, live events wait here (a reset sends it away);
     #: None once it is live.
-    waiting: list[RoomEvent | BrokerReset] | None = field(default_factory=list)
+    waiting: list[RoomEvent] | None = field(default_factory=list)
     limiter: TokenBucket | None = None
     #: When anything last arrived from this client: its heartbeat.
     last_heard: float = 0.0

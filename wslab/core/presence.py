@@ -132,7 +132,7 @@ class Presence:
 
     def seen(self, event: RoomEvent) -> None:
         """Learn who came and went on other servers from their presence events."""
-        if event.via == self.server_id or event.kind is EventKind.CHAT:
+        if event.via == self.server_id or event.kind not in (EventKind.JOIN, EventKind.LEAVE):
             return
         names = event.names or (event.name,)
         if event.kind is EventKind.JOIN:

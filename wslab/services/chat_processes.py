@@ -37,6 +37,7 @@ class ChatProcess(ServerProcess):
         port: int = 0,
         stop_code: int = CloseCode.GOING_AWAY,
         log_format: str = "text",
+        compression: str | None = "deflate",
     ) -> None:
         super().__init__(Path(sys.executable), name=f"chat-{server_id}", host=host, port=port)
         self.broker_url = broker_url
@@ -44,13 +45,16 @@ class ChatProcess(ServerProcess):
         #: The close code its clients get when it is stopped (SIGTERM): 1012 for a restart.
         self.stop_code = stop_code
         self.log_format = log_format
+        #: permessage-deflate ("deflate", if the client offers it) or None: off (lesson 08).
+        self.compression = compression
         self.origin = f"python -m wslab serve chat --id {server_id}"
 
     def command(self) -> list[str]:
         where = ["--host", self.host, "--port", str(self.port), "--id", self.server_id]
         broker = ["--broker", self.broker_url] if self.broker_url else []
         stopping = ["--stop-code", str(int(self.stop_code)), "--log-format", self.log_format]
-        return [str(self.binary), "-m", "wslab", "serve", "chat", *where, *broker, *stopping]
+        compression = ["--compression", self.compression or "none"]
+        return [str(self.binary), "-m", "wslab", "serve", "chat", *where, *broker, *stopping, *compression]
 
     async def start(self, timeout: float = START_TIMEOUT) -> ChatProcess:
         """Start it and register it, so that ``wslab.stop_all()`` stops it with the lesson.

@@ -1,7 +1,13 @@
-"""Solutions to lesson 03's exercises, and section 4's client with exercise 3's answer."""
+"""Solutions to lesson 03: the blanks (the tutorial's client, jittered delays, the outbox resent on
+``live``) and the exercises.
+
+Section 4's client is repeated here whole (its given parts too), so that the reference runs
+on its own: a check hands it to the cells below until the learner's passes.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import json
@@ -10,19 +16,42 @@ from collections.abc import Generator
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, ConnectionClosedError
+
+from ..runtime.closes import close_details
+
+# Section 1: the tutorial's client, one task reading while the other writes
 
 
-def backoff(attempt: int) -> float:
-    ceiling = min(10.0, 0.1 * 2**attempt)
-    return ceiling / 2 + random.uniform(0, ceiling / 2)  # equal jitter: never less than half
-
-
-async def collect(url: str, name: str, n: int) -> list[str]:
+async def tutorial_client(url: str, name: str, stdin: asyncio.Queue[str]) -> None:
+    """The Rust tutorial's client: send the name, then print what arrives while sending each typed line."""
     async with connect(url) as ws:
+        response = ws.response
+        assert response is not None  # set once the handshake is done, as it is inside the block
+        print("connected; handshake response:", response.status_code, response.reason_phrase)
         await ws.send(name)
-        await ws.recv()  # "Welcome, <name>!"
-        return [await ws.recv(decode=True) for _ in range(n)]
+
+        async def read() -> None:
+            try:
+                async for message in ws:
+                    print(message)
+            except ConnectionClosedError as exc:
+                print("error:", exc)
+            code, _, who = close_details(ws, us="client", them="server")
+            print(f"connection closed {who}, code {code}")
+
+        reader = asyncio.create_task(read())
+        while True:
+            line = (await stdin.get()).strip()
+            if line == "/quit":
+                break
+            if line:
+                await ws.send(line)
+        await ws.close()  # a close frame with code 1000
+        await reader
+
+
+# Section 4: delays with full jitter, and a client that reconnects, resumes and resends
 
 
 def jittered_delays(first: float = 0.05, factor: float = 2, cap: float = 2.0) -> Generator[float, None, None]:
@@ -34,7 +63,7 @@ def jittered_delays(first: float = 0.05, factor: float = 2, cap: float = 2.0) ->
 
 
 class ResumingClient:
-    """Section 4's client; exercise 3: it stops for good when the server closes with 1008."""
+    """A json chat client that reconnects, resumes after the last seq it saw, and resends its outbox."""
 
     def __init__(self, url: str, name: str) -> None:
         self.url, self.name = url, name
@@ -45,17 +74,19 @@ class ResumingClient:
         self.connection: ClientConnection | None = None
 
     async def run(self) -> None:
-        async for connection in connect(self.url, reconnect_delays=lambda: jittered_delays()):
-            resume = {} if self.last is None else {"resume": self.last}
-            await connection.send(json.dumps({"type": "hello", "name": self.name, **resume}))
-            try:
-                async for raw in connection:
-                    await self.receive(connection, json.loads(raw))
-            except ConnectionClosed:
-                pass
-            self.connection = None
-            if connection.close_code == 1008:  # the answer: refused (policy), so do not come back
-                return
+        async for connection in connect(self.url, reconnect_delays=jittered_delays):
+            await self.converse(connection)
+
+    async def converse(self, connection: ClientConnection) -> None:
+        """One connection: the hello (resuming after the last seq seen), then every message."""
+        resume = {} if self.last is None else {"resume": self.last}
+        await connection.send(json.dumps({"type": "hello", "name": self.name, **resume}))
+        try:
+            async for raw in connection:
+                await self.receive(connection, json.loads(raw))
+        except ConnectionClosed:
+            pass
+        self.connection = None
 
     async def send(self, text: str) -> None:
         ref = f"{self.name}-{next(self.refs)}"
@@ -79,9 +110,38 @@ class ResumingClient:
         elif kind == "welcome" and self.last is None:
             self.last = message["seq"]
         elif kind == "live":
-            sent: set[str] = set()
-            while unsent := [ref for ref in self.outbox if ref not in sent]:
-                for ref in unsent:
-                    await connection.send(json.dumps({"type": "chat", "text": self.outbox[ref], "ref": ref}))
-                    sent.add(ref)
-            self.connection = connection
+            await self.resend(connection)
+
+    async def resend(self, connection: ClientConnection) -> None:
+        """Live again: send what the outbox still holds, oldest first, then let send() write directly."""
+        sent: set[str] = set()
+        while unsent := [ref for ref in self.outbox if ref not in sent]:  # what send() adds meanwhile too
+            for ref in unsent:
+                await connection.send(json.dumps({"type": "chat", "text": self.outbox[ref], "ref": ref}))
+                sent.add(ref)
+        self.connection = connection
+
+
+# The exercises
+
+
+def equal_jitter(attempt: int) -> float:
+    ceiling = min(10.0, 0.1 * 2**attempt)
+    return ceiling / 2 + random.uniform(0, ceiling / 2)  # equal jitter: never less than half
+
+
+async def collect(url: str, name: str, n: int) -> list[str]:
+    async with connect(url) as ws:
+        await ws.send(name)
+        await ws.recv()  # "Welcome, <name>!"
+        return [await ws.recv(decode=True) for _ in range(n)]
+
+
+class PoliteClient(ResumingClient):
+    """Exercise 3: a client that stops for good when the server closes with 1008."""
+
+    async def run(self) -> None:
+        async for connection in connect(self.url, reconnect_delays=jittered_delays):
+            await self.converse(connection)
+            if connection.close_code == 1008:  # refused (policy): coming back would be refused again
+                return

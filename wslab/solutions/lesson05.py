@@ -1,5 +1,5 @@
-"""Solutions to lesson 05's exercises: a heartbeat for which every message counts, and the
-client's watchdog."""
+"""Solutions to lesson 05: the blank (the Rust tutorial's heartbeat, in Python) and the
+exercises (a heartbeat for which every message counts, and the client's watchdog)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,24 @@ import time
 
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.server import ServerConnection
+
+
+async def heartbeat(connection: ServerConnection, interval: float, timeout: float) -> None:
+    """Ping every ``interval``; abort the connection once no pong came for ``timeout``."""
+    last_pong = time.monotonic()
+
+    def pong_arrived(pong: asyncio.Future[float]) -> None:
+        nonlocal last_pong
+        if not pong.cancelled() and pong.exception() is None:  # a pong, not a closing connection
+            last_pong = time.monotonic()
+
+    while True:
+        await asyncio.sleep(interval)
+        if time.monotonic() - last_pong > timeout:
+            connection.transport.abort()  # dead: a close handshake would wait for an answer
+            return
+        pong = await connection.ping()  # a future, done when the pong comes back
+        pong.add_done_callback(pong_arrived)  # type: ignore[attr-defined]  # typed as a mere Awaitable
 
 
 async def every_message_counts(

@@ -5,6 +5,14 @@
 // hands each hook its own proxy of the model, so clients are found by a synced id, not by model.
 
 const clients = new Map(); // the model's client_id -> its client
+// An instructor's decisions, as wslab.core.room_event.moderation_line reads them.
+const MODERATION = {
+  kick: (who) => `${who} was removed by the instructor`,
+  mute: (who) => `${who} was muted by the instructor`,
+  unmute: (who) => `${who} was unmuted by the instructor`,
+  clear: () => "the instructor cleared the chat",
+};
+const STOP_CODES = [1008, 4002, 4003]; // refused, replaced, removed by the instructor: do not come back
 
 function createClient(model) {
   const base = new URL(model.get("url"), location.href); // a path resolves against this page
@@ -42,11 +50,13 @@ function createClient(model) {
     if (message.type === "welcome") {
       client.users = message.users || [];
       if (client.lastSeq === null || seq < client.lastSeq) client.lastSeq = seq; // first, or history restarted
-    } else if (["chat", "join", "leave"].includes(message.type)) {
+    } else if (["chat", "join", "leave", ...Object.keys(MODERATION)].includes(message.type)) {
       if (seq !== null && client.lastSeq !== null && seq <= client.lastSeq) return; // seen before the cut
       if (message.type === "join" && !client.users.includes(message.name)) client.users.push(message.name);
       if (message.type === "leave") client.users = client.users.filter((user) => user !== message.name);
+      if (message.type === "clear") client.lines = []; // cleared on every screen, this one too
       const text = message.type === "chat" ? `[${message.name}] ${message.text}`
+        : MODERATION[message.type] ? `>>> ${MODERATION[message.type](message.name)}`
         : `>>> ${message.name} ${message.type === "join" ? "joined" : "left"} the chat`;
       show(seq, text);
       client.lastSeq = seq;
@@ -61,11 +71,15 @@ function createClient(model) {
       client.state = "live";
       client.attempt = 0;
       for (const item of client.outbox) client.ws.send(JSON.stringify({ type: "chat", text: item.text, ref: item.ref }));
+    } else if (message.type === "reset") {
+      show(null, `(${message.text})`); // the broker lost the room: numbering starts again after seq
+      client.lastSeq = message.seq;
     } else if (message.type === "history-lost") {
       show(null, `(missed ${message.first}..${message.last}: ${message.text})`);
       client.lastSeq = message.last;
     } else if (message.type === "error") {
       show(null, `(error ${message.code}: ${message.text})`);
+      if (message.code === "kicked") client.kicked = true; // behind a proxy the close code is lost
       if (message.ref) client.outbox = client.outbox.filter((item) => item.ref !== message.ref);
     }
     changed();
@@ -98,7 +112,7 @@ function createClient(model) {
     ws.onclose = (event) => {
       if (client.ws !== ws) return;
       show(null, `(connection closed: ${event.code} ${event.reason})`);
-      if (client.stopped || [1008, 4002].includes(event.code)) return stop("closed");
+      if (client.stopped || client.kicked || STOP_CODES.includes(event.code)) return stop("closed");
       retry();
     };
   }
@@ -148,9 +162,19 @@ function element(tag, className, text) {
   return node;
 }
 
+// The lines after `last` (the same array), oldest first; all of them once `last` is gone (a clear).
+function newer(lines, last) {
+  const index = lines.lastIndexOf(last);
+  return index < 0 ? lines : lines.slice(index + 1);
+}
+
 function render({ model, el }) {
   const client = clients.get(model.get("client_id"));
   el.classList.add("wslab-browser-chat");
+  // Text at JupyterLab's widget size times wslab's projector scale (wslab.widgets.projector).
+  const size = () => { el.style.fontSize = `calc(var(--jp-widgets-font-size, 13px) * ${Number(model.get("scale")) || 1})`; };
+  size();
+  model.on("change:scale", size);
   const header = element("div", "wslab-bc-header");
   const status = element("span", "wslab-bc-status");
   const where = element("div", "wslab-bc-where");
@@ -158,6 +182,13 @@ function render({ model, el }) {
   const form = element("form", "wslab-bc-form");
   const input = element("input", "wslab-bc-input");
   input.placeholder = "type, then Enter";
+  input.setAttribute("aria-label", `message from ${model.get("name")}`);
+  // The list is redrawn whole, which a screen reader never announces: new lines go here too.
+  const region = element("div", "wslab-bc-live");
+  region.setAttribute("role", "log");
+  region.setAttribute("aria-live", "polite");
+  region.setAttribute("aria-label", `${model.get("name")}'s chat, new lines`);
+  let announced = client.lines[client.lines.length - 1]; // what is there already is not news
   form.append(input, element("button", "", "Send"));
   form.onsubmit = (event) => {
     event.preventDefault();
@@ -167,7 +198,7 @@ function render({ model, el }) {
   input.onkeydown = (event) => event.stopPropagation(); // keys go to the field, not to JupyterLab's shortcuts
   header.append(element("b", "", `${model.get("name")}, in this browser`), " · ", status);
   where.textContent = `${navigator.userAgent.split(") ").pop()} → ${client.wsUrl}`;
-  el.append(header, where, list, form);
+  el.append(header, where, list, form, region);
 
   const update = () => {
     status.textContent = `${client.state} · ${client.users.length} in the room`;
@@ -178,10 +209,16 @@ function render({ model, el }) {
       if (seq !== null) line.dataset.seq = seq;
       return line;
     }));
+    for (const [, text] of newer(client.lines, announced)) region.append(element("div", "", text));
+    announced = client.lines[client.lines.length - 1];
+    while (region.childElementCount > 20) region.firstElementChild.remove();
   };
   client.views.add(update);
   update();
-  return () => client.views.delete(update);
+  return () => {
+    client.views.delete(update);
+    model.off("change:scale", size);
+  };
 }
 
 export default { initialize, render };

@@ -5,6 +5,11 @@
 // jitter, resumes from the last sequence number it saw, and resends its unacknowledged
 // messages once the server says replay is over ("live").
 //
+// Where WebSockets do not get through (a proxy that refuses the upgrade), the page carries the
+// same protocol over plain HTTP instead (stream.js): a link has the same shape either way.
+// A full room, a wrong join code and too many wrong codes each get their own message; a full
+// room is retried slowly, by itself.
+//
 // Everything a person typed is rendered with textContent, never as HTML.
 "use strict";
 
@@ -14,9 +19,12 @@
   const BACKOFF_CAP = 10; // seconds: the largest ceiling
   const OPEN_TIMEOUT_MS = 10000; // a handshake that has not finished by then is abandoned
   const TOKEN_TIMEOUT_MS = 10000;
+  const PLACE_CAP = 60; // seconds: the longest wait between two tries at a full room
+  const FAILED_OPENS = 2; // WebSockets that never opened, in a row, before trying plain HTTP
   const MAX_TEXT_LENGTH = 4000; // protocol.MAX_TEXT_LENGTH
   const POLICY_VIOLATION = 1008;
   const REPLACED = 4002; // protocol.AppCloseCode.REPLACED: a newer connection of ours took over
+  const KICKED = 4003; // close_codes.AppCloseCode.KICKED: the instructor removed us; do not come back
   // Client-side pacing of chat messages, under the server's per-connection rate limit
   // (ChatServer(rate=...), which closes with 1008): a reconnect that resends a full outbox
   // must not trip it. welcome.rate = [per_second, burst], if the server sends it, overrides.
@@ -33,6 +41,14 @@
     1013: "try again later",
     4001: "too slow",
     4002: "reconnect",
+    4003: "removed by the instructor",
+  };
+  // An instructor's decisions, as wslab.core.room_event.moderation_line reads them.
+  const MODERATION = {
+    kick: (who) => `${who} was removed by the instructor`,
+    mute: (who) => `${who} was muted by the instructor`,
+    unmute: (who) => `${who} was unmuted by the instructor`,
+    clear: () => "the instructor cleared the chat",
   };
 
   const $ = (id) => document.getElementById(id);
@@ -61,11 +77,16 @@
   let state = "closed"; // connecting | live | reconnecting | closed
   let name = ""; // the name we ask for (the server's cleaned-up one after welcome)
   let code = "";
-  let ws = null; // the current WebSocket, or null between connections
+  let ws = null; // the current link (a WebSocket's, or stream.js's), or null between connections
+  let transport = "websocket"; // "http" once WebSockets proved not to get through
+  let failedOpens = 0; // WebSockets that closed before they opened, in a row
+  let placeTries = 0; // tries at a full room since the last success
+  let placeTimer = null;
   let live = false;
   let everLive = false; // been live once: a later "name taken" is probably our own ghost
   let stopping = false; // the person left: a 1000 we asked for
   let lastSeq = null; // highest seq seen; null before the first welcome
+  let lastPrint = null; // the fingerprint of the event under lastSeq, when it is known
   const missing = []; // [first, last] ranges that never arrived
   const notices = [];
   let users = []; // a big room's list is partial: names come on request ("who")
@@ -128,6 +149,8 @@
       body.append(span("who", `[${who}]`), document.createTextNode(` ${text}`));
     } else if (presence) {
       body.textContent = `>>> ${presenceLine(kind, presence.names, presence.count, presence.total)}`;
+    } else if (MODERATION[kind]) {
+      body.textContent = `>>> ${MODERATION[kind](who)}`;
     } else {
       const verb = kind === "join" ? "joined" : "left";
       body.textContent = `>>> ${who} ${verb} the chat`;
@@ -220,6 +243,10 @@
     }
   }
 
+  function roomFull(err) {
+    return err instanceof TokenError && err.status === 503 && err.body.room_full === true;
+  }
+
   function codeRequired(err) {
     if (!(err instanceof TokenError) || ![400, 401, 403].includes(err.status)) return false;
     const body = err.body;
@@ -272,6 +299,26 @@
     }
     name = typed;
     code = ui.code.value.trim();
+    placeTries = 0;
+    await tryToJoin();
+  }
+
+  // A full room is tried again by itself, more slowly each time (the server's Retry-After
+  // first, doubling up to PLACE_CAP, with jitter so that a queue of phones does not come back
+  // at the same instant); pressing Join again tries at once.
+  function waitForPlace(err) {
+    const first = err.retryAfter || 5;
+    const ceiling = Math.min(PLACE_CAP, first * 2 ** placeTries);
+    const delay = Math.max(first, ceiling * (0.5 + Math.random() / 2));
+    placeTries += 1;
+    setStatus("closed", `the room is full; trying again in ${Math.round(delay)} s`, true);
+    clearTimeout(placeTimer);
+    placeTimer = setTimeout(tryToJoin, delay * 1000);
+  }
+
+  async function tryToJoin() {
+    clearTimeout(placeTimer);
+    placeTimer = null;
     ui.joinButton.disabled = true;
     showJoinError("");
     let token;
@@ -279,16 +326,18 @@
       token = await fetchToken();
     } catch (err) {
       ui.joinButton.disabled = false;
-      if (codeRequired(err)) {
+      showJoinError(err.message);
+      if (roomFull(err)) {
+        waitForPlace(err);
+      } else if (codeRequired(err)) {
         ui.codeField.hidden = false;
-        showJoinError(err.message);
         ui.code.focus();
       } else {
-        showJoinError(err.message);
         ui.name.focus();
       }
       return;
     }
+    placeTries = 0;
     try {
       localStorage.setItem("wslab-name", name);
     } catch {
@@ -311,60 +360,117 @@
     return url.href;
   }
 
+  function helloFor(token) {
+    const hello = { type: "hello", name, token };
+    if (lastSeq !== null) hello.resume = lastSeq;
+    if (lastSeq !== null && lastPrint !== null) hello.last = lastPrint; // lets the server spot a lost numbering
+    return hello;
+  }
+
+  function received(link, text) {
+    if (ws !== link) return;
+    lastHeard = performance.now();
+    if (typeof text !== "string") {
+      notice("ignored a binary message from the server", "error");
+      return;
+    }
+    let data;
+    try {
+      data = JSON.parse(text);
+    } catch {
+      notice(`ignored a message that is not JSON: ${text.slice(0, 80)}`, "error");
+      return;
+    }
+    if (data && typeof data === "object") handle(link, data);
+  }
+
   function connect(token) {
     lastError = null;
-    const socket = new WebSocket(wsUrl());
-    ws = socket;
     clearTimeout(openTimer);
+    if (transport === "websocket") {
+      try {
+        ws = openWebSocket(token);
+        return;
+      } catch (err) {
+        fallBack(`WebSockets are refused here (${err.message})`);
+      }
+    }
+    ws = openHttp(token);
+  }
+
+  // The link over a WebSocket: the hello goes first once it is open.
+  function openWebSocket(token) {
+    const socket = new WebSocket(wsUrl());
+    let opened = false;
+    const link = {
+      kind: "websocket",
+      isOpen: () => socket.readyState === WebSocket.OPEN,
+      send(message) {
+        if (socket.readyState !== WebSocket.OPEN) return false;
+        socket.send(JSON.stringify(message));
+        return true;
+      },
+      close: (closeCode, reason) => socket.close(closeCode, reason),
+    };
     openTimer = setTimeout(() => {
-      if (ws === socket && socket.readyState === WebSocket.CONNECTING) socket.close();
+      if (ws === link && socket.readyState === WebSocket.CONNECTING) socket.close();
     }, OPEN_TIMEOUT_MS);
     socket.addEventListener("open", () => {
-      if (ws !== socket) return;
+      if (ws !== link) return;
+      opened = true;
+      failedOpens = 0;
       clearTimeout(openTimer);
-      const hello = { type: "hello", name, token };
-      if (lastSeq !== null) hello.resume = lastSeq;
-      socket.send(JSON.stringify(hello));
+      link.send(helloFor(token));
     });
-    socket.addEventListener("message", (event) => {
-      if (ws !== socket) return;
-      lastHeard = performance.now();
-      if (typeof event.data !== "string") {
-        notice("ignored a binary message from the server", "error");
-        return;
-      }
-      let data;
-      try {
-        data = JSON.parse(event.data);
-      } catch {
-        notice(`ignored a message that is not JSON: ${event.data.slice(0, 80)}`, "error");
-        return;
-      }
-      if (data && typeof data === "object") handle(socket, data);
-    });
+    socket.addEventListener("message", (event) => received(link, event.data));
     // Browsers always follow "error" with "close", which carries the code: handle that.
     socket.addEventListener("close", (event) => {
-      if (ws !== socket) return;
+      if (ws !== link) return;
+      if (!opened && ++failedOpens >= FAILED_OPENS) {
+        fallBack("WebSockets do not get through this network");
+      }
       onClose(event.code, event.reason);
     });
+    return link;
   }
 
-  function send(socket, message) {
-    if (socket && socket.readyState === WebSocket.OPEN) {
-      socket.send(JSON.stringify(message));
-      return true;
-    }
-    return false;
+  // The same protocol over plain HTTP (stream.js): the hello travels with the request.
+  function openHttp(token) {
+    const link = window.wslabStream.open(helloFor(token), {
+      onOpen: () => {
+        if (ws !== link) return;
+        clearTimeout(openTimer);
+        lastHeard = performance.now();
+      },
+      onMessage: (text) => received(link, text),
+      onClose: (closeCode, reason) => {
+        if (ws === link) onClose(closeCode, reason);
+      },
+    });
+    openTimer = setTimeout(() => {
+      if (ws === link && !link.isOpen()) link.close(1006, "no answer");
+    }, OPEN_TIMEOUT_MS);
+    return link;
   }
 
-  function handle(socket, data) {
+  function fallBack(why) {
+    if (transport === "http") return;
+    transport = "http";
+    notice(`${why}: the chat goes over plain HTTP instead`, "warning");
+  }
+
+  function send(link, message) {
+    return Boolean(link) && link.send(message);
+  }
+
+  function handle(link, data) {
     switch (data.type) {
       case "welcome": {
         if (typeof data.name === "string" && data.name) name = data.name;
         users = Array.isArray(data.users) ? data.users.map(String) : [];
         roomCount = Number.isFinite(Number(data.count)) && data.count !== undefined ? Number(data.count) : users.length;
         renderUsers();
-        startWatchdog(socket, data.heartbeat);
+        startWatchdog(link, data.heartbeat);
         if (Array.isArray(data.rate) && data.rate[0] > 0 && data.rate[1] >= 1) {
           sendRate = Number(data.rate[0]) * 0.8;
           sendBurst = Math.max(1, Math.floor(Number(data.rate[1]) * 0.8));
@@ -377,9 +483,8 @@
           lastSeq = seq;
           notice(`welcome, ${name} (server ${data.server || "?"}, seq ${seq})`);
         } else if (seq < lastSeq) {
-          // The room's numbering went backwards: the server restarted with fresh history.
-          notice(`the server's history restarted (new epoch at seq ${seq}); earlier messages cannot be replayed`, "warning");
-          lastSeq = seq;
+          // The room's numbering went backwards: its broker lost the room. A reset follows.
+          notice(`the room's numbering went back to seq ${seq}`, "warning");
         } else {
           notice(`reconnected as ${name} (server ${data.server || "?"}), catching up from seq ${lastSeq}`);
         }
@@ -387,7 +492,11 @@
       }
       case "chat":
       case "join":
-      case "leave": {
+      case "leave":
+      case "kick":
+      case "mute":
+      case "unmute":
+      case "clear": {
         // A big room's join or leave is coalesced: a few names, how many, and how many are in.
         const presence = Array.isArray(data.names)
           ? { names: data.names.map(String), count: Number(data.count) || 0, total: Number(data.total) || 0 }
@@ -407,14 +516,20 @@
         const text = known ? unacked.get(ref) : "";
         unacked.delete(ref);
         renderOutbox();
+        if (Number(data.seq) === 0) {
+          // Published before the broker lost the room: it may not have reached everyone.
+          if (known) notice(`"${text}" was published before the room's reset`, "warning");
+          break;
+        }
         record("chat", Number(data.seq), name, known ? text : "(sent earlier)", String(data.via ?? ""), true);
+        if (!known) lastPrint = null; // its text is not known here: nothing to check a resume with
         break;
       }
       case "live": {
         live = true;
         everLive = true;
         ceiling = BACKOFF_FIRST;
-        setStatus("live", "live");
+        setStatus("live", transport === "http" ? "live (over plain HTTP)" : "live");
         sendQueue = [...unacked.keys()]; // every still-unacknowledged message, in order
         drain();
         break;
@@ -425,12 +540,15 @@
         notice(`history lost: seq ${first}..${last} can no longer be replayed`, "warning");
         missing.push([first, last]);
         lastSeq = last;
+        lastPrint = null;
         break;
       }
       case "reset": {
-        // The broker came back without the room's data: numbering starts again after seq.
+        // The broker came back without the room's data: numbering starts again after seq. The
+        // text says after which seq of the old numbering messages may be missing (lost_after).
         notice(`${String(data.text ?? "the room's history was reset")}`, "warning");
         lastSeq = Number(data.seq);
+        lastPrint = null;
         break;
       }
       case "error": {
@@ -445,12 +563,22 @@
       }
       case "ping":
         // Application heartbeat (lesson 05): answer at once with the same t.
-        send(socket, { type: "pong", t: data.t });
+        send(link, { type: "pong", t: data.t });
         break;
       default:
         // Unknown types are ignored, so the server can grow the protocol.
         break;
     }
+  }
+
+  // What an event says, hashed as the server hashes it (wslab.core.room_event.fingerprint):
+  // FNV-1a, 32 bits, over the UTF-8 of kind, name and text.
+  function fingerprint(kind, who, text) {
+    let hash = 0x811c9dc5;
+    for (const byte of new TextEncoder().encode(`${kind}\n${who}\n${text}`)) {
+      hash = Math.imul(hash ^ byte, 0x01000193) >>> 0;
+    }
+    return hash.toString(16).padStart(8, "0");
   }
 
   // Sequence tracking, as SequenceTracker + ChatClient._record.
@@ -464,7 +592,13 @@
       }
     }
     lastSeq = seq;
-    if (kind !== "chat") {
+    lastPrint = fingerprint(kind, who, text);
+    if (kind === "clear") {
+      // The instructor cleared every screen: this one too (the outbox stays: not sent yet).
+      ui.messages.replaceChildren();
+      notices.length = 0;
+    }
+    if (kind === "join" || kind === "leave") {
       for (const person of presence ? presence.names : [who]) {
         if (kind === "join" && !users.includes(person)) {
           users.push(person);
@@ -509,20 +643,20 @@
 
   // welcome.heartbeat = {interval, timeout} in seconds: the server pings every interval, so
   // a server silent for longer than timeout is gone (or the network in between is).
-  function startWatchdog(socket, heartbeat) {
+  function startWatchdog(link, heartbeat) {
     stopWatchdog();
     const interval = Number(heartbeat && heartbeat.interval);
     const timeout = Number(heartbeat && heartbeat.timeout);
     if (!(interval > 0 && timeout > 0)) return;
     watchdog = setInterval(() => {
-      if (ws !== socket) return stopWatchdog();
+      if (ws !== link) return stopWatchdog();
       const silence = (performance.now() - lastHeard) / 1000;
       if (silence > timeout) {
         notice(`server silent for ${silence.toFixed(1)} s: reconnecting`, "warning");
         // A browser cannot abort a socket; close() may wait on a dead network for minutes.
         // So forget this one (its events are ignored from now on) and reconnect at once.
         ws = null;
-        socket.close(4000, "heartbeat timeout");
+        link.close(4000, "heartbeat timeout");
         onClose(1006, "server silent");
       }
     }, interval * 1000);
@@ -553,14 +687,17 @@
     const errorCode = lastError !== null ? lastError.code : "";
     const nameTaken = errorCode === "name-taken";
     // As ChatClient: a refused name or token is final; a full room ("room-full", 1013) passes.
+    const kicked = closeCode === KICKED || errorCode === "kicked"; // behind a proxy, only the error says so
     const rejected =
+      kicked ||
       closeCode === POLICY_VIOLATION ||
       closeCode === REPLACED || // another tab or device of ours resumed: reconnecting would evict it in turn
       errorCode.startsWith("name-") ||
       errorCode.endsWith("token") ||
       errorCode === "token-required";
     if (rejected && !(nameTaken && everLive)) {
-      const why = reason || (lastError && lastError.text) || CLOSE_NAMES[closeCode] || `code ${closeCode}`;
+      const told = lastError && lastError.text; // a kick's error says why, in full
+      const why = (kicked && told) || reason || told || CLOSE_NAMES[closeCode] || `code ${closeCode}`;
       notice(`connection closed (${described})`, "error");
       setStatus("closed", `disconnected: ${why}`);
       showJoin(why);
@@ -592,6 +729,12 @@
         setStatus("closed", `disconnected: ${err.message}`);
         if (codeRequired(err)) ui.codeField.hidden = false;
         showJoin(err.message);
+        return;
+      }
+      if (roomFull(err) && !everLive) {
+        // Never got in: back to the form, which says so and keeps trying, slowly.
+        showJoin(err.message);
+        waitForPlace(err);
         return;
       }
       notice(`cannot get a token: ${err.message}`, "warning");
@@ -632,10 +775,9 @@
     reconnectTimer = null;
     live = false;
     setStatus("closed", "disconnected: you left", true);
-    if (ws && ws.readyState <= WebSocket.OPEN) {
+    clearTimeout(placeTimer);
+    if (ws) {
       ws.close(1000, "bye"); // its close event adds the notice
-    } else {
-      ws = null;
     }
     showJoin("");
   }
@@ -688,6 +830,8 @@
     users: () => [...users],
     count: () => roomCount,
     unacked: () => [...unacked.values()],
+    transport: () => transport,
+    joinError: () => (ui.joinError.hidden ? "" : ui.joinError.textContent),
   });
 
   if (document.readyState === "loading") {

@@ -1,6 +1,8 @@
 """Live views for the notebook: logs, chat panels, the audience and fleet views (``views.py``),
-an in-notebook browser client (``browser_chat.py``) and the join links and QR code of
-audience mode (``audience.py``). They show what the shells do; they decide nothing.
+an in-notebook browser client (``browser_chat.py``), the join links and QR code of audience
+mode (``audience.py``) and its moderation controls (``moderation_panel.py``). They show what the
+shells do; they decide nothing. ``projector()`` scales every view's text (``style.py``); new
+lines are read out to screen readers (``live_region.py``).
 
 Each name loads its module on first use (and ipywidgets with it).
 """
@@ -14,6 +16,7 @@ from ..imports import lazy_exports
 if TYPE_CHECKING:
     from .audience import join_urls, qr_svg
     from .browser_chat import BrowserChat
+    from .style import projector
     from .views import AudienceView, ChatBox, ChatPanel, FleetView, MessageLog, ServerPanel
 
 __all__ = [
@@ -25,6 +28,7 @@ __all__ = [
     "MessageLog",
     "ServerPanel",
     "join_urls",
+    "projector",
     "qr_svg",
 ]
 
@@ -39,6 +43,7 @@ lazy_exports(
         "MessageLog": ".views",
         "ServerPanel": ".views",
         "join_urls": ".audience",
+        "projector": ".style",
         "qr_svg": ".audience",
     },
 )

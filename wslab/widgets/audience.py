@@ -14,7 +14,7 @@ import segno
 
 from ..runtime.urls import browser_url
 
-__all__ = ["join_urls", "lan_addresses", "qr_svg", "qr_text"]
+__all__ = ["join_urls", "lan_addresses", "qr_svg", "qr_text", "reach_url"]
 
 
 def lan_addresses() -> list[str]:
@@ -41,17 +41,26 @@ def lan_addresses() -> list[str]:
     return list(unique)
 
 
-def join_urls(port: int, *, host: str = "0.0.0.0", code: str | None = None) -> list[str]:
+def join_urls(
+    port: int, *, host: str = "0.0.0.0", code: str | None = None, scheme: str = "http"
+) -> list[str]:
     """The URLs an audience opens; the join code rides in the fragment, which no server logs.
 
     A server on loopback is reached as :func:`wslab.runtime.browser_url` says: itself locally,
     the Jupyter server's proxy on Binder or a hub (there only the learner, who is logged in).
+    ``scheme`` is ``"https"`` for a server with TLS.
     """
     fragment = f"#code={code}" if code else ""
     if host in ("127.0.0.1", "localhost"):
-        return [browser_url(port, fragment)]
+        url = browser_url(port, fragment)
+        return [url.replace("http://", "https://", 1) if scheme == "https" else url]
     hosts = lan_addresses() if host in ("0.0.0.0", "::", "") else [host]
-    return [f"http://{h}:{port}/{fragment}" for h in hosts or ["127.0.0.1"]]
+    return [f"{scheme}://{h}:{port}/{fragment}" for h in hosts or ["127.0.0.1"]]
+
+
+def reach_url(join_url: str) -> str:
+    """The "can you reach me?" page beside a join URL: what to open from a phone first."""
+    return join_url.split("#", 1)[0] + "reach"
 
 
 def qr_text(url: str) -> str:

@@ -24,6 +24,8 @@ import anywidget
 import traitlets
 
 from ..runtime.urls import browser_url
+from .style import follow
+from .style import scale as text_scale
 
 __all__ = ["BrowserChat"]
 
@@ -34,19 +36,25 @@ class BrowserChat(anywidget.AnyWidget):
     """``BrowserChat(server, name="grace")``: join ``server``'s chat from this notebook's browser."""
 
     _esm = _STATIC / "browser_chat.js"
+    # Sizes in em (the view's size follows the projector setting, ``scale``); colours inherited
+    # from the theme, light or dark, so notices differ by style, not by a faint grey.
     _css = """
-    .wslab-browser-chat { border: 1px solid #ccc; padding: 4px 6px; max-width: 640px; font-size: 13px; }
-    .wslab-browser-chat .wslab-bc-where { color: #666; font-size: 11px; overflow-wrap: anywhere; }
-    .wslab-browser-chat ol { list-style: none; margin: 4px 0; padding: 0; font-family: monospace; }
-    .wslab-browser-chat li.notice { color: #777; }
+    .wslab-browser-chat { border: 1px solid #ccc; padding: 4px 6px; max-width: 50em; }
+    .wslab-browser-chat .wslab-bc-where { font-size: 0.85em; overflow-wrap: anywhere; }
+    .wslab-browser-chat ol { list-style: none; margin: 4px 0; padding: 0; font: 1em monospace; }
+    .wslab-browser-chat li.notice { font-style: italic; }
     .wslab-browser-chat form { display: flex; gap: 4px; }
-    .wslab-browser-chat input { flex: 1; }
+    .wslab-browser-chat input, .wslab-browser-chat button { flex: 1; font-size: 1em; }
+    .wslab-browser-chat button { flex: 0 0 auto; }
+    .wslab-browser-chat .wslab-bc-live { position: absolute; width: 1px; height: 1px; margin: -1px;
+      overflow: hidden; clip-path: inset(50%); white-space: nowrap; }
     """
 
     client_id = traitlets.Unicode("").tag(sync=True)  # finds the model's connection from any view
     url = traitlets.Unicode("").tag(sync=True)  # the app's root, as the browser reaches it
     name = traitlets.Unicode("").tag(sync=True)
     code = traitlets.Unicode("").tag(sync=True)  # the room's join code, if it has one
+    scale = traitlets.Float(1.0).tag(sync=True)  # the projector setting (wslab.widgets.projector)
     # Reported by the browser, in custom messages (observable here, never sent back):
     state = traitlets.Unicode("connecting")
     last_seq = traitlets.Int(-1)
@@ -54,6 +62,10 @@ class BrowserChat(anywidget.AnyWidget):
     def __init__(self, server: Any, *, name: str, code: str = "", **kwargs: Any) -> None:
         super().__init__(client_id=uuid.uuid4().hex, url=browser_url(server), name=name, code=code, **kwargs)
         self.on_msg(self._reported)
+        follow(self._restyle)
+
+    def _restyle(self) -> None:
+        self.scale = text_scale()
 
     def _reported(self, _widget: Any, content: Any, _buffers: Any) -> None:
         if isinstance(content, dict):

@@ -25,7 +25,12 @@ from IPython import get_ipython
 
 from ..core.connection_log import LogEvent
 from ..core.protocol import render_plain
+from ..core.room_event import RoomEvent
 from ..runtime.event_log import EventLog
+from .audience import reach_url
+from .live_region import Announcer, LiveRegion
+from .moderation_panel import ModerationPanel
+from .style import follow, scaled, text_size
 
 if TYPE_CHECKING:
     from ..clients.chat import ChatClient
@@ -39,7 +44,8 @@ RENDER_INTERVAL = 0.05
 
 logger = logging.getLogger("wslab.widgets")
 
-_PRE = "<pre style='margin:0;font-size:12px;line-height:1.3;white-space:pre-wrap'>{}</pre>"
+# 1em: the widget's text size, which follows the theme and the projector setting (.style).
+_PRE = "<pre style='margin:0;font-size:1em;line-height:1.35;white-space:pre-wrap'>{}</pre>"
 
 
 class _Live:
@@ -145,28 +151,48 @@ def _lines_html(lines: list[str], empty: str) -> str:
     return _PRE.format("\n".join(html.escape(line) for line in lines) or html.escape(empty))
 
 
+def _size_text(*parts: widgets.DOMWidget) -> None:
+    """Every part's text at the current scale (``.style``): HTML, buttons and text fields alike."""
+    for part in parts:
+        part.style.font_size = text_size()
+
+
+def _px(length: str) -> float | None:
+    return float(length[:-2]) if length.endswith("px") else None
+
+
 class MessageLog(widgets.VBox):
     """A scrolling, bounded view of an :class:`EventLog`, newest line at the bottom.
 
     The view shows the log's window (its ``maxlen`` newest events), so memory stays flat
-    however long a demo runs. All text is HTML-escaped: a message is data, never markup.
+    however long a demo runs. All text is HTML-escaped: a message is data, never markup. New
+    lines are also read out to screen readers (:class:`~wslab.widgets.live_region.LiveRegion`).
     """
 
     def __init__(self, log: EventLog, *, title: str = "Message log", height: str = "220px") -> None:
         self.events = log
         self._title = title
         self._url = ""
+        self._height = height
         self._header = widgets.HTML()
         self._body = widgets.HTML()
         self._body.add_class("wslab-log-lines")
+        self.live_region = LiveRegion(label=f"{title}, new lines")
+        self._announce = Announcer(self.live_region, lambda: tuple(log), LogEvent.format)
         self._live = _Live(self.render, [self._header, self._body])
         super().__init__(
-            [self._header, self._body],
+            [self._header, self._body, self.live_region],
             layout=widgets.Layout(border="1px solid #ccc", padding="4px", max_height=height, overflow="auto"),
         )
         self.add_class("wslab-log")
+        follow(self._restyle)
         self._unsubscribe = log.subscribe(self._on_event)
         self._live.show()
+
+    def _restyle(self) -> None:
+        _size_text(self._header, self._body)
+        pixels = _px(self._height)
+        self.layout.max_height = scaled(pixels) if pixels is not None else self._height
 
     def show_url(self, url: str) -> None:
         """Show where the logged server listens, in the header."""
@@ -188,10 +214,12 @@ class MessageLog(widgets.VBox):
             f"{self.events.total} events"
         )
         self._body.value = _lines_html(self.events.lines(), "(no events yet)")
+        self._announce()
 
     def close(self) -> None:
         self._unsubscribe()
         self._live.close()
+        self.live_region.close()
         super().close()
 
     def __repr__(self) -> str:
@@ -210,16 +238,31 @@ class ChatPanel(widgets.VBox):
         self.client = client
         self._lines = lines
         self._show_via = show_via
+        self._width = width
         self._status = widgets.HTML()
         self._body = widgets.HTML()
+        self.live_region = LiveRegion(label=f"{client.name}'s chat, new lines")
+        self._announce = Announcer(self.live_region, lambda: client.events, self._line)
+        self._notices_read = len(client.notices)
         self._live = _Live(self.render, [self._status, self._body])
         super().__init__(
-            [self._status, self._body],
+            [self._status, self._body, self.live_region],
             layout=widgets.Layout(border="1px solid #ccc", padding="4px", width=width),
         )
         self.add_class("wslab-chat-panel")
+        follow(self._restyle)
         self._unsubscribe = client.subscribe(self._live.poke)
         self._live.show()
+
+    def _restyle(self) -> None:
+        _size_text(self._status, self._body)
+        pixels = _px(self._width)
+        self.layout.width = scaled(pixels) if pixels is not None else self._width
+
+    def _line(self, event: RoomEvent) -> str:
+        # With several servers (lesson 06), say which one each line came through.
+        via = f"   via {event.via or self.client.server}" if self._show_via else ""
+        return render_plain(event) + via
 
     def render(self) -> None:
         c = self.client
@@ -233,14 +276,17 @@ class ChatPanel(widgets.VBox):
             f" &middot; {len(c.events)} events &middot; missing {missing}"
         )
         notices = [f"* {n}" for n in c.notices[-3:]]
-        # With several servers (lesson 06), say which one each line came through.
-        via = (lambda e: f"   via {e.via or c.server}") if self._show_via else (lambda e: "")
-        lines = [render_plain(e) + via(e) for e in c.events[-self._lines :]]
+        lines = [self._line(e) for e in c.events[-self._lines :]]
         self._body.value = _lines_html(lines + notices, "(nothing yet)")
+        self._announce()
+        if len(c.notices) > self._notices_read:
+            self.live_region.announce([f"* {n}" for n in c.notices[self._notices_read :]])
+            self._notices_read = len(c.notices)
 
     def close(self) -> None:
         self._unsubscribe()
         self._live.close()
+        self.live_region.close()
         super().close()
 
     def __repr__(self) -> str:
@@ -260,6 +306,12 @@ class ChatBox(ChatPanel):
         self.button.on_click(lambda _: self.submit())
         self.children = (*self.children, widgets.HBox([self.input, self.button]))
         self.add_class("wslab-chat-box")
+        self._restyle()  # the panel follows the scale already; this call sizes the new controls
+
+    def _restyle(self) -> None:
+        super()._restyle()
+        if hasattr(self, "button"):  # the panel's own first restyle comes before these exist
+            _size_text(self.input, self.button)
 
     def submit(self) -> None:
         """Send what is typed in the box (what Enter and the Send button do)."""
@@ -285,7 +337,11 @@ class ServerPanel(widgets.HTML):
         self._title = title
         self._live = _Live(self.render, [self], every=interval)
         self.add_class("wslab-server-panel")
+        follow(self._restyle)
         self._live.show()
+
+    def _restyle(self) -> None:
+        _size_text(self)
 
     def render(self) -> None:
         room, stats = self.server.room, self.server.room.stats
@@ -307,8 +363,15 @@ class ServerPanel(widgets.HTML):
         return f"ServerPanel({self._title!r}: a live widget; run the notebook to see it)"
 
 
+def _link(url: str) -> str:
+    """A join URL the instructor can click (it opens the room in a new tab), shown in full."""
+    shown = html.escape(url)
+    return f'<a href="{shown}" target="_blank" rel="noopener"><code>{shown}</code></a>'
+
+
 class AudienceView(widgets.HBox):
-    """The instructor's screen in live-audience mode: where to join, who is in, what they say.
+    """The instructor's screen in live-audience mode: where to join, who is in, what they say,
+    and the controls to moderate them (:class:`~wslab.widgets.moderation_panel.ModerationPanel`).
 
     Shows the join URL(s) with a QR code, the number of people connected, and the room's
     newest messages, updating live from the chat server's own event stream.
@@ -317,31 +380,45 @@ class AudienceView(widgets.HBox):
     def __init__(self, server: ChatServer, urls: list[str], *, qr: str = "", lines: int = 15) -> None:
         self.server = server
         self._lines = lines
-        links = "<br>".join(f"<code>{html.escape(url)}</code>" for url in urls)
-        join = widgets.HTML(f"<b>Join the chat</b><br>{links}<br>{qr}")
+        links = "<br>".join(_link(url) for url in urls)
+        check = f"<br><small>first, from a phone: {_link(reach_url(urls[0]))}</small>" if urls else ""
+        self._join = widgets.HTML(f"<b>Join the chat</b><br>{links}<br>{qr}{check}")
         self._count = widgets.HTML()
         self._count.add_class("wslab-audience-count")
         self._body = widgets.HTML()
         self._body.add_class("wslab-audience-lines")
-        self._live = _Live(self.render, [self._count, self._body])
-        super().__init__(
-            [join, widgets.VBox([self._count, self._body], layout=widgets.Layout(width="60%"))],
-            layout=widgets.Layout(border="1px solid #ccc", padding="4px"),
+        self.live_region = LiveRegion(label="the class chat, new lines")
+        self._announce = Announcer(self.live_region, lambda: tuple(server.room.transcript), render_plain)
+        #: Kick, mute, unmute, clear: what the instructor's clicks do (``server.kick(...)`` ...).
+        self.moderation = ModerationPanel(server, self.live_region)
+        self._live = _Live(self.render, [self._count, self._body, self.moderation.status])
+        room = widgets.VBox(
+            [self._count, self._body, self.live_region, self.moderation], layout=widgets.Layout(width="60%")
         )
+        super().__init__([self._join, room], layout=widgets.Layout(border="1px solid #ccc", padding="4px"))
         self.add_class("wslab-audience")
+        follow(self._restyle)
         self._unsubscribe = server.subscribe(self._live.poke)
         self._live.show()
 
+    def _restyle(self) -> None:
+        _size_text(self._join, self._count, self._body)
+        self.moderation.restyle()
+
     def render(self) -> None:
-        users = self.server.room.users
+        everyone = self.server.room.everyone
         nobody = "nobody now" if self.server.room.transcript else "nobody yet"  # after a class, not before
-        self._count.value = f"<b>{len(users)}</b> connected: {html.escape(', '.join(users) or nobody)}"
+        self._count.value = f"<b>{len(everyone)}</b> connected: {html.escape(', '.join(everyone) or nobody)}"
         lines = [render_plain(event) for event in list(self.server.room.transcript)[-self._lines :]]
         self._body.value = _lines_html(lines, "(no messages yet)")
+        self.moderation.update(everyone)
+        self._announce()
 
     def close(self) -> None:
         self._unsubscribe()
         self._live.close()
+        self.live_region.close()
+        self.moderation.close()
         super().close()
 
     def __repr__(self) -> str:
@@ -369,8 +446,12 @@ class FleetView(widgets.VBox):
             [self._status, self._tiles], layout=widgets.Layout(border="1px solid #ccc", padding="4px")
         )
         self.add_class("wslab-fleet")
+        follow(self._restyle)
         client.on_change = self._live.poke
         self._live.show()
+
+    def _restyle(self) -> None:
+        _size_text(self._status, self._tiles)
 
     def render(self) -> None:
         c = self.client
@@ -380,8 +461,9 @@ class FleetView(widgets.VBox):
             f" &middot; {len(c.seen)} changes seen &middot; via <code>{html.escape(c.server)}</code>"
         )
         tiles = [
-            f"<div style='background:{_FLEET_COLOURS.get(str(s.status), '#eee')};padding:4px 8px;"
-            f"border-radius:4px;min-width:110px'><b>{html.escape(s.service)}</b><br>"
+            # Dark text on the tile's light colour, whatever the theme's text colour is.
+            f"<div style='background:{_FLEET_COLOURS.get(str(s.status), '#eee')};color:#112233;"
+            f"padding:4px 8px;border-radius:4px;min-width:7em'><b>{html.escape(s.service)}</b><br>"
             f"v{s.version} &middot; {html.escape(str(s.status))}</div>"
             for s in c.fleet.services.values()
         ]

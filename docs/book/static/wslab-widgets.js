@@ -22,6 +22,11 @@
     class OfflineView extends base.DOMWidgetView {
       render() {
         const id = this.model.get("_anywidget_id") || "";
+        if (id.endsWith(".LiveRegion")) {
+          // A live view's region for screen readers: a reading copy has no new lines to read out.
+          this.el.hidden = true;
+          return;
+        }
         const name = id ? id.split(".").pop() : `${this.model.get("_view_name")} (${moduleName})`;
         this.el.classList.add("wslab-offline-widget");
         this.el.textContent =

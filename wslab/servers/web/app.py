@@ -1,36 +1,41 @@
 """Lesson 04's application: the chat page, a small JSON API and the chat's WebSocket, on one port.
 
 * ``GET /`` the browser chat page, ``/static/*`` its script and style;
-* ``GET /health`` and ``GET /api/users``, a small JSON API;
-* ``POST /api/token``: a short-lived token for a username (and the room's join code);
+* ``GET /health``, ``GET /api/users``, ``POST /api/token`` and ``GET /reach`` (:mod:`.api`);
 * ``/ws``: lesson 02's chat, the same :class:`~wslab.servers.chat.ChatServer` as on the
-  :mod:`websockets` server, reached through :class:`~wslab.servers.asgi_peer.AsgiPeer`.
+  :mod:`websockets` server, reached through :class:`~wslab.servers.asgi_peer.AsgiPeer`;
+* ``POST /api/stream`` and ``POST /api/send``: the same chat over plain HTTP, for networks
+  that refuse WebSockets (:mod:`.stream`).
 
-One middleware stack (:mod:`.middleware`) serves both kinds of request.
+One middleware stack (:mod:`.middleware`) serves every kind of request.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from importlib import resources
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
+from ...core.audience import AUDIENCE
 from ...core.auth import Tokens
-from ...core.protocol import UsernameError, validate_username
+from ...core.join_code import JoinCodeGuard
+from ...core.limits import AttemptLimit
+from ...core.origins import origin_allowed
 from ...runtime.event_log import EventLog
 from ..asgi_peer import AsgiPeer
 from ..chat import ChatServer
-from .middleware import AccessLog, OriginGuard
+from .api import Door, api_routes
+from .middleware import AccessLog, OriginGuard, OriginRule
+from .stream import STREAM_PATHS, stream_routes
 
 __all__ = ["CONTENT_SECURITY_POLICY", "create_app", "page_routes"]
 
@@ -60,59 +65,8 @@ def page_routes(page: str) -> list[BaseRoute]:
     ]
 
 
-def _json_api(chat: ChatServer, tokens: Tokens, join_code: str | None) -> list[Route]:
-    """The small JSON API beside the page: health, who is here, and a token for a name."""
-
-    async def health(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "server": chat.room.server_id, "users": len(chat.room.users)})
-
-    async def users(request: Request) -> Response:
-        return JSONResponse({"users": chat.room.everyone, "count": chat.room.size, "full": chat.room.full})
-
-    async def token(request: Request) -> Response:
-        try:
-            body = json.loads(await request.body() or b"{}")
-        except json.JSONDecodeError:
-            return JSONResponse({"error": 'send JSON: {"name": ..., "code": ...}'}, status_code=400)
-        if not isinstance(body, dict):
-            return JSONResponse({"error": "send a JSON object"}, status_code=400)
-        if join_code is not None and str(body.get("code") or "") != join_code:
-            return JSONResponse(
-                {"error": "this room needs its join code", "code_required": True}, status_code=401
-            )
-        try:
-            name = validate_username(str(body.get("name") or ""))
-        except UsernameError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-        return JSONResponse({"token": tokens.issue(name), "expires_in": tokens.lifetime})
-
-    return [
-        Route("/health", health),
-        Route("/api/users", users),
-        Route("/api/token", token, methods=["POST"]),
-    ]
-
-
-def create_app(
-    chat: ChatServer,
-    *,
-    tokens: Tokens | None = None,
-    join_code: str | None = None,
-    allowed_origins: Sequence[str] = (),
-    log: EventLog | None = None,
-) -> Starlette:
-    """The lesson's web app around ``chat``.
-
-    Args:
-        chat: the chat room behind ``/ws``; its ``tokens`` are used (and set if missing).
-        tokens: signs the tokens ``POST /api/token`` hands out.
-        join_code: if set, ``POST /api/token`` wants it (a classroom's shared code).
-        allowed_origins: other sites' origins allowed to use the API and the WebSocket,
-            e.g. ``["https://course.example"]``; the app's own origin always is.
-        log: an :class:`EventLog` for the access log (the notebook shows it live).
-    """
-    tokens = tokens or chat.room.tokens or Tokens(clock=time.time)
-    chat.room.require_tokens(tokens)
+def _chat_websocket(chat: ChatServer) -> WebSocketRoute:
+    """``/ws``: the chat, refused with HTTP 503 before the upgrade when the room is full."""
 
     async def websocket_endpoint(websocket: WebSocket) -> None:
         if chat.room.full:
@@ -129,22 +83,73 @@ def create_app(
         finally:
             await peer.finish()
 
-    routes = [
-        *page_routes("chat.html"),
-        *_json_api(chat, tokens, join_code),
-        WebSocketRoute("/ws", websocket_endpoint),
-    ]
-    middleware = [
+    return WebSocketRoute("/ws", websocket_endpoint)
+
+
+def _middleware(
+    log: EventLog | None, allowed_origins: Sequence[str], origin_rule: OriginRule | None
+) -> list[Middleware]:
+    """One stack for every request, HTTP and WebSocket: the access log, CORS, the Origin guard."""
+    return [
         Middleware(AccessLog, log=log),
         Middleware(
             CORSMiddleware,
             allow_origins=list(allowed_origins),
             allow_methods=["GET", "POST"],
-            allow_headers=["content-type"],
+            allow_headers=["content-type", "x-join-code"],
         ),
-        Middleware(OriginGuard, allowed=allowed_origins),
+        Middleware(
+            OriginGuard, allowed=allowed_origins, rule=origin_rule or origin_allowed, http_paths=STREAM_PATHS
+        ),
     ]
+
+
+def create_app(
+    chat: ChatServer,
+    *,
+    tokens: Tokens | None = None,
+    join_code: str | None = None,
+    allowed_origins: Sequence[str] = (),
+    origin_rule: OriginRule | None = None,
+    log: EventLog | None = None,
+    trusted_proxies: Collection[str] = (),
+    wrong_codes: tuple[float, float] = AUDIENCE.wrong_codes,
+    room_full_retry: float = 5.0,
+) -> Starlette:
+    """The lesson's web app around ``chat``.
+
+    Args:
+        chat: the chat room behind ``/ws``; its ``tokens`` are used (and set if missing).
+        tokens: signs the tokens ``POST /api/token`` hands out.
+        join_code: if set, ``POST /api/token`` and ``GET /api/users`` want it (a classroom's
+            shared code).
+        allowed_origins: other sites' origins allowed to use the API and the WebSocket,
+            e.g. ``["https://course.example"]``; the app's own origin always is.
+        origin_rule: decides each handshake's ``Origin`` (:class:`OriginGuard`'s own by default).
+        log: an :class:`EventLog` for the access log (the notebook shows it live).
+        trusted_proxies: addresses of the proxies whose ``X-Forwarded-For`` names the client.
+        wrong_codes: ``(per minute, burst)`` wrong join codes allowed per client address.
+        room_full_retry: seconds a newcomer to a full room is told to wait (``Retry-After``).
+    """
+    tokens = tokens or chat.room.tokens or Tokens(clock=time.time)
+    chat.room.require_tokens(tokens)
+    limit = AttemptLimit(per_minute=wrong_codes[0], burst=wrong_codes[1], clock=time.monotonic)
+    door = Door(
+        chat=chat,
+        guard=JoinCodeGuard(code=join_code, limit=limit),
+        trusted_proxies=frozenset(trusted_proxies),
+        room_full_retry=room_full_retry,
+    )
+
+    routes = [
+        *page_routes("chat.html"),
+        *api_routes(door, tokens),
+        _chat_websocket(chat),
+        *stream_routes(chat, room_full=door.room_full),
+    ]
+    middleware = _middleware(log, allowed_origins, origin_rule)
     app = Starlette(routes=routes, middleware=middleware)
     app.state.chat = chat
     app.state.tokens = tokens
+    app.state.door = door
     return app

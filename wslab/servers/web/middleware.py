@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
-from urllib.parse import urlsplit
+from collections.abc import Callable, Sequence
 
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ...core.connection_log import LogKind
+from ...core.origins import normal_origin, origin_allowed
 from ...runtime.event_log import EventLog
 
-__all__ = ["AccessLog", "OriginGuard"]
+__all__ = ["AccessLog", "OriginGuard", "OriginRule"]
+
+#: ``rule(origin, host, extra)``: may a handshake with this ``Origin`` proceed on a server
+#: reached as ``host``, given the other sites' origins in ``extra``?
+OriginRule = Callable[[str | None, str, set[str]], bool]
 
 logger = logging.getLogger("wslab.web")
 
@@ -99,21 +103,31 @@ class OriginGuard:
 
     Behind jupyter-server-proxy the page's origin is the Jupyter server's and the proxy forwards
     ``Host``: the rule holds as it is. Locally an in-notebook client needs ``notebook_origins()``.
+
+    The decision is ``rule`` (:func:`wslab.core.origins.origin_allowed` unless given: lesson 04
+    passes the learner's), applied to the normalised ``Origin``, ``Host`` and ``allowed``.
+    ``http_paths`` are HTTP routes that stand in for the WebSocket (the page's plain-HTTP
+    fallback): the same rule guards them.
     """
 
-    def __init__(self, app: ASGIApp, *, allowed: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        allowed: Sequence[str] = (),
+        rule: OriginRule = origin_allowed,
+        http_paths: Sequence[str] = (),
+    ) -> None:
         self.app = app
-        self.allowed = {origin.rstrip("/").lower() for origin in allowed}
+        self.allowed = {normal_origin(origin) for origin in allowed}
+        self.rule = rule
+        self.http_paths = frozenset(http_paths)
 
     def permits(self, scope: Scope) -> bool:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         origin = headers.get("origin")
-        if origin is None:
-            return True
-        origin = origin.rstrip("/").lower()
-        if origin in self.allowed or "*" in self.allowed:
-            return True
-        return urlsplit(origin).netloc == headers.get("host", "").lower()  # same origin as the page
+        host = headers.get("host", "").lower()
+        return bool(self.rule(None if origin is None else normal_origin(origin), host, self.allowed))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket" and not self.permits(scope):
@@ -122,5 +136,8 @@ class OriginGuard:
                 await refusal(scope, receive, send)
             else:
                 await send({"type": "websocket.close", "code": 1008, "reason": "origin not allowed"})
+            return
+        if scope["type"] == "http" and scope["path"] in self.http_paths and not self.permits(scope):
+            await PlainTextResponse("origin not allowed\n", status_code=403)(scope, receive, send)
             return
         await self.app(scope, receive, send)

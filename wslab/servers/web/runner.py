@@ -126,13 +126,15 @@ async def serve_web(
     max_message: int = 64 * 1024,
     ping_interval: float | None = 20.0,
     ping_timeout: float | None = 20.0,
+    tls: tuple[str, str] | None = None,
 ) -> AsgiServerHandle:
     """Serve ``app`` with uvicorn in the running event loop and return at once.
 
     Re-run safe like :func:`wslab.serve`: a server of this process already under
     ``name`` or on ``port`` is stopped first. WebSockets use uvicorn's implementation on
     top of the :mod:`websockets` sans-I/O protocol; messages over ``max_message`` bytes
-    close the connection with 1009.
+    close the connection with 1009. ``tls`` is ``(certificate file, key file)``, both PEM:
+    then the app answers ``https://`` and ``wss://`` only.
     """
     import uvicorn
 
@@ -154,6 +156,8 @@ async def serve_web(
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=5,
+        ssl_certfile=tls[0] if tls else None,
+        ssl_keyfile=tls[1] if tls else None,
     )
     server = _server_class()(config)
     task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]), name=f"uvicorn-{name}")
@@ -164,6 +168,8 @@ async def serve_web(
         raise RuntimeError("uvicorn stopped before it started")
     chat = getattr(app.state, "chat", None)
     handle = AsgiServerHandle(name, server, sock, task, chat)
+    if tls:
+        handle.scheme = "https"
     if chat is not None:
         await chat.attach()
         handle.on_stop(chat.detach)
