@@ -35,7 +35,7 @@ LEARNER  := notebooks/learner
 # workers, since most of these tests wait on sockets and timers rather than compute.
 UNIT   := -m "not browser and not broker and not lab and not lesson" -n 4 --dist worksteal -p no:nbval
 
-.PHONY: lab test unit soak lint notebooks learner lock browser nginx book book-npm axe-npm clean help
+.PHONY: lab test unit soak lint notebooks learner lock browser nginx book book-npm axe-npm bench-npm clean help
 .DEFAULT_GOAL := help
 
 help:
@@ -47,6 +47,7 @@ help:
 	@echo "make lint       ruff over the package and the tests; mypy over the package (strict on wslab/core)"
 	@echo "make soak       make unit RUNS times (default 10) beside two CPU hogs: the flake hunt"
 	@echo "make book       the reading copy: a static site of the lessons from their stored outputs"
+	@echo "make bench-npm  install the Node ws server the benchmarks measure as a reference (npm ci)"
 	@echo "make lock       refresh $(LOCKFILE) after changing pyproject.toml (UPGRADE=1: newest of everything)"
 	@echo "LOCK=0          with lab/test/unit: install the newest versions allowed, not $(LOCKFILE)"
 
@@ -117,7 +118,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check wslab tests docs/book
 	$(BIN)/mypy
 
-test: $(STAMP) browser nginx lint book-npm axe-npm
+test: $(STAMP) browser nginx lint book-npm axe-npm bench-npm
 	$(BIN)/python -m pytest tests $(COMPLETE) $(NBVAL)
 
 unit: $(STAMP)
@@ -152,6 +153,14 @@ book-npm:
 	elif command -v npm >/dev/null; then cd $(BOOK) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error; \
 	else echo "note: no npm found; the reading copy cannot be built (install Node.js 18 or newer)"; fi
 
+# The Node ws server python -m wslab bench measures as a second reference (wslab/bench/node):
+# npm ci as for the book. Without Node or npm the benchmarks say so and measure the others.
+BENCH_NODE := wslab/bench/node
+bench-npm:
+	@if [ $(BENCH_NODE)/node_modules/.package-lock.json -nt $(BENCH_NODE)/package-lock.json ]; then :; \
+	elif command -v npm >/dev/null; then cd $(BENCH_NODE) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error; \
+	else echo "note: no npm found; the benchmarks' Node reference cannot run (install Node.js 18 or newer)"; fi
+
 # axe-core for the browser tests' accessibility checks (tests/accessibility.py), pinned by
 # tests/a11y/package-lock.json and installed the book's way. Without npm those checks skip
 # (fail under CI=true).
@@ -163,4 +172,4 @@ axe-npm:
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .test-artifacts *.egg-info $(BOOK)/_build $(BOOK)/node_modules \
-	  $(AXE)/node_modules
+	  $(AXE)/node_modules $(BENCH_NODE)/node_modules

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -55,6 +56,25 @@ async def test_one_client_failing_mid_fan_out_never_stops_the_others(started: li
     await wait_for(lambda: "bob" not in chat.room.users, what="bob, who cannot be written to, is dropped")
 
 
+async def test_a_client_whose_network_fails_is_dropped_by_its_own_close_and_the_others_go_on(
+    started: list[ChatClient],
+) -> None:
+    chat = ChatServer()
+    server = await chat.serve(name="chat")
+    ana, bob, cy = [await join(started, server.url, name) for name in ("ana", "bob", "cy")]
+    bob.reconnect = False
+    # bob's socket, on the server, can no longer send (EPIPE): its transport closes itself
+    # on the next write, and its connection's handler ends as for any lost connection.
+    transport = chat.room.members["bob"].connection.connection.transport
+    transport.get_extra_info("socket").shutdown(socket.SHUT_WR)
+    said = [f"message {i}" for i in range(20)]
+    for text in said:
+        await ana.send(text)
+    await wait_for(lambda: cy.texts(author="ana") == said and ana.texts(author="ana") == said)
+    await wait_for(lambda: "bob" not in chat.room.users, what="bob, whose network failed, is dropped")
+    assert transport.is_closing()
+
+
 async def test_the_event_log_records_every_delivery_like_every_other_send(started: list[ChatClient]) -> None:
     log = EventLog(maxlen=1000)
     chat = ChatServer()
@@ -68,6 +88,19 @@ async def test_the_event_log_records_every_delivery_like_every_other_send(starte
     assert any('"type":"join"' in text and '"name":"bob"' in text for text in sent)  # pushed to ana
     assert any('"type":"chat"' in text and "hello bob" in text for text in sent)  # pushed to bob
     assert any('"type":"ack"' in text for text in sent)  # pushed to ana
+
+
+async def test_the_event_log_records_a_fan_out_once_with_its_number_of_recipients(
+    started: list[ChatClient],
+) -> None:
+    log = EventLog(maxlen=1000)
+    chat = ChatServer()
+    server = await chat.serve(name="chat", log=log)
+    ana, bob, cy = [await join(started, server.url, name) for name in ("ana", "bob", "cy")]
+    await ana.send("hello both")
+    await wait_for(lambda: bob.texts() == cy.texts() == ana.texts() == ["hello both"])
+    pushed = [e.peer for e in log if e.direction is LogKind.SENT and "hello both" in (e.text or "")]
+    assert pushed == ["2 clients"]  # bob and cy: one line, not one each
 
 
 class _Subscription(QueuedSubscription):

@@ -1,25 +1,31 @@
 """``python -m wslab bench fanout``: the chat server's fan-out against a bare ``broadcast()``.
 
-One run starts each server in turn, each in a fresh process of its own:
+One run starts each server in turn, each in a fresh process of its own
+(:mod:`wslab.bench.servers`):
 
-* ``chat``: the lessons' :class:`~wslab.servers.ChatServer` over a
-  :class:`~wslab.brokers.MemoryBroker`, as :meth:`ChatServer.serve` starts it;
+* ``chat``: ``python -m wslab serve chat``, the lessons' chat server as a learner starts it
+  from a terminal, with its event log and its log lines;
 * ``baseline``: a bare websockets server whose handler, for every message a client
   sends, calls :func:`websockets.asyncio.server.broadcast` on every other connection,
-  the least a correct fan-out can do.
+  the least a correct fan-out can do;
+* ``node``: the same on Node's ``ws``, a reference outside Python, where Node and the
+  package are installed (``make bench-npm``); the run says so when they are not.
 
 Each server is measured in both of the chat's dialects (``--dialects``): ``json``, and
 the original tutorial's ``plain`` text, where a client's first message is its name and
-every chat message arrives as a line ``[name] text``. The baseline does for each dialect
-the least that dialect needs: in json it forwards the publisher's message as it came; in
-plain it formats the ``[name] text`` line once per message, as the tutorial's server does.
+every chat message arrives as a line ``[name] text``. The references do for each dialect
+the least that dialect needs: in json they forward the publisher's message as it came; in
+plain they format the ``[name] text`` line once per message, as the tutorial's server does.
 
 A load process (:mod:`wslab.bench.load`) opens ``--clients`` receiving connections and
-one publisher over 127.0.0.1. After ``--warmup`` untimed messages that every receiver
-must have read, the publisher sends ``--messages`` chat messages of ``--size`` characters
-of text, each starting with its index and its send time (:func:`time.time`), then words
-(``--text words``, compressing like chat text) or ``xxxx...`` (``--text repeat``); every
-receiver timestamps each message as it reads it. Reported:
+one publisher over 127.0.0.1. Where the machine has two CPUs, the server runs on one and
+the load process on the other (``--no-pin`` lets the system place them): the load takes
+no CPU time from the server, as clients on other machines would not. After ``--warmup``
+untimed messages that every receiver must have read, the publisher sends ``--messages``
+chat messages of ``--size`` characters of text, each starting with its index and its send
+time (:func:`time.time`), then words (``--text words``, compressing like chat text) or
+``xxxx...`` (``--text repeat``); every receiver timestamps each message as it reads it.
+Reported:
 
 * ``deliveries_per_s``: distinct messages received, summed over the receivers, divided
   by the time from the first send to the last delivery;
@@ -33,8 +39,9 @@ receiver timestamps each message as it reads it. Reported:
 
 By default the publisher sends in a burst (as fast as its own connection takes the
 messages): this measures how fast each server fans out, and the latency is then mostly
-time spent queued behind earlier messages. ``--rate`` paces it instead, for latency
-under a load both servers sustain.
+time spent queued behind earlier messages; the summary compares deliveries/s. ``--rate``
+paces it instead (the paced mode), for latency under a load every server sustains; the
+summary then compares p50 and p99 as well.
 
 Exit status: 0, 2 if any message was lost, 1 if a run failed. Results and their reading:
 ``docs/benchmarks.md``.
@@ -56,17 +63,15 @@ from ..cli.argtypes import comma_list, positive_int
 from . import harness
 from .harness import Child, Progress, emit
 from .load import DIALECTS, Load, client_options, connect_and_warm_up, drop, report_progress, text
+from .servers import CHATS, HOST, SERVERS, node_missing, start_server
 
-__all__ = ["SERVERS", "add_fanout_parser", "child_main"]
-
-HOST = "127.0.0.1"
-SERVERS = ("chat", "baseline")
+__all__ = ["add_fanout_parser", "child_main", "measured_servers", "pin_options"]
 
 #: How to stop a server, and its URL.
 Started = tuple[Callable[[], Awaitable[None]], str]
 
 
-# Servers (``python -m wslab.bench fanout _serve chat|baseline``)
+# The bare server (``python -m wslab.bench fanout _serve baseline``)
 
 
 async def _start_baseline(compression: str | None) -> Started:
@@ -98,20 +103,10 @@ async def _start_baseline(compression: str | None) -> Started:
     return stop, f"ws://{HOST}:{port}/"
 
 
-async def _start_chat(compression: str | None) -> Started:
-    from ..brokers.memory import MemoryBroker
-    from ..servers.chat import ChatServer
-
-    chat = ChatServer(broker=MemoryBroker())
-    handle = await chat.serve(name="bench-chat", host=HOST, port=0, compression=compression)
-    return handle.stop, handle.url
-
-
-async def _serve_main(kind: str, compression: str | None) -> int:
+async def _serve_main(compression: str | None) -> int:
     """Serve until stdin closes (the orchestrator reads this process's CPU clock from outside)."""
     harness.raise_open_files_limit()
-    start = _start_chat if kind == "chat" else _start_baseline
-    stop, url = await start(compression)
+    stop, url = await _start_baseline(compression)
     emit(url=url, pid=os.getpid())
     try:
         await harness.read_command()
@@ -178,32 +173,32 @@ async def _load_main(args: argparse.Namespace) -> int:
 
 async def _measure(server: str, dialect: str, args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     """One server, one dialect: the load's result, the server's CPU time, and everyone else's."""
-    server_child = Child(
-        f"{server} server", await harness.spawn("fanout", "_serve", server, *_compression(args))
-    )
+    server_cpu, load_cpu = harness.cpus() if args.pin else (None, None)
+    started = await start_server(server, compression=args.compression, cpu=server_cpu, before=args.before)
     load_child: Child | None = None
     try:
-        started = await server_child.read(30)
         load_child = Child(
             "load",
             await harness.spawn(
-                "fanout", "_load", started["url"], "--dialect", dialect,
+                "fanout", "_load", started.url, "--dialect", dialect,
                 *("--clients", str(args.clients), "--messages", str(args.messages)),
                 *("--size", str(args.size), "--text", args.text, "--rate", str(args.rate)),
                 *_compression(args),
                 *("--timeout", str(args.timeout), "--stall", str(args.stall), "--warmup", str(args.warmup)),
                 "--coordinated",
+                cpu=load_cpu,
             ),
         )  # fmt: skip
-        clocks = harness.Clocks({"server": started["pid"]})
+        clocks = harness.Clocks({"server": started.pid})
         label = f"{server} {dialect}"
-        return await harness.follow(
+        result = await harness.follow(
             load_child, label, progress, clocks, wait=args.timeout + 60, mark_on="ready"
         )
+        return {**result, "server_command": started.command}
     finally:
         if load_child is not None:
             await load_child.close()
-        await server_child.close()
+        await started.stop()
 
 
 def _compression(args: argparse.Namespace) -> tuple[str, str]:
@@ -226,21 +221,60 @@ COLUMNS = [
 ]
 
 
-def _summary(records: list[dict[str, Any]], args: argparse.Namespace) -> str:
+def placement(args: argparse.Namespace) -> str:
+    """Where the server and the load ran, for a table's heading."""
+    server_cpu, load_cpu = harness.cpus() if args.pin else (None, None)
+    if server_cpu is None:
+        return "server and load not pinned"
+    return f"server on CPU {server_cpu}, load on CPU {load_cpu}"
+
+
+def ratio_lines(records: list[dict[str, Any]], dialects: list[str], *, paced: bool) -> list[str]:
+    """The chat against each reference, per dialect: deliveries/s; with ``paced``, p50 and p99 too."""
+    lines = []
+    measures = [("deliveries_per_s", "deliveries/s", "{:,.0f}")]
+    if paced:
+        measures += [("p50_ms", "p50 ms", "{:.1f}"), ("p99_ms", "p99 ms", "{:.1f}")]
+    pairs = [(chat, reference) for chat in CHATS for reference in ("baseline", "node")] + [("chat", "before")]
+    for server, reference in pairs:
+        for dialect in dialects:
+            for key, label, fmt in measures:
+                line = harness.ratio_line(
+                    records, dialect, server=server, reference=reference, key=key, label=label, fmt=fmt
+                )
+                lines += [line] if line else []
+    return lines
+
+
+def _summary(records: list[dict[str, Any]], args: argparse.Namespace, notes: list[str]) -> str:
     pace = f"paced at {args.rate:g} msg/s" if args.rate > 0 else "burst"
     head = (
         f"fan-out: {args.clients:,} clients x {args.messages:,} messages of {args.size} B "
-        f"({args.text}, {pace}, compression {args.compression})"
+        f"({args.text}, {pace}, compression {args.compression}; {placement(args)})"
     )
     lines = [head, "", harness.results_table(records, COLUMNS, left=3), *harness.disturbed_note(records)]
-    ratios = [line for dialect in args.dialects.split(",") if (line := harness.ratio_line(records, dialect))]
-    return "\n".join([*lines, *(["", *ratios] if ratios else [])])
+    ratios = ratio_lines(records, args.dialects.split(","), paced=args.rate > 0)
+    return "\n".join([*lines, *(["", *ratios] if ratios else []), *(["", *notes] if notes else [])])
+
+
+def measured_servers(args: argparse.Namespace, progress: Progress) -> tuple[list[str], list[str]]:
+    """The servers asked for that can run here, and a note for each that cannot."""
+    servers, notes = [], []
+    for server in args.servers.split(","):
+        if server == "node" and (missing := node_missing()) is not None:
+            notes.append(f"node: not measured: {missing}")
+            progress.finish(notes[-1])
+        else:
+            servers.append(server)
+    if args.before:  # right after this checkout's chat, so the two alternate like the others
+        servers.insert(servers.index("chat") + 1 if "chat" in servers else 0, "before")
+    return servers, notes
 
 
 async def _fanout(args: argparse.Namespace) -> int:
     harness.raise_open_files_limit()
     progress = Progress()
-    servers = args.servers.split(",")
+    servers, notes = measured_servers(args, progress)
     records: list[dict[str, Any]] = []
     for run in range(1, args.runs + 1):
         for dialect in args.dialects.split(","):
@@ -255,13 +289,14 @@ async def _fanout(args: argparse.Namespace) -> int:
                 label = f"{server} {dialect} (run {run})"
                 harness.record_result(records, record, label, progress, as_json=args.json)
     if not args.json:
-        print(_summary(records, args), flush=True)
+        print(_summary(records, args, notes), flush=True)
     return 0 if all(r["lost"] == 0 for r in records) else 2
 
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
     keys = ("clients", "messages", "size", "text", "rate", "compression")
-    return {key: getattr(args, key) for key in keys}
+    server_cpu, load_cpu = harness.cpus() if args.pin else (None, None)
+    return {**{key: getattr(args, key) for key in keys}, "server_cpu": server_cpu, "load_cpu": load_cpu}
 
 
 # Options
@@ -299,10 +334,11 @@ def add_fanout_parser(kinds: Any) -> argparse.ArgumentParser:
         doc=__doc__,
         help="one publisher, many receivers: the chat server against a bare broadcast()",
         options=_load_options,
-        picks=("--servers", SERVERS, "comma-separated: chat,baseline (default)"),
+        picks=("--servers", SERVERS, "comma-separated: chat,baseline,node (default: all three)"),
         each="server, dialect and run",
         run=_fanout,
     )
+    pin_options(fanout)
     fanout.add_argument(
         "--dialects",
         type=comma_list(tuple(DIALECTS)),
@@ -312,6 +348,23 @@ def add_fanout_parser(kinds: Any) -> argparse.ArgumentParser:
     return fanout
 
 
+def pin_options(parser: argparse.ArgumentParser) -> None:
+    """``--no-pin`` (let the system place the server and the load), and ``--before DIR``."""
+    parser.add_argument(
+        "--no-pin",
+        dest="pin",
+        action="store_false",
+        help="do not pin the server and the load to different CPUs (default: pinned where there are two)",
+    )
+    parser.add_argument(
+        "--before",
+        metavar="DIR",
+        default=None,
+        help="also measure, as server 'before', the chat command of the wslab checkout in DIR "
+        "(git worktree add DIR COMMIT): figures before and after a change, in the same run",
+    )
+
+
 def child_main(argv: Sequence[str]) -> int:
     """The server and load processes a fan-out run starts (internal)."""
     parser = argparse.ArgumentParser(
@@ -319,7 +372,7 @@ def child_main(argv: Sequence[str]) -> int:
     )
     roles = parser.add_subparsers(dest="role", required=True)
     serve = roles.add_parser("_serve")
-    serve.add_argument("server", choices=SERVERS)
+    serve.add_argument("server", choices=("baseline",))
     serve.add_argument("--compression", choices=("deflate", "none"), default="deflate")
     load = roles.add_parser("_load")
     load.add_argument("url")
@@ -328,5 +381,5 @@ def child_main(argv: Sequence[str]) -> int:
     load.add_argument("--coordinated", action="store_true", help="say ready and wait for go on stdin")
     args = parser.parse_args(argv)
     if args.role == "_serve":
-        return asyncio.run(_serve_main(args.server, None if args.compression == "none" else "deflate"))
+        return asyncio.run(_serve_main(None if args.compression == "none" else "deflate"))
     return asyncio.run(_load_main(args))

@@ -31,6 +31,7 @@ __all__ = [
     "add_benchmark",
     "busy_cpu_s",
     "cell",
+    "cpus",
     "disturbed",
     "disturbed_note",
     "emit",
@@ -46,6 +47,7 @@ __all__ = [
     "record_result",
     "results_table",
     "spawn",
+    "spawn_command",
 ]
 
 #: A run counts as disturbed when other programs used more than this share of one CPU during it.
@@ -80,18 +82,49 @@ async def read_command() -> str:
 # The orchestrator's side
 
 
-async def spawn(*args: str) -> asyncio.subprocess.Process:
-    """``python -m wslab.bench ARGS``, piped; it ends with this process if this one is killed (Linux)."""
+def _preexec(cpu: int | None) -> Callable[[], None] | None:
+    """Before exec, in the child: end with this process (Linux), and run on ``cpu`` only."""
+    if cpu is None:
+        return DIE_WITH_PARENT
+
+    def pin() -> None:  # pragma: no cover - runs in the child
+        if DIE_WITH_PARENT is not None:
+            DIE_WITH_PARENT()
+        os.sched_setaffinity(0, {cpu})  # before exec: every thread the program starts inherits it
+
+    return pin
+
+
+async def spawn_command(
+    *argv: str, cpu: int | None = None, env: dict[str, str] | None = None
+) -> asyncio.subprocess.Process:
+    """Start ``argv``, piped, on CPU ``cpu`` alone if given, with ``env`` added to this
+    process's environment; it ends with this process (Linux)."""
     return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "wslab.bench",
-        *args,
+        *argv,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        preexec_fn=DIE_WITH_PARENT,
+        preexec_fn=_preexec(cpu),
+        env={**os.environ, **env} if env else None,
     )
+
+
+async def spawn(*args: str, cpu: int | None = None) -> asyncio.subprocess.Process:
+    """``python -m wslab.bench ARGS``, as :func:`spawn_command` starts it."""
+    return await spawn_command(sys.executable, "-m", "wslab.bench", *args, cpu=cpu)
+
+
+def cpus() -> tuple[int | None, int | None]:
+    """``(server CPU, load CPU)``: two CPUs this process may run on, or ``(None, None)``.
+
+    Pinned apart, the load never takes CPU time from the server, as a client on another
+    machine would not, and neither waits for the other to be scheduled.
+    """
+    if not hasattr(os, "sched_getaffinity"):
+        return None, None
+    mine = sorted(os.sched_getaffinity(0))
+    return (mine[0], mine[1]) if len(mine) >= 2 else (None, None)
 
 
 class Child:
@@ -109,7 +142,8 @@ class Child:
             self.stderr += chunk
             del self.stderr[:-65536]  # the end is what explains a failure
 
-    async def read(self, timeout: float) -> dict[str, Any]:
+    async def read_line(self, timeout: float) -> str:
+        """Its next line on stdout; raises RuntimeError, with its stderr's end, if it exited."""
         assert self.process.stdout is not None
         line = await asyncio.wait_for(self.process.stdout.readline(), timeout)
         if not line:
@@ -119,7 +153,11 @@ class Child:
                 f"the {self.name} process exited ({self.process.returncode}):\n"
                 + self.stderr.decode(errors="replace").strip()[-2000:]
             )
-        record = json.loads(line)
+        return line.decode()
+
+    async def read(self, timeout: float) -> dict[str, Any]:
+        """Its next JSON line; raises RuntimeError if it exited or said ``error``."""
+        record = json.loads(await self.read_line(timeout))
         if "error" in record:
             raise RuntimeError(f"{self.name}: {record['error']}")
         return record
@@ -317,22 +355,32 @@ def record_result(
         print(json.dumps(record), flush=True)
 
 
-def ratio_line(records: Sequence[dict[str, Any]], dialect: str) -> str | None:
-    """``chat / baseline`` deliveries/s in one dialect, from undisturbed runs when there are both."""
-    mine = [r for r in records if r["dialect"] == dialect]
+def ratio_line(
+    records: Sequence[dict[str, Any]],
+    dialect: str,
+    *,
+    server: str = "chat",
+    reference: str = "baseline",
+    key: str = "deliveries_per_s",
+    label: str = "deliveries/s",
+    fmt: str = "{:,.0f}",
+) -> str | None:
+    """``server / reference`` medians of ``key`` in one dialect, from undisturbed runs when
+    there are both; None without runs of both."""
+    mine = [r for r in records if r["dialect"] == dialect and r.get(key) is not None]
     calm = [r for r in mine if not disturbed(r)]
-    if not (any(r["server"] == "chat" for r in calm) and any(r["server"] == "baseline" for r in calm)):
+    if not (any(r["server"] == server for r in calm) and any(r["server"] == reference for r in calm)):
         calm = mine
-    servers = ("chat", "baseline")
-    rates = {server: [r["deliveries_per_s"] for r in calm if r["server"] == server] for server in servers}
-    if not (rates["chat"] and rates["baseline"]):
+    values = {name: [r[key] for r in calm if r["server"] == name] for name in (server, reference)}
+    if not (values[server] and values[reference]):
         return None
-    chat, baseline = median(rates["chat"]), median(rates["baseline"])
-    which = "" if len(rates["chat"]) + len(rates["baseline"]) == 2 else "medians, "
+    mine_, theirs = median(values[server]), median(values[reference])
+    which = "" if len(values[server]) + len(values[reference]) == 2 else "medians, "
     if len(calm) < len(mine):
         which += "undisturbed runs only, "
-    ratio = chat / baseline if baseline else float("nan")
-    return f"chat / baseline deliveries/s, {dialect}: {ratio:.2f} ({which}{chat:,.0f} / {baseline:,.0f})"
+    ratio = mine_ / theirs if theirs else float("nan")
+    numbers = f"{fmt.format(mine_)} / {fmt.format(theirs)}"
+    return f"{server} / {reference} {label}, {dialect}: {ratio:.2f} ({which}{numbers})"
 
 
 def median(values: Sequence[float]) -> float:

@@ -42,21 +42,22 @@ from typing import Any
 
 from ..cli.argtypes import positive_int
 from . import harness
-from .fanout import SERVERS
+from .fanout import measured_servers, pin_options, placement, ratio_lines
 from .harness import Child, Progress, emit
 from .load import (
     CONNECT_BATCH,
     DIALECTS,
-    PUBLISHER,
     SYNC,
     Load,
     client_options,
     drop,
-    join,
     join_in_batches,
+    join_publisher,
+    join_storm,
     report_progress,
     text,
 )
+from .servers import SERVERS, start_server
 
 __all__ = ["PROBE_TIMEOUT", "add_join_parser", "child_main"]
 
@@ -110,15 +111,22 @@ async def _load_main(args: argparse.Namespace) -> int:
     load = Load(clients=n, messages=m, expected=n * m, warmup=args.warmup, speaker=DIALECTS[args.dialect])
     options = client_options(args.compression)
     tasks: set[asyncio.Task[None]] = set()
+    # The connections pile up objects that live on: without this, the load's garbage collector
+    # would walk them all again and again, and its pace, not the server's, would set the joins'.
+    gc.disable()
     started, cpu0 = time.perf_counter(), time.process_time()
-    receivers, failures = await join_in_batches(args.url, load, options, tasks, batch=args.batch)
+    if args.storm:
+        receivers, failures = await join_storm(args.url, load, options)
+    else:
+        receivers, failures = await join_in_batches(args.url, load, options, batch=args.batch)
     joined_s, join_cpu = time.perf_counter() - started, time.process_time() - cpu0
+    gc.enable()
     emit(phase="joined", joined=len(receivers), failed=len(failures), join_s=round(joined_s, 2),
          failures=sorted(set(failures))[:5], join_load_cpu_s=round(join_cpu, 2))  # fmt: skip
     load.clients, load.expected = len(receivers), len(receivers) * m  # the burst goes to those in
     await harness.read_command()  # "go", once the orchestrator read the server's memory
     try:
-        publisher = await join(args.url, PUBLISHER, load, options, tasks)
+        publisher = await join_publisher(args.url, load, options, tasks)
         await _warm_up(args, load, publisher)
     except Exception as exc:
         emit(error=f"the publisher or its warm-up failed: {type(exc).__name__}: {exc}")
@@ -159,57 +167,68 @@ async def _joined(load: Child, label: str, progress: Progress, wait: float) -> d
 
 async def _measure(server: str, args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     """One server: how the joins went, its memory per client, then the burst's result."""
-    server_child = Child(
-        f"{server} server",
-        await harness.spawn("fanout", "_serve", server, "--compression", args.compression),
-    )
+    server_cpu, load_cpu = harness.cpus() if args.pin else (None, None)
+    started = await start_server(server, compression=args.compression, cpu=server_cpu, before=args.before)
     load_child: Child | None = None
     try:
-        started = await server_child.read(30)
-        pid = started["pid"]
-        rss_before = harness.process_rss_kib(pid)
+        rss_before = harness.process_rss_kib(started.pid)
         load_child = Child(
             "load",
             await harness.spawn(
-                "join", "_load", started["url"], "--dialect", args.dialect,
+                "join", "_load", started.url, "--dialect", args.dialect,
                 *("--clients", str(args.clients), "--batch", str(args.batch)),
+                *(["--storm"] if args.storm else []),
                 "--messages", str(args.messages),
                 *("--size", str(args.size), "--text", args.text, "--compression", args.compression),
                 *("--timeout", str(args.timeout), "--stall", str(args.stall), "--warmup", str(args.warmup)),
+                cpu=load_cpu,
             ),
         )  # fmt: skip
-        wait = args.timeout + 60
-        joining = harness.Clocks({"server": pid})
-        joining.mark()
-        joined = await _joined(load_child, server, progress, wait)
-        join_cpu = joining.read(joined["join_load_cpu_s"])
-        joined |= {"join_server_cpu_s": join_cpu["server_cpu_s"], "join_other_cpu_s": join_cpu["other_cpu_s"]}
-        rss_after = harness.process_rss_kib(pid)
+        joined = await _joins(load_child, started.pid, server, progress, args.timeout + 60)
+        rss_after = harness.process_rss_kib(started.pid)
         per_client = None
         if rss_before is not None and rss_after is not None and joined["joined"]:
             per_client = round((rss_after - rss_before) / joined["joined"], 1)
         load_child.write("go")
-        clocks = harness.Clocks({"server": pid})
-        probing, stop = None, asyncio.Event()
-        try:
-            following = harness.follow(load_child, server, progress, clocks, wait=wait, mark_on="ready")
-            follower = asyncio.ensure_future(following)
-            while not (follower.done() or clocks.start):  # the burst starts once the clocks are marked
-                await asyncio.sleep(0.01)
-            if args.probe_every > 0:
-                probing = asyncio.create_task(_probe_handshakes(started["url"], args.probe_every, stop))
-            result = await follower
-        finally:
-            probes = {}
-            if probing is not None:
-                stop.set()
-                probes = await probing
-        del joined["phase"]
-        return {**joined, "rss_kib_per_client": per_client, "server_rss_kib": rss_after, **result, **probes}
+        result = await _burst(load_child, started.pid, started.url, server, progress, args)
+        memory = {"rss_kib_per_client": per_client, "server_rss_kib": rss_after}
+        return {**joined, **memory, **result, "server_command": started.command}
     finally:
         if load_child is not None:
             await load_child.close()
-        await server_child.close()
+        await started.stop()
+
+
+async def _joins(load: Child, pid: int, label: str, progress: Progress, wait: float) -> dict[str, Any]:
+    """The load's report of the joins, with the server's and everyone else's CPU meanwhile."""
+    clocks = harness.Clocks({"server": pid})
+    clocks.mark()
+    joined = await _joined(load, label, progress, wait)
+    used = clocks.read(joined["join_load_cpu_s"])
+    del joined["phase"]
+    return {**joined, "join_server_cpu_s": used["server_cpu_s"], "join_other_cpu_s": used["other_cpu_s"]}
+
+
+async def _burst(
+    load: Child, pid: int, url: str, label: str, progress: Progress, args: argparse.Namespace
+) -> dict[str, Any]:
+    """The burst's result, and the handshakes timed while it went out."""
+    clocks = harness.Clocks({"server": pid})
+    probing, stop = None, asyncio.Event()
+    try:
+        following = harness.follow(load, label, progress, clocks, wait=args.timeout + 60, mark_on="ready")
+        follower = asyncio.ensure_future(following)
+        while not (follower.done() or clocks.start):  # the burst starts once the clocks are marked
+            await asyncio.sleep(0.01)
+        if args.probe_every > 0:
+            probing = asyncio.create_task(_probe_handshakes(url, args.probe_every, stop))
+        result = await follower
+    finally:
+        probes = {}
+        if probing is not None:
+            stop.set()
+            probes = await probing
+    return {**result, **probes}
 
 
 COLUMNS = [
@@ -233,20 +252,21 @@ COLUMNS = [
 ]
 
 
-def _summary(records: list[dict[str, Any]], args: argparse.Namespace) -> str:
+def _summary(records: list[dict[str, Any]], args: argparse.Namespace, notes: list[str]) -> str:
+    how = "all at once (storm)" if args.storm else f"in batches of {args.batch}"
     head = (
-        f"join: {args.clients:,} clients in batches of {args.batch}, then a burst of {args.messages:,} "
-        f"messages of {args.size} B to all ({args.dialect}, compression {args.compression})"
+        f"join: {args.clients:,} clients {how}, then a burst of {args.messages:,} messages of "
+        f"{args.size} B to all ({args.dialect}, compression {args.compression}; {placement(args)})"
     )
     lines = [head, "", harness.results_table(records, COLUMNS, left=2), *harness.disturbed_note(records)]
-    ratio = harness.ratio_line(records, args.dialect)
-    return "\n".join([*lines, *(["", ratio] if ratio else [])])
+    ratios = ratio_lines(records, [args.dialect], paced=False)
+    return "\n".join([*lines, *(["", *ratios] if ratios else []), *(["", *notes] if notes else [])])
 
 
 async def _join_bench(args: argparse.Namespace) -> int:
     harness.raise_open_files_limit()
     progress = Progress()
-    servers = args.servers.split(",")
+    servers, notes = measured_servers(args, progress)
     records: list[dict[str, Any]] = []
     for run in range(1, args.runs + 1):
         for server in servers if run % 2 else servers[::-1]:
@@ -265,12 +285,14 @@ async def _join_bench(args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps(record), flush=True)
     if not args.json:
-        print(_summary(records, args), flush=True)
+        print(_summary(records, args, notes), flush=True)
     return 0 if all(r["lost"] == 0 and r["failed"] == 0 for r in records) else 2
 
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
-    return {key: getattr(args, key) for key in ("clients", "batch", "messages", "size", "compression")}
+    keys = ("clients", "batch", "storm", "messages", "size", "compression")
+    server_cpu, load_cpu = harness.cpus() if args.pin else (None, None)
+    return {**{key: getattr(args, key) for key in keys}, "server_cpu": server_cpu, "load_cpu": load_cpu}
 
 
 # Options
@@ -283,6 +305,12 @@ def _load_options(parser: argparse.ArgumentParser) -> None:
         type=positive_int,
         default=CONNECT_BATCH,
         help=f"join this many at a time, each batch once the last is in (default: {CONNECT_BATCH})",
+    )
+    parser.add_argument(
+        "--storm",
+        action="store_true",
+        help="join everyone at once, as a crowd does: every connection attempted at the start, "
+        "each sending its name as soon as it is open (--batch is then unused)",
     )
     parser.add_argument(
         "--messages", type=positive_int, default=100, help="messages in the burst (default: 100)"
@@ -307,16 +335,18 @@ def _load_options(parser: argparse.ArgumentParser) -> None:
 
 def add_join_parser(kinds: Any) -> argparse.ArgumentParser:
     """Add ``join`` to the ``python -m wslab bench`` benchmarks."""
-    return harness.add_benchmark(
+    join = harness.add_benchmark(
         kinds,
         "join",
         doc=__doc__,
         help="many clients join one room, then a burst to all: the chat against a bare broadcast()",
         options=_load_options,
-        picks=("--servers", SERVERS, "comma-separated: chat,baseline (default)"),
+        picks=("--servers", SERVERS, "comma-separated: chat,baseline,node (default: all three)"),
         each="server and run",
         run=_join_bench,
     )
+    pin_options(join)
+    return join
 
 
 def child_main(argv: Sequence[str]) -> int:

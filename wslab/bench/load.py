@@ -19,7 +19,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed
+from websockets.extensions.permessage_deflate import enable_client_permessage_deflate
+from websockets.frames import Frame, Opcode
+from websockets.uri import parse_uri
 
 from ..core.protocol import Dialect, Hello, Say, encode
 from .harness import emit
@@ -29,12 +33,15 @@ __all__ = [
     "PUBLISHER",
     "SYNC",
     "Load",
+    "Receiver",
     "Speaker",
     "client_options",
     "connect_and_warm_up",
     "drop",
     "join",
     "join_in_batches",
+    "join_publisher",
+    "join_storm",
     "percentile_ms",
     "report_progress",
     "text",
@@ -157,6 +164,9 @@ def client_options(compression: str) -> dict[str, Any]:
         "ping_interval": None,  # no keepalive traffic in the measurement
         "compression": None if compression == "none" else "deflate",
         "max_size": None,
+        # 127.0.0.1 needs no proxy; looking for one reads the environment on every connect,
+        # a fifth of the load's time when thousands connect at once.
+        "proxy": None,
     }
 
 
@@ -201,52 +211,183 @@ def text(index: int, size: int, filler: str = "repeat") -> str:
     return header + _filler(index, size - len(header), filler) if size > len(header) else header.rstrip()
 
 
+def _take(load: Load, seen: bytearray, live: asyncio.Future[None], message: str, received: float) -> None:
+    """What one client does with one message read at ``received``: note it, once."""
+    kind, said = load.speaker.read(message)
+    if kind != "chat":
+        if not live.done():
+            if kind == "live":
+                live.set_result(None)
+            elif kind == "error":
+                live.set_exception(RuntimeError(f"the server refused a client: {said}"))
+        return  # welcome, joins and leaves of other clients
+    index, sent = said.split(" ", 2)[:2]
+    i = int(index)
+    if i == SYNC:
+        load.synced += 1
+        if load.synced == load.clients * load.warmup:
+            load.all_synced.set()
+        return
+    if seen[i]:
+        load.duplicates += 1
+        return
+    seen[i] = 1
+    load.latencies.append(received - float(sent))
+    load.last_delivery = received
+    load.delivered += 1
+    if load.delivered == load.expected:
+        load.done.set()
+
+
 async def _receive(connection: Any, load: Load, live: asyncio.Future[None]) -> None:
-    """Read as fast as possible; the only work per message is parsing it and noting the time."""
-    read, now = load.speaker.read, time.time
+    """The publisher's reader (a websockets connection): acks, joins, errors."""
     seen = bytearray(load.messages)
-    latencies = load.latencies
     try:
         async for message in connection:
-            received = now()
-            kind, said = read(message)
-            if kind != "chat":
-                if not live.done():
-                    if kind == "live":
-                        live.set_result(None)
-                    elif kind == "error":
-                        live.set_exception(RuntimeError(f"the server refused a client: {said}"))
-                continue  # welcome, joins and leaves of other clients
-            index, sent = said.split(" ", 2)[:2]
-            i = int(index)
-            if i == SYNC:
-                load.synced += 1
-                if load.synced == load.clients * load.warmup:
-                    load.all_synced.set()
-                continue
-            if seen[i]:
-                load.duplicates += 1
-                continue
-            seen[i] = 1
-            latencies.append(received - float(sent))
-            load.last_delivery = received
-            load.delivered += 1
-            if load.delivered == load.expected:
-                load.done.set()
+            _take(load, seen, live, message, time.time())
     except ConnectionClosed:
         pass  # counted as lost, if it was early
     if not live.done():
         live.set_exception(ConnectionError(f"closed before it went live: {connection.close_reason}"))
 
 
-async def join(url: str, name: str, load: Load, options: dict[str, Any], tasks: set[Any]) -> Any:
-    """One client, in the room: its connection once the server said it is live (its reader
-    task, in ``tasks``, counts what it receives)."""
+#: One read buffer for every receiver of a load process: each read is handled before the next.
+_READS = memoryview(bytearray(256 * 1024))
+
+
+class Receiver(asyncio.BufferedProtocol):
+    """One receiving client, as lean as a client can be: per read, one timestamp, the frames
+    parsed, each message noted; no task, queue or future per message.
+
+    It reads into one buffer the whole process shares (``recv_into``), not into a new
+    256 KiB ``bytes`` per read as ``asyncio.Protocol`` does: glibc serves an allocation that
+    large with ``mmap``, ``mremap`` and ``munmap``, one of each per read, unless earlier
+    allocations happened to raise its threshold. Measured with ``strace -c`` on the load
+    process, that luck alone decided whether a paced run cost 1.9 or 3.2 s of the load's CPU,
+    and doubled the latencies it measured.
+
+    A client elsewhere reads its socket as data arrives. A load process holding a thousand
+    clients on one CPU must come close to that, or its own queueing becomes the latency it
+    measures and its own pace the deliveries/s: a websockets connection per receiver cost
+    ~4x as much per message when paced, and websockets' frame parser, in Python, was a
+    third of the load's time in a burst. So websockets' sans-I/O :class:`ClientProtocol`
+    makes the handshake, and carries every frame if compression was negotiated; without,
+    the frames a server sends (unmasked, one per message) are read here.
+    """
+
+    def __init__(self, url: str, name: str, load: Load, compression: str | None) -> None:
+        extensions = enable_client_permessage_deflate(None) if compression else None
+        self.protocol = ClientProtocol(parse_uri(url), extensions=extensions, max_size=None)
+        self.name = name
+        self.load = load
+        self.live: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.seen = bytearray(load.messages)
+        self.transport: Any = None
+        self.buffer = bytearray()  # the handshake's response, then frames not complete yet
+        self.raw: bool | None = None  # frames read here (True) or by the protocol; None: handshake
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        self.protocol.send_request(self.protocol.connect())
+        self._flush()
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return _READS
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(bytes(_READS[:nbytes]))
+
+    def data_received(self, data: bytes) -> None:
+        received = time.time()
+        if self.raw is None:  # the response ends at the first blank line; frames may follow
+            self.buffer += data
+            end = self.buffer.find(b"\r\n\r\n") + 4
+            if end < 4:
+                return
+            self.protocol.receive_data(bytes(self.buffer[:end]))
+            data, self.buffer = bytes(self.buffer[end:]), bytearray()
+            self.protocol.events_received()
+            if self.protocol.handshake_exc is not None:
+                error = self.protocol.handshake_exc
+                return self._fail(f"{type(error).__name__}: {error}")
+            self.raw = not self.protocol.extensions
+            self.protocol.send_text(self.load.speaker.hello(self.name).encode())
+            self._flush()
+        if self.raw:
+            self._frames(data, received)
+            return
+        self.protocol.receive_data(data)
+        for event in self.protocol.events_received():
+            if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
+                _take(self.load, self.seen, self.live, bytes(event.data).decode(), received)
+        self._flush()
+
+    def _frames(self, data: bytes, received: float) -> None:
+        """Every complete frame in what arrived (RFC 6455 section 5.2; a server's are unmasked)."""
+        buffer = self.buffer
+        buffer += data
+        start, end = 0, len(buffer)
+        while end - start >= 2:
+            first, length, head = buffer[start], buffer[start + 1] & 0x7F, 2
+            if length >= 126:
+                head = 4 if length == 126 else 10
+                if end - start < head:
+                    break
+                length = int.from_bytes(buffer[start + 2 : start + head], "big")
+            if end - start < head + length:
+                break
+            payload = bytes(buffer[start + head : start + head + length])
+            start += head + length
+            if first == 0x81:  # a whole text message (FIN, text): what the servers send
+                _take(self.load, self.seen, self.live, payload.decode(), received)
+            elif first & 0x0F == Opcode.PING:
+                self.transport.write(Frame(Opcode.PONG, payload).serialize(mask=True))
+            elif first & 0x0F == Opcode.CLOSE:
+                code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
+                return self._fail(
+                    f"closed before it went live: {code} {payload[2:].decode(errors='replace')}"
+                )
+        del buffer[:start]
+
+    def eof_received(self) -> None:
+        self._fail("the server closed the connection")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(f"closed before it went live: {exc or 'no close frame'}")
+
+    def _fail(self, why: str) -> None:
+        if not self.live.done():
+            self.live.set_exception(ConnectionError(why))
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.abort()
+
+    def _flush(self) -> None:
+        for data in self.protocol.data_to_send():
+            if data:
+                self.transport.write(data)
+
+
+async def join(url: str, name: str, load: Load, options: dict[str, Any]) -> Any:
+    """One receiving client, in the room: its :class:`Receiver` once the server said it is live."""
+    loop = asyncio.get_running_loop()
+    where = parse_uri(url)
+    compression = options["compression"]
+    _, receiver = await asyncio.wait_for(
+        loop.create_connection(lambda: Receiver(url, name, load, compression), where.host, where.port),
+        options["open_timeout"],
+    )
+    await asyncio.wait_for(asyncio.shield(receiver.live), options["open_timeout"])
+    return receiver
+
+
+async def join_publisher(url: str, load: Load, options: dict[str, Any], tasks: set[Any]) -> Any:
+    """The publisher, in the room: a websockets connection (its reader task, in ``tasks``,
+    takes its acks), once the server said it is live."""
     from websockets.asyncio.client import connect
 
     connection = await connect(url, **options)
     live: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    await connection.send(load.speaker.hello(name))
+    await connection.send(load.speaker.hello(PUBLISHER))
     task = asyncio.create_task(_receive(connection, load, live))
     tasks.add(task)
     await asyncio.wait_for(asyncio.shield(live), options["open_timeout"])
@@ -254,7 +395,7 @@ async def join(url: str, name: str, load: Load, options: dict[str, Any], tasks: 
 
 
 async def join_in_batches(
-    url: str, load: Load, options: dict[str, Any], tasks: set[Any], *, batch: int = CONNECT_BATCH
+    url: str, load: Load, options: dict[str, Any], *, batch: int = CONNECT_BATCH
 ) -> tuple[list[Any], list[str]]:
     """Join ``load.clients`` receivers, ``batch`` at a time, counting failures instead of stopping:
     the connections that got in, and why the others did not (``Type: message``)."""
@@ -263,7 +404,7 @@ async def join_in_batches(
     for first in range(0, load.clients, batch):
         names = [f"r{i:05d}" for i in range(first, min(load.clients, first + batch))]
         outcomes = await asyncio.gather(
-            *(join(url, name, load, options, tasks) for name in names), return_exceptions=True
+            *(join(url, name, load, options) for name in names), return_exceptions=True
         )
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
@@ -271,6 +412,33 @@ async def join_in_batches(
             else:
                 joined.append(outcome)
         emit(phase="connect", done=len(joined) + len(failures), total=load.clients)
+    return joined, failures
+
+
+async def join_storm(url: str, load: Load, options: dict[str, Any]) -> tuple[list[Any], list[str]]:
+    """Join ``load.clients`` receivers all at once, as a crowd does: every connection is
+    attempted at the start, each sends its name as soon as it is open, and none waits for
+    another. The connections that got in, and why the others did not (``Type: message``)."""
+    joined: list[Any] = []
+    failures: list[str] = []
+
+    async def one(name: str) -> None:
+        try:
+            joined.append(await join(url, name, load, options))
+        except Exception as exc:  # counted, never fatal: refused, reset, timed out
+            failures.append(f"{type(exc).__name__}: {exc}")
+
+    async def tell() -> None:
+        while True:
+            emit(phase="connect", done=len(joined) + len(failures), total=load.clients)
+            await asyncio.sleep(0.2)
+
+    telling = asyncio.create_task(tell())
+    try:
+        await asyncio.gather(*(one(f"r{i:05d}") for i in range(load.clients)))
+    finally:
+        telling.cancel()
+    emit(phase="connect", done=len(joined) + len(failures), total=load.clients)
     return joined, failures
 
 
@@ -303,7 +471,7 @@ async def connect_and_warm_up(
         for first in range(0, n, CONNECT_BATCH):
             batch = range(first, min(n, first + CONNECT_BATCH))
             joined = await asyncio.gather(
-                *(join(receive_url, f"r{i:05d}", load, options, tasks) for i in batch),
+                *(join(receive_url, f"r{i:05d}", load, options) for i in batch),
                 return_exceptions=True,
             )
             for outcome in joined:
@@ -311,7 +479,7 @@ async def connect_and_warm_up(
                     raise outcome
             receivers += joined
             emit(phase="connect", done=len(receivers), total=n)
-        publisher = await join(publish_url, PUBLISHER, load, options, tasks)
+        publisher = await join_publisher(publish_url, load, options, tasks)
     except Exception as exc:  # refused, reset, timed out: say so instead of a traceback
         emit(error=f"connecting clients failed after {len(receivers)}: {type(exc).__name__}: {exc}")
         return None

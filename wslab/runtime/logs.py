@@ -88,3 +88,7 @@ def configure_logging(log_format: LogFormat | str, *, verbose: bool = False, str
         case LogFormat.TEXT:
             handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True)
+    # websockets' own lines for every connection ("connection open", "connection closed")
+    # repeat the servers' (peer, close code), and cost a log record each when thousands
+    # connect at once: only its warnings, unless every line is asked for.
+    logging.getLogger("wslab.websockets").setLevel(logging.NOTSET if verbose else logging.WARNING)

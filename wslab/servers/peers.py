@@ -8,18 +8,25 @@ The chat talks to connections through :class:`Peer`, so the same server runs on 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from typing import cast
 
 from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
 from ..core.connection_log import LogKind
 from ..core.errors import WslabError
 from ..runtime.closes import peer_name
+from ..runtime.event_log import EventLog
 from ..runtime.handles import RecordedConnection
 
 __all__ = ["Peer", "PeerClosed", "WebsocketsPeer"]
+
+# An alias, as websockets keeps its own: before Python 3.12, looking a member up on an
+# Enum class goes through a slow attribute hook, and this one is checked per delivery.
+OPEN = State.OPEN
 
 
 class PeerClosed(WslabError):
@@ -43,6 +50,21 @@ class Peer(ABC):
     @abstractmethod
     def push(self, text: str, data: bytes) -> None:
         """Queue ``text`` (``data`` is its UTF-8 encoding) without waiting; nothing if closing."""
+
+    @classmethod
+    def push_all(cls, peers: Sequence[Peer], text: str, data: bytes) -> list[Peer]:
+        """:meth:`push` to each of ``peers`` (all of this class); returns those that failed.
+
+        One peer failing never stops the others. A class that can reach many connections
+        in one call does so here.
+        """
+        failed = []
+        for peer in peers:
+            try:
+                peer.push(text, data)
+            except Exception:
+                failed.append(peer)
+        return failed
 
     @property
     @abstractmethod
@@ -73,16 +95,18 @@ class Peer(ABC):
 class WebsocketsPeer(Peer):
     """A :mod:`websockets` server connection.
 
-    What it sends without waiting (:meth:`push`) is recorded in the server's event log
-    like what it sends with :meth:`send`, so ``serve chat -v`` shows every delivery.
+    What it sends without waiting (:meth:`push_all`) is recorded in the server's event log
+    like what it sends with :meth:`send`, once per text with the number of its recipients:
+    ``serve chat -v`` shows every fan-out, without a line per delivery.
     """
 
     def __init__(self, connection: ServerConnection) -> None:
         self.connection = connection
         self.remote = peer_name(connection)
-        self._recorded: RecordedConnection | None = None  # where what push() sends is logged
-        if isinstance(connection, RecordedConnection) and connection.event_log is not None:
-            self._recorded = connection
+        #: Where what push_all() sends is logged, if anywhere.
+        self.event_log: EventLog | None = None
+        if isinstance(connection, RecordedConnection):
+            self.event_log = connection.event_log
 
     async def recv(self) -> str | bytes:
         try:
@@ -97,13 +121,47 @@ class WebsocketsPeer(Peer):
             raise PeerClosed(str(exc)) from exc
 
     def push(self, text: str, data: bytes) -> None:
-        # websockets' broadcast() to this one connection: it frames the bytes and writes
-        # them to the transport, never waits, and skips a connection that is closing.
-        if self.connection.state is not State.OPEN:
-            return
-        broadcast((self.connection,), data, text=True, raise_exceptions=True)
-        if self._recorded is not None:
-            self._recorded.record(LogKind.SENT, text)
+        for failed in self.push_all((self,), text, data):
+            raise PeerClosed(f"writing to {failed.remote} failed")
+
+    @classmethod
+    def push_all(cls, peers: Sequence[Peer], text: str, data: bytes) -> list[Peer]:
+        """Frame ``data`` once, and write that frame to every connection that negotiated no
+        extension: a server's frames are not masked, so without compression they are the
+        same bytes for everyone. Connections with permessage-deflate, whose every frame is
+        compressed with their own context, get ``data`` through websockets' ``broadcast()``.
+
+        As ``broadcast()`` does, it never waits and skips connections that are closing. A
+        write that fails on a network error closes its transport, and that connection's
+        handler ends: the room hears the client has gone. A write that raises instead
+        makes the peer one of those returned, which the caller drops; the others go on.
+        """
+        websockets = cast("Sequence[WebsocketsPeer]", peers)
+        frame = Frame(Opcode.TEXT, data).serialize(mask=False)
+        failed: list[Peer] = []
+        compressed: list[WebsocketsPeer] = []
+        for peer in websockets:
+            connection = peer.connection
+            protocol = connection.protocol
+            if protocol.state is not OPEN:
+                continue
+            if protocol.extensions or protocol.expect_continuation_frame:
+                compressed.append(peer)
+                continue
+            try:
+                connection.transport.write(frame)
+            except Exception:
+                failed.append(peer)
+        for peer in compressed:
+            try:
+                broadcast((peer.connection,), data, text=True, raise_exceptions=True)
+            except ExceptionGroup:
+                failed.append(peer)
+        log = websockets[0].event_log if websockets else None
+        if log is not None:
+            to = websockets[0].remote if len(websockets) == 1 else f"{len(websockets)} clients"
+            log.record(LogKind.SENT, to, text=text)
+        return failed
 
     @property
     def backlog(self) -> int:
@@ -112,7 +170,7 @@ class WebsocketsPeer(Peer):
 
     @property
     def open(self) -> bool:
-        return self.connection.state is State.OPEN
+        return self.connection.state is OPEN
 
     async def close(self, code: int, reason: str) -> None:
         await self.connection.close(code, reason)
