@@ -277,7 +277,7 @@ class Receiver(asyncio.BufferedProtocol):
 
     def __init__(self, url: str, name: str, load: Load, compression: str | None) -> None:
         extensions = enable_client_permessage_deflate(None) if compression else None
-        self.protocol = ClientProtocol(parse_uri(url), extensions=extensions, max_size=None)
+        self.sans_io = ClientProtocol(parse_uri(url), extensions=extensions, max_size=None)
         self.name = name
         self.load = load
         self.live: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -288,7 +288,7 @@ class Receiver(asyncio.BufferedProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
-        self.protocol.send_request(self.protocol.connect())
+        self.sans_io.send_request(self.sans_io.connect())
         self._flush()
 
     def get_buffer(self, sizehint: int) -> memoryview:
@@ -304,20 +304,20 @@ class Receiver(asyncio.BufferedProtocol):
             end = self.buffer.find(b"\r\n\r\n") + 4
             if end < 4:
                 return
-            self.protocol.receive_data(bytes(self.buffer[:end]))
+            self.sans_io.receive_data(bytes(self.buffer[:end]))
             data, self.buffer = bytes(self.buffer[end:]), bytearray()
-            self.protocol.events_received()
-            if self.protocol.handshake_exc is not None:
-                error = self.protocol.handshake_exc
+            self.sans_io.events_received()
+            if self.sans_io.handshake_exc is not None:
+                error = self.sans_io.handshake_exc
                 return self._fail(f"{type(error).__name__}: {error}")
-            self.raw = not self.protocol.extensions
-            self.protocol.send_text(self.load.speaker.hello(self.name).encode())
+            self.raw = not self.sans_io.extensions
+            self.sans_io.send_text(self.load.speaker.hello(self.name).encode())
             self._flush()
         if self.raw:
             self._frames(data, received)
             return
-        self.protocol.receive_data(data)
-        for event in self.protocol.events_received():
+        self.sans_io.receive_data(data)
+        for event in self.sans_io.events_received():
             if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
                 _take(self.load, self.seen, self.live, bytes(event.data).decode(), received)
         self._flush()
@@ -362,7 +362,7 @@ class Receiver(asyncio.BufferedProtocol):
             self.transport.abort()
 
     def _flush(self) -> None:
-        for data in self.protocol.data_to_send():
+        for data in self.sans_io.data_to_send():
             if data:
                 self.transport.write(data)
 
