@@ -300,6 +300,10 @@ async def test_an_abrupt_drop_is_a_leave(url: str, chat: ChatServer) -> None:
         assert await recv(alice) == ">>> bob left the chat"
         assert chat.room.users == ["alice"]
         await alice.send("still fine")  # alice's connection is unaffected
+        # Fanned out here before bob is back: a newcomer is sent what the room had not fanned out yet.
+        await wait_for(
+            lambda: "still fine" in [e.text for e in chat.room.transcript], what="'still fine' fanned out"
+        )
         async with await join_plain(url, "bob") as bob_again:
             assert await recv(alice) == ">>> bob joined the chat"
             await alice.send("welcome back")
@@ -328,6 +332,12 @@ async def test_serving_the_same_chat_again_restarts_it_and_it_keeps_delivering(c
         await alice.send("still delivering")
         assert await recv(bob) == "[alice] still delivering"
     third = await chat.serve(name="other", port=second.port)  # same port, another name
+
+    # Their leaves fanned out first: a newcomer is sent what the room had not fanned out yet.
+    def left() -> set[str]:
+        return {e.name for e in chat.room.transcript if e.kind is EventKind.LEAVE}
+
+    await wait_for(lambda: left() == {"alice", "bob"}, what="alice's and bob's leaves fanned out")
     async with await join_plain(third.url, "carol"):
         pass
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import Clock, NumberingBroker, hello, live_member, no_backlog, say, texts
+from helpers import Clock, NumberingBroker, hello, live_member, no_backlog, say, shell, texts
 
 from wslab.core.actions import (
     CheckBroker,
@@ -22,7 +22,7 @@ from wslab.core.close_codes import AppCloseCode
 from wslab.core.heartbeat import HeartbeatPolicy
 from wslab.core.history import HistoryTooOld
 from wslab.core.member import Member
-from wslab.core.protocol import Ack, Dialect, Error, HistoryLost, Live, Reset, Welcome
+from wslab.core.protocol import Ack, Dialect, Error, HistoryLost, Live, Reset, Welcome, encode
 from wslab.core.room import ChatRoom
 from wslab.core.room_event import BrokerReset, EventKind, RoomEvent
 
@@ -115,6 +115,33 @@ def test_a_resuming_client_is_welcomed_replayed_then_live() -> None:
     assert room.go_live(member) == [Send(member, waiting), GoLive(member)]
     send, join = room.go_live(member)
     assert send == Send(member, Live(6)) and isinstance(join, Publish) and join.event.name == "ana"
+
+
+def test_a_newcomer_welcomed_while_the_broker_is_ahead_of_the_room_still_hears_what_it_missed() -> None:
+    """Another server's join, numbered before the newcomer's welcome, reaches this room after it."""
+    room = ChatRoom(server_id="s1", clock=Clock())
+    [fetch] = room.hello("c1", hello("ana"))
+    actions = room.history_arrived(fetch.member, 1, [])  # the broker numbered bob's join already
+    assert actions[0] == Send(fetch.member, Welcome("ana", 0, ["ana"], "s1"))
+    shell(room, actions)
+    bobs_join = RoomEvent(EventKind.JOIN, "bob", seq=1, via="s2")
+    assert texts(room.fan_out(bobs_join, no_backlog)) == {"ana": [encode(bobs_join)]}
+    assert room.everyone == ["ana", "bob"]
+    # Someone who comes later is told of bob in the welcome itself.
+    [fetch] = room.hello("c2", hello("cy"))
+    assert room.history_arrived(fetch.member, 1, [])[0] == Send(
+        fetch.member, Welcome("cy", 1, ["ana", "cy", "bob"], "s1")
+    )
+
+
+def test_a_room_that_subscribes_late_starts_its_picture_where_the_subscription_starts() -> None:
+    """A server started beside a busy room: its newcomers start at seq 40, not 0 (no false gap)."""
+    room = ChatRoom(server_id="s1", clock=Clock())
+    room.subscribed(40)
+    [fetch] = room.hello("c1", hello("ana"))
+    assert room.history_arrived(fetch.member, 41, [])[0] == Send(
+        fetch.member, Welcome("ana", 40, ["ana"], "s1")
+    )
 
 
 def test_lost_history_is_announced_and_replay_starts_at_the_oldest_kept() -> None:

@@ -292,11 +292,20 @@ class ChatRoom:
         member.room_mark = (self.last_seq, mine if mine is not None and mine.seq == self.last_seq else None)
         return FetchHistory(member, after)
 
+    def subscribed(self, last_seq: int) -> None:
+        """The shell subscribed to the room when the broker stood at ``last_seq``: every later
+        event will be fanned out here, so this room's picture of the room starts there."""
+        self.last_seq = last_seq
+
     def _welcome(self, member: Member, room_seq: int) -> ServerMessage:
         # A big room's welcome has the count, not the names: N of them to each of N
         # newcomers would be N² again, in bytes.
         big = self.presence.big(len(self.members))
-        users, count = ([], self.size) if big else (self.users, None)
+        users, count = ([], self.size) if big else (self.everyone, None)
+        if member.resume is None:
+            # A newcomer sees the room as this server knows it, as of the last event it fanned
+            # out; what the broker numbered since reaches the newcomer when it arrives here.
+            room_seq = min(room_seq, self.last_seq)
         if member.dialect is Dialect.PLAIN:
             member.last_seq = room_seq
             return Welcome(member.name, room_seq, users, self.server_id, count=count)

@@ -175,6 +175,8 @@ class ChatServer:
         self._attached += 1
         if self._subscription is None:
             self._subscription = subscription = await self.broker.subscribe(self.room.name)
+            # Where the subscription starts is where the room's picture starts (before any fan-out).
+            self.room.subscribed(await self.broker.last_seq(self.room.name))
             self._tasks.append(asyncio.create_task(self._dispatch(subscription), name="chat-dispatch"))
             self._tasks.append(asyncio.create_task(self._presence_ticks(), name="chat-presence"))
             if self.room.heartbeat is not None:
