@@ -31,9 +31,13 @@ LAB_ARGS := --ServerApp.root_dir=notebooks --ServerApp.ip=127.0.0.1 \
 LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
 COMPLETE := notebooks/complete
 LEARNER  := notebooks/learner
-# The quick loop: no real browser, no notebook run, no broker process, no fresh install; four
+# The quick loop: no real browser, no notebook run, no broker process, no fresh install; six
 # workers, since most of these tests wait on sockets and timers rather than compute.
-UNIT   := -m "not browser and not broker and not lab and not lesson" -n 4 --dist worksteal -p no:nbval
+UNIT   := -m "not browser and not broker and not lab and not lesson" -n 6 --dist worksteal -p no:nbval
+# The tests start hundreds of Python processes (workers, python -m wslab, servers): each would
+# compile wslab again where PYTHONDONTWRITEBYTECODE is set (many containers set it). Bytecode
+# goes to __pycache__/, which git ignores.
+PYTEST := env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest
 
 .PHONY: lab test unit soak lint notebooks learner lock browser nginx book book-npm axe-npm bench-npm clean help
 .DEFAULT_GOAL := help
@@ -119,10 +123,10 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: $(STAMP) browser nginx lint book-npm axe-npm bench-npm
-	$(BIN)/python -m pytest tests $(COMPLETE) $(NBVAL)
+	$(PYTEST) tests $(COMPLETE) $(NBVAL)
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests $(UNIT) -q
+	$(PYTEST) tests $(UNIT) -q
 
 # make unit again and again on a machine made busy on purpose (tests/soak.sh says how).
 RUNS ?= 10
