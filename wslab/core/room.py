@@ -138,6 +138,8 @@ class ChatRoom:
         self.dead_after: deque[float] = deque(maxlen=1000)
         #: Highest sequence number fanned out in this epoch.
         self.last_seq = 0
+        #: Where the broker stood when this room's subscription started (see subscribed()).
+        self._subscribed_at = 0
         self._tokens = tokens
         self._connections: dict[Any, Member] = {}  # each member by its shell's connection
         self._refs = Refs(remembered_refs)
@@ -294,8 +296,11 @@ class ChatRoom:
 
     def subscribed(self, last_seq: int) -> None:
         """The shell subscribed to the room when the broker stood at ``last_seq``: every later
-        event will be fanned out here, so this room's picture of the room starts there."""
-        self.last_seq = last_seq
+        event will be fanned out here, so this room's picture of the room starts there.
+
+        Kept apart from :attr:`last_seq`, which says what was fanned out, and which the check
+        for a broker that lost its numbering compares with the broker's answers."""
+        self._subscribed_at = last_seq
 
     def _welcome(self, member: Member, room_seq: int) -> ServerMessage:
         # A big room's welcome has the count, not the names: N of them to each of N
@@ -305,7 +310,7 @@ class ChatRoom:
         if member.resume is None:
             # A newcomer sees the room as this server knows it, as of the last event it fanned
             # out; what the broker numbered since reaches the newcomer when it arrives here.
-            room_seq = min(room_seq, self.last_seq)
+            room_seq = min(room_seq, max(self.last_seq, self._subscribed_at))
         if member.dialect is Dialect.PLAIN:
             member.last_seq = room_seq
             return Welcome(member.name, room_seq, users, self.server_id, count=count)
@@ -505,7 +510,7 @@ class ChatRoom:
         """
         plan = FanOut()
         self._refs.reset()
-        self.last_seq = reset.last_seq
+        self.last_seq, self._subscribed_at = reset.last_seq, 0
         for member in list(self.members.values()):
             if member.waiting is not None:  # still joining: its replay may be of either numbering
                 reason = "the room's history was reset while you joined; try again"
