@@ -9,13 +9,13 @@ import contextlib
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..core import addresses
-from .outbox import CloseFrame, Outbox
-from .peers import Peer, PeerClosed
+from .outbox import CloseFrame, OutboxPeer
+from .peers import PeerClosed
 
 __all__ = ["AsgiPeer"]
 
 
-class AsgiPeer(Peer):
+class AsgiPeer(OutboxPeer):
     """A Starlette :class:`WebSocket` as a chat :class:`~wslab.servers.chat.Peer`.
 
     ASGI gives an application no view of the socket's buffer, so the backlog lives here:
@@ -27,8 +27,7 @@ class AsgiPeer(Peer):
         self.websocket = websocket
         client = websocket.client
         self.remote = addresses.host_port(client.host, client.port) if client else "unknown"
-        self._outbox = Outbox()
-        self._closed = False
+        super().__init__()
         self._writer = asyncio.get_running_loop().create_task(self._write(), name=f"ws-writer-{self.remote}")
 
     async def recv(self) -> str | bytes:
@@ -44,26 +43,6 @@ class AsgiPeer(Peer):
             raise PeerClosed(f"closed with {message.get('code')}")
         text = message.get("text")
         return text if text is not None else message.get("bytes") or b""
-
-    def push(self, text: str, data: bytes) -> None:
-        if not self._closed:
-            self._outbox.push(text, len(data))
-
-    async def send(self, text: str) -> None:
-        if self._closed:
-            raise PeerClosed("closed")
-        self.push(text, text.encode())
-        await self._outbox.flushed()
-        if self._closed:
-            raise PeerClosed("closed")
-
-    @property
-    def backlog(self) -> int:
-        return self._outbox.backlog
-
-    @property
-    def open(self) -> bool:
-        return not self._closed and self._outbox.accepting
 
     async def close(self, code: int, reason: str) -> None:
         """Close after what is already queued has gone out (as a WebSocket close does)."""

@@ -12,7 +12,9 @@ import asyncio
 from collections import deque
 from dataclasses import dataclass
 
-__all__ = ["CloseFrame", "Outbox"]
+from .peers import Peer, PeerClosed
+
+__all__ = ["CloseFrame", "Outbox", "OutboxPeer"]
 
 
 @dataclass(frozen=True)
@@ -85,3 +87,35 @@ class Outbox:
         self._queued = 0
         self._flushed.set()
         self._wake.set()
+
+
+class OutboxPeer(Peer):
+    """A peer whose messages wait in an :class:`Outbox` until its writer sends them.
+
+    What the chat sees of it is the same for a WebSocket and for the HTTP fallback: pushes
+    queue, a send waits until the outbox is flushed, the backlog is the outbox's.
+    """
+
+    def __init__(self) -> None:
+        self._outbox = Outbox()
+        self._closed = False
+
+    def push(self, text: str, data: bytes) -> None:
+        if not self._closed:
+            self._outbox.push(text, len(data))
+
+    async def send(self, text: str) -> None:
+        if self._closed:
+            raise PeerClosed("closed")
+        self.push(text, text.encode())
+        await self._outbox.flushed()
+        if self._closed:
+            raise PeerClosed("closed")
+
+    @property
+    def backlog(self) -> int:
+        return self._outbox.backlog
+
+    @property
+    def open(self) -> bool:
+        return not self._closed and self._outbox.accepting

@@ -33,8 +33,8 @@ from starlette.routing import Route
 from ...core import sse
 from ...core.fleet import parse_seq
 from ..chat import ChatServer
-from ..outbox import CloseFrame, Outbox
-from ..peers import Peer, PeerClosed
+from ..outbox import CloseFrame, OutboxPeer
+from ..peers import PeerClosed
 
 __all__ = ["STREAM_PATHS", "StreamPeer", "stream_routes"]
 
@@ -50,7 +50,7 @@ _NUMBERED = frozenset({"chat", "join", "leave", "ack"})
 _STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}  # nginx: pass each event on
 
 
-class StreamPeer(Peer):
+class StreamPeer(OutboxPeer):
     """One page's chat over HTTP: what it posts arrives by :meth:`deliver`, what the chat sends
     leaves by :meth:`events`, the stream's body."""
 
@@ -60,8 +60,7 @@ class StreamPeer(Peer):
         self.session = secrets.token_urlsafe(18)
         self._inbox: asyncio.Queue[str | None] = asyncio.Queue(maxsize=MAX_INBOX + 1)
         self._inbox.put_nowait(hello)
-        self._outbox = Outbox()
-        self._closed = False
+        super().__init__()
         self._ended = asyncio.Event()
 
     async def recv(self) -> str | bytes:
@@ -80,26 +79,6 @@ class StreamPeer(Peer):
         for message in messages:
             self._inbox.put_nowait(message)
         return True
-
-    def push(self, text: str, data: bytes) -> None:
-        if not self._closed:
-            self._outbox.push(text, len(data))
-
-    async def send(self, text: str) -> None:
-        if self._closed:
-            raise PeerClosed("closed")
-        self.push(text, text.encode())
-        await self._outbox.flushed()
-        if self._closed:
-            raise PeerClosed("closed")
-
-    @property
-    def backlog(self) -> int:
-        return self._outbox.backlog
-
-    @property
-    def open(self) -> bool:
-        return not self._closed and self._outbox.accepting
 
     async def close(self, code: int, reason: str) -> None:
         """End the stream with a ``close`` event, after what is queued."""
