@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from helpers import TIMEOUT_FACTOR, Wslab, start_services_blocking, unavailable
 from jupyterlab_harness import CHROMIUM_ARGS, find_chromium, skip_or_fail
+from jupyterlab_harness import chromium as sync_chromium
 
 import wslab
 
@@ -129,3 +130,10 @@ def nats_url() -> Iterator[str]:
 def kafka_url() -> Iterator[str]:
     """A Kafka broker (tansu, memory storage) for the whole test session: KAFKA_URL, or one started here."""
     yield from _server("kafka")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """A headless Chromium for one test module (Playwright's sync API): skips, or fails under CI."""
+    with sync_chromium() as browser:
+        yield browser

@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 import nbformat
 import pytest
 from helpers import WIDGET_STATE, plain
-from jupyterlab_harness import REPO, WIDGET_MS, chromium, save_artifacts, skip_or_fail
+from jupyterlab_harness import REPO, WIDGET_MS, save_artifacts, skip_or_fail
 
 BOOK = REPO / "docs" / "book"
 NOTEBOOKS = REPO / "notebooks" / "complete"
@@ -184,12 +184,6 @@ def base_url(site: Path) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as browser:
-        yield browser
 
 
 class OfflinePage:

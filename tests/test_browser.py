@@ -29,7 +29,6 @@ from jupyterlab_harness import (
     RUN_CELLS_MS,
     WIDGET_MS,
     JupyterLab,
-    chromium,
     code_cells,
     copy_notebooks,
     error_outputs,
@@ -50,12 +49,6 @@ LOG = ".wslab-log"  # MessageLog's CSS class; the lesson's first one logs the ec
 LOG_FALLBACK = "MessageLog('echo server': a live widget"  # its text/plain, shown where widgets can't be
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as browser:
-        yield browser
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ import pytest
 from jupyterlab_harness import (
     REPO,
     JupyterLab,
-    chromium,
     error_outputs,
     notebook_page,
     run_command_on_cell,
@@ -38,12 +37,6 @@ ECHO = """async def echo(connection):
 """
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as browser:
-        yield browser
 
 
 @pytest.fixture(scope="module")

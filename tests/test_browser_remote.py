@@ -31,7 +31,6 @@ import pytest
 from jupyterlab_harness import (
     REPO,
     JupyterLab,
-    chromium,
     error_outputs,
     notebook_page,
     run_command_on_cell,
@@ -78,12 +77,6 @@ def kernel(page: Any, code: str) -> str:
 def heard(page: Any, line: str) -> None:
     """Wait until the lesson's Python client linus has received ``line``."""
     kernel(page, f"await wslab.wait_until(lambda: {line!r} in linus.lines(), timeout={WAIT})")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as browser:
-        yield browser
 
 
 @pytest.fixture(scope="module", params=["/user/learner/", "/"], ids=["hub-prefix", "local"])

@@ -22,7 +22,6 @@ from accessibility import check_sync
 from jupyterlab_harness import (
     REPO,
     JupyterLab,
-    chromium,
     error_outputs,
     notebook_page,
     run_command_on_cell,
@@ -60,12 +59,6 @@ def until(check: Callable[[], Any], what: str, describe: Callable[[], Any] = lam
             raise AssertionError(f"still waiting after {WAIT:g} s for {what}: {describe() or result!r}")
         time.sleep(0.05)
     return result
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as browser:
-        yield browser
 
 
 @pytest.fixture(scope="module")
