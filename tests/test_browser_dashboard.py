@@ -35,13 +35,7 @@ async def page(chromium: Any) -> AsyncIterator[Any]:
     page = await context.new_page()
     page.errors, page.dialogs = [], []
     page.on("pageerror", lambda error: page.errors.append(str(error)))
-    # While its server is down, Chromium logs each refused reconnection: expected, not an error.
-    page.on(
-        "console",
-        lambda m: (
-            page.errors.append(m.text) if m.type == "error" and "CONNECTION_REFUSED" not in m.text else None
-        ),
-    )
+    page.on("console", lambda m: page.errors.append(m.text) if _is_page_error(m) else None)
 
     async def on_dialog(dialog: Any) -> None:
         page.dialogs.append(dialog.message)
@@ -53,6 +47,14 @@ async def page(chromium: Any) -> AsyncIterator[Any]:
     finally:
         await context.close()
         await wslab.stop_all()
+
+
+def _is_page_error(message: Any) -> bool:
+    # While its server is down, Chromium logs each failed reconnection: refused, or reset when an
+    # attempt lands while the server is stopping or starting. Expected, not an error of the page.
+    text = message.text
+    failed_reconnection = text.startswith("WebSocket connection to") and "net::ERR_CONNECTION_" in text
+    return message.type == "error" and not failed_reconnection
 
 
 async def start(broker: MemoryBroker, name: str, port: int = 0) -> DashboardHandle:
