@@ -409,10 +409,6 @@ def texts(plan: FanOut) -> dict[str, list[str]]:
     return received
 
 
-def no_backlog(member: Member) -> int:
-    return 0
-
-
 # --- exercise check reports -------------------------------------------------------------
 
 

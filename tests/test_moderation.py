@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import Clock, NumberingBroker, hello, live_member, no_backlog, say, texts
+from helpers import Clock, NumberingBroker, hello, live_member, say, texts
 
 from wslab.cli.instructor import HELP, Command, parse_command
 from wslab.core.actions import Close, Publish, Send
@@ -49,7 +49,7 @@ def test_a_kick_tells_the_person_why_closes_with_4003_and_tells_the_room_who_but
     assert (kick.kind, kick.name, kick.text) == (EventKind.KICK, "bob", "spamming links")
     assert room.users == ["ana", "bob"]  # published, not applied: it applies as it comes back
 
-    plan = room.fan_out(kick, no_backlog)
+    plan = room.fan_out(kick)
     error = Error("kicked", "the instructor removed you from the room: spamming links")
     assert texts(plan) == {"bob": [error.to_json()], "ana": [kick.to_wire()]}
     assert json.loads(kick.to_wire())["text"] == ""  # the reason is bob's alone
@@ -65,7 +65,7 @@ def test_a_kicked_name_is_refused_until_its_bar_has_passed() -> None:
     clock = Clock()
     room, broker = ChatRoom(clock=clock), NumberingBroker()
     live_member(room, "bob")
-    room.fan_out(decided(room, broker, EventKind.KICK, "bob"), no_backlog)
+    room.fan_out(decided(room, broker, EventKind.KICK, "bob"))
 
     clock.now += KICK_BAR - 61
     send, closing = room.hello("c2", hello("Bob"))
@@ -88,12 +88,12 @@ def test_a_kick_from_another_server_reaches_the_person_here() -> None:
     there.presence.seen(RoomEvent(EventKind.JOIN, "bob", via="s1"))  # s2 heard bob's join
     assert there.everyone == ["bob"]
     kick = decided(there, broker, EventKind.KICK, "bob", "off topic")
-    plan = here.fan_out(kick, no_backlog)
+    plan = here.fan_out(kick)
     assert texts(plan)["bob"] == [
         Error("kicked", "the instructor removed you from the room: off topic").to_json()
     ]
     assert Close(bob, AppCloseCode.KICKED, "kicked: off topic") in plan.actions
-    assert here.moderation.barred_for("bob") > 0 and there.fan_out(kick, no_backlog).actions == []
+    assert here.moderation.barred_for("bob") > 0 and there.fan_out(kick).actions == []
     assert there.moderation.barred_for("bob") > 0  # every server refuses the name
 
 
@@ -104,7 +104,7 @@ def test_a_muted_person_reads_but_each_message_is_refused_until_unmuted() -> Non
     assert room.receive(bob.connection, say("before it arrived", "bob-1"))[0] == Publish(
         room.event(EventKind.CHAT, "bob", "before it arrived", "bob-1")
     )
-    plan = room.fan_out(mute, no_backlog)
+    plan = room.fan_out(mute)
     assert texts(plan) == {"ana": [mute.to_wire()], "bob": [mute.to_wire()]}  # bob stays, and is told
     assert render_plain(mute) == ">>> bob was muted by the instructor"
 
@@ -114,7 +114,7 @@ def test_a_muted_person_reads_but_each_message_is_refused_until_unmuted() -> Non
     assert isinstance(room.receive(ana.connection, say("ana still can"))[0], Publish)
     assert room.users == ["ana", "bob"] and room.moderation.muted == ["bob"]
 
-    room.fan_out(decided(room, broker, EventKind.UNMUTE, "bob"), no_backlog)
+    room.fan_out(decided(room, broker, EventKind.UNMUTE, "bob"))
     assert isinstance(room.receive(bob.connection, say("thanks", "bob-3"))[0], Publish)
     assert room.moderation.muted == []
 
@@ -123,8 +123,8 @@ def test_a_mute_learned_from_another_server_applies_here_and_keeps_the_roster() 
     room = ChatRoom(server_id="s1", clock=Clock())
     bob = live_member(room, "bob")
     room.presence.seen(RoomEvent(EventKind.JOIN, "cy", via="s2"))
-    room.fan_out(RoomEvent(EventKind.MUTE, "bob", seq=5, via="s2"), no_backlog)
-    room.fan_out(RoomEvent(EventKind.MUTE, "cy", seq=6, via="s2"), no_backlog)
+    room.fan_out(RoomEvent(EventKind.MUTE, "bob", seq=5, via="s2"))
+    room.fan_out(RoomEvent(EventKind.MUTE, "cy", seq=6, via="s2"))
     assert room.receive(bob.connection, say("hi"))[0].message.code == "muted"  # type: ignore[union-attr]
     assert room.everyone == ["bob", "cy"]  # a mute is no leave
 
@@ -133,9 +133,9 @@ def test_a_clear_empties_the_transcript_and_reaches_everyone() -> None:
     room, broker = ChatRoom(clock=Clock()), NumberingBroker()
     ana, pat = live_member(room, "ana"), live_member(room, "pat", "pat")
     for text in ("one", "two"):
-        room.fan_out(broker.number(room.event(EventKind.CHAT, "ana", text)), no_backlog)
+        room.fan_out(broker.number(room.event(EventKind.CHAT, "ana", text)))
     clear = decided(room, broker, EventKind.CLEAR)
-    plan = room.fan_out(clear, no_backlog)
+    plan = room.fan_out(clear)
     assert texts(plan) == {"ana": [clear.to_wire()], "pat": [">>> the instructor cleared the chat"]}
     assert list(room.transcript) == [clear]
     assert ana.last_seq == pat.last_seq == clear.seq

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import Clock, NumberingBroker, hello, live_member, no_backlog, shell, texts
+from helpers import Clock, NumberingBroker, hello, live_member, shell, texts
 
 from wslab.core.actions import Publish, Send
 from wslab.core.presence import PresencePolicy
@@ -123,8 +123,8 @@ def test_two_servers_rooms_learn_each_other_s_people_from_the_events_they_share(
         plans = []
         for event in events:
             numbered = broker.number(event)
-            plans.append(texts(a.fan_out(numbered, no_backlog)))
-            plans.append(texts(b.fan_out(numbered, no_backlog)))
+            plans.append(texts(a.fan_out(numbered)))
+            plans.append(texts(b.fan_out(numbered)))
         return plans
 
     deliver([b.event(EventKind.JOIN, "bea")])  # the broker delivers it everywhere
@@ -166,7 +166,7 @@ def test_chat_messages_keep_their_exact_numbering_between_coalesced_presence_eve
         for event in [*published(room.tick(clock.now)), room.event(EventKind.CHAT, "bob", f"hi {i}")]:
             numbered = broker.number(event)
             seqs.append(numbered.seq)
-            for text in texts(room.fan_out(numbered, no_backlog)).get("ana", []):
+            for text in texts(room.fan_out(numbered)).get("ana", []):
                 session.receive(text)
     assert seqs == [1, 2, 3, 4, 5, 6] and session.tracker.last == 6
     assert session.texts() == ["hi 0", "hi 1", "hi 2"] and not [n for n in session.notices if "gap" in n]

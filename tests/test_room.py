@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import Clock, NumberingBroker, hello, live_member, no_backlog, say, shell, texts
+from helpers import Clock, NumberingBroker, hello, live_member, say, shell, texts
 
 from wslab.core.actions import (
     CheckBroker,
@@ -111,7 +111,7 @@ def test_a_resuming_client_is_welcomed_replayed_then_live() -> None:
     ]
     # An event fanned out during the replay waits, then goes first, then live, then the join.
     waiting = RoomEvent(EventKind.JOIN, "cy", seq=6)
-    assert texts(room.fan_out(waiting, no_backlog)) == {}
+    assert texts(room.fan_out(waiting)) == {}
     assert room.go_live(member) == [Send(member, waiting), GoLive(member)]
     send, join = room.go_live(member)
     assert send == Send(member, Live(6)) and isinstance(join, Publish) and join.event.name == "ana"
@@ -125,7 +125,7 @@ def test_a_newcomer_welcomed_while_the_broker_is_ahead_of_the_room_still_hears_w
     assert actions[0] == Send(fetch.member, Welcome("ana", 0, ["ana"], "s1"))
     shell(room, actions)
     bobs_join = RoomEvent(EventKind.JOIN, "bob", seq=1, via="s2")
-    assert texts(room.fan_out(bobs_join, no_backlog)) == {"ana": [encode(bobs_join)]}
+    assert texts(room.fan_out(bobs_join)) == {"ana": [encode(bobs_join)]}
     assert room.everyone == ["ana", "bob"]
     # Someone who comes later is told of bob in the welcome itself.
     [fetch] = room.hello("c2", hello("cy"))
@@ -201,7 +201,7 @@ def test_a_resent_ref_is_acknowledged_not_published_twice() -> None:
     numbered = broker.number(publish.event)  # type: ignore[union-attr]
     room.published(numbered)
     assert room.receive(ana.connection, say("once", "ana-1")) == []  # its ack is on the way: nothing to do
-    assert texts(room.fan_out(numbered, no_backlog)) == {"ana": ['{"type":"ack","seq":1,"ref":"ana-1"}']}
+    assert texts(room.fan_out(numbered)) == {"ana": ['{"type":"ack","seq":1,"ref":"ana-1"}']}
     assert room.receive(ana.connection, say("once", "ana-1")) == [Send(ana, Ack(1, "ana-1"))]
     assert room.stats.published == 1
 
@@ -214,7 +214,7 @@ def test_fan_out_encodes_once_per_dialect_and_acks_the_author() -> None:
     ana, ben, cy = live_member(room, "ana"), live_member(room, "ben"), live_member(room, "cy")
     plain = live_member(room, "pat", "pat")
     event = RoomEvent(EventKind.CHAT, "ana", "hi", seq=1, via="s1", ref="ana-1")
-    plan = room.fan_out(event, no_backlog)
+    plan = room.fan_out(event)
     assert len(plan.deliveries) == 3  # json, plain, and ana's ack: three encodings for four people
     assert texts(plan) == {
         "ana": ['{"type":"ack","seq":1,"ref":"ana-1"}'],
@@ -223,39 +223,41 @@ def test_fan_out_encodes_once_per_dialect_and_acks_the_author() -> None:
         "pat": ["[ana] hi"],
     }
     assert (ana.last_seq, ben.last_seq, cy.last_seq, plain.last_seq) == (1, 1, 1, 1)
-    assert room.fan_out(event, no_backlog).deliveries == {}  # a duplicate reaches nobody
+    assert room.fan_out(event).deliveries == {}  # a duplicate reaches nobody
     assert room.stats.delivered == 4 and list(room.transcript)[-1] == event
 
 
 def test_a_plain_author_never_gets_its_own_line_back() -> None:
     room = ChatRoom(clock=Clock())
     live_member(room, "pat", "pat")
-    assert texts(room.fan_out(RoomEvent(EventKind.CHAT, "pat", "hi", seq=1), no_backlog)) == {}
+    assert texts(room.fan_out(RoomEvent(EventKind.CHAT, "pat", "hi", seq=1))) == {}
 
 
 def test_a_slow_client_is_disconnected_with_4001_and_its_leave_published() -> None:
     room = ChatRoom(max_backlog=1000, clock=Clock())
     ana, slow = live_member(room, "ana"), live_member(room, "slow")
     event = RoomEvent(EventKind.CHAT, "ana", "hi", seq=1)
-    plan = room.fan_out(event, lambda m: 5000 if m is slow else 0)
-    assert texts(plan) == {"ana": ['{"type":"ack","seq":1,"ref":""}']}
-    leave, closing = plan.actions
+    plan = room.fan_out(event)
+    assert texts(plan) == {"ana": ['{"type":"ack","seq":1,"ref":""}'], "slow": [encode(event)]}
+    # The shell found 5000 bytes waiting for slow, and did not write to it.
+    leave, closing = room.too_slow(plan, [(slow, 5000)])
     assert isinstance(leave, Publish) and leave.event.kind is EventKind.LEAVE and leave.event.name == "slow"
     assert isinstance(closing, Close) and closing.code == AppCloseCode.TOO_SLOW
     assert closing.reason == "too slow: 5000 bytes waiting; reconnect with resume=0"
-    assert room.users == ["ana"] and room.stats.evicted == 1
+    assert room.users == ["ana"] and room.stats.evicted == 1 and room.stats.delivered == 1
     assert (
         room.gone(slow.connection) == []
     )  # evicted means gone: its connection ending publishes nothing more
-    assert ana.last_seq == 1
+    assert ana.last_seq == 1 and slow.last_seq == 0
 
 
 def test_the_drop_policy_skips_events_for_a_slow_client_and_counts_them() -> None:
     room = ChatRoom(max_backlog=1000, overflow=OverflowPolicy.DROP, clock=Clock())
     slow = live_member(room, "slow")
-    plan = room.fan_out(RoomEvent(EventKind.JOIN, "x", seq=1), lambda m: 5000)
-    assert texts(plan) == {} and plan.actions == []
+    plan = room.fan_out(RoomEvent(EventKind.JOIN, "x", seq=1))
+    assert room.too_slow(plan, [(slow, 5000)]) == []
     assert slow.last_seq == 1 and room.stats.dropped == 1 and room.users == ["slow"]
+    assert room.stats.delivered == 0
 
 
 def test_too_many_events_waiting_during_a_replay_count_as_too_slow() -> None:
@@ -263,8 +265,8 @@ def test_too_many_events_waiting_during_a_replay_count_as_too_slow() -> None:
     [fetch] = room.hello("c1", hello("ana", resume=0))
     room.history_arrived(fetch.member, 0, [])
     for seq in (1, 2):
-        assert room.fan_out(RoomEvent(EventKind.JOIN, f"u{seq}", seq=seq), no_backlog).actions == []
-    plan = room.fan_out(RoomEvent(EventKind.JOIN, "u3", seq=3), no_backlog)
+        assert room.fan_out(RoomEvent(EventKind.JOIN, f"u{seq}", seq=seq)).actions == []
+    plan = room.fan_out(RoomEvent(EventKind.JOIN, "u3", seq=3))
     assert [type(a) for a in plan.actions] == [Close]  # it never joined: no leave to publish
     assert plan.actions[0].code == AppCloseCode.TOO_SLOW  # type: ignore[union-attr]
 
@@ -277,14 +279,14 @@ def test_a_broker_reset_starts_a_new_epoch_for_everyone_and_later_events_arrive(
     ana, _ = live_member(room, "ana"), live_member(room, "ben")
     plain = live_member(room, "pat", "pat")
     for text in ("a", "b", "c"):
-        room.fan_out(broker.number(RoomEvent(EventKind.CHAT, "ben", text)), no_backlog)
+        room.fan_out(broker.number(RoomEvent(EventKind.CHAT, "ben", text)))
     assert ana.last_seq == 3
     plan = room.reset(BrokerReset("lobby", 0))
     # Each json client is told after which seq of the old numbering it may have missed some (plain: no line).
     assert texts(plan) == {"ana": [Reset.lost(0, 3).to_json()], "ben": [Reset.lost(0, 3).to_json()]}
     assert "messages after seq 3 that had not reached you are gone" in Reset.lost(0, 3).text
     after = RoomEvent(EventKind.CHAT, "ben", "after the reset", seq=1)
-    assert texts(room.fan_out(after, no_backlog)) == {
+    assert texts(room.fan_out(after)) == {
         "ana": [after.to_wire()],
         "ben": ['{"type":"ack","seq":1,"ref":""}'],
         "pat": ["[ben] after the reset"],
@@ -305,7 +307,7 @@ def test_a_message_whose_ack_was_lost_in_a_reset_is_acknowledged_and_never_publi
     assert room.receive(ana.connection, say("lost ack", "ana-1")) == []
     # The new numbering reaches seq 1 with another message: ana's died with the old broker.
     other = RoomEvent(EventKind.CHAT, "ben", "first of the new numbering", seq=1, ref="ben-1")
-    assert texts(room.fan_out(other, no_backlog)) == {
+    assert texts(room.fan_out(other)) == {
         "ana": ['{"type":"ack","seq":0,"ref":"ana-1"}', other.to_wire()],
         "ben": ['{"type":"ack","seq":1,"ref":"ben-1"}'],
     }
@@ -318,12 +320,12 @@ def test_a_message_the_new_broker_numbered_before_the_reset_arrived_is_delivered
     room, broker = ChatRoom(clock=Clock()), NumberingBroker()
     ana = live_member(room, "ana")
     for text in ("a", "b"):
-        room.fan_out(broker.number(RoomEvent(EventKind.CHAT, "ben", text)), no_backlog)
+        room.fan_out(broker.number(RoomEvent(EventKind.CHAT, "ben", text)))
     [publish] = room.receive(ana.connection, say("just after the crash", "ana-1"))
     numbered = publish.event.with_seq(1)  # type: ignore[union-attr]
     room.published(numbered)  # seq 1 of the NEW numbering, which the room does not know of yet
     assert texts(room.reset(BrokerReset("lobby", 0))) == {"ana": [Reset.lost(0, 2).to_json()]}
-    assert texts(room.fan_out(numbered, no_backlog)) == {"ana": ['{"type":"ack","seq":1,"ref":"ana-1"}']}
+    assert texts(room.fan_out(numbered)) == {"ana": ['{"type":"ack","seq":1,"ref":"ana-1"}']}
     # A resend is acknowledged again under its number, not published twice.
     assert room.receive(ana.connection, say("just after the crash", "ana-1")) == [Send(ana, Ack(1, "ana-1"))]
     assert room.stats.published == 1
@@ -346,7 +348,7 @@ def test_a_message_in_doubt_is_settled_by_reading_the_new_numbering_not_by_waiti
     room, broker = ChatRoom(clock=Clock()), NumberingBroker()
     ana, ben = live_member(room, "ana"), live_member(room, "ben")
     for text in ("a", "b", "c"):
-        room.fan_out(broker.number(RoomEvent(EventKind.CHAT, "ben", text)), no_backlog)
+        room.fan_out(broker.number(RoomEvent(EventKind.CHAT, "ben", text)))
     gone, kept = (room.receive(m.connection, say(m.name, f"{m.name}-1"))[0] for m in (ana, ben))
     room.published(gone.event.with_seq(4))  # type: ignore[union-attr]  # by the broker that died
     room.published(kept.event.with_seq(1))  # type: ignore[union-attr]  # by the one that came back
@@ -356,7 +358,7 @@ def test_a_message_in_doubt_is_settled_by_reading_the_new_numbering_not_by_waiti
     new_numbering = [kept.event.with_seq(1)]  # type: ignore[union-attr]
     assert room.in_doubt_checked(new_numbering) == [Send(ana, Ack(0, "ana-1"))]
     assert room.receive(ana.connection, say("ana", "ana-1")) == [Send(ana, Ack(0, "ana-1"))]
-    assert texts(room.fan_out(new_numbering[0], no_backlog)) == {
+    assert texts(room.fan_out(new_numbering[0])) == {
         "ana": [new_numbering[0].to_wire()],
         "ben": ['{"type":"ack","seq":1,"ref":"ben-1"}'],
     }
@@ -391,7 +393,7 @@ def test_a_server_whose_subscription_has_not_seen_the_reset_yet_sends_newcomers_
     room, broker = ChatRoom(clock=Clock()), NumberingBroker()
     live_member(room, "ana")
     for text in ("a", "b", "c", "d"):
-        room.fan_out(broker.number(RoomEvent(EventKind.CHAT, "ben", text)), no_backlog)
+        room.fan_out(broker.number(RoomEvent(EventKind.CHAT, "ben", text)))
     # The broker came back empty and has numbered 2 events; this room is still at seq 4.
     [fetch] = room.hello("c-cleo", hello("cleo"))
     check, close = room.history_arrived(fetch.member, 2, [])
@@ -456,8 +458,8 @@ def test_fan_out_learns_another_server_s_refs_so_a_resend_here_is_acknowledged()
     mine = RoomEvent(EventKind.CHAT, "ana", "hi", seq=1, via="s1", ref="ana-1")
     theirs = RoomEvent(EventKind.CHAT, "bob", "hi", seq=2, via="s2", ref="bob-1")
     room.published(mine)  # as the shell does when the broker answers the publish
-    room.fan_out(mine, no_backlog)
-    room.fan_out(theirs, no_backlog)
+    room.fan_out(mine)
+    room.fan_out(theirs)
     bob = live_member(room, "bob", seq=2)  # bob's server died; he comes here and resends
     assert room.receive(bob.connection, say("hi", "bob-1")) == [Send(bob, Ack(2, "bob-1"))]
     assert room.receive(ana.connection, say("hi", "ana-1")) == [Send(ana, Ack(1, "ana-1"))]

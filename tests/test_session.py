@@ -164,7 +164,7 @@ def test_session_and_room_agree_end_to_end_without_sockets() -> None:
     assert session.live
     _, wire = session.say("hello room")
     [publish] = room.receive("conn", wire)
-    plan = room.fan_out(publish.event.with_seq(1), lambda m: 0)  # type: ignore[union-attr]
+    plan = room.fan_out(publish.event.with_seq(1))  # type: ignore[union-attr]
     for delivery in plan.deliveries.values():
         session.receive(delivery.text)
     assert session.lines() == ["[ana] hello room"] and session.unacknowledged == []

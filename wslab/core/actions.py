@@ -122,6 +122,9 @@ class FanOut:
 
     deliveries: dict[Any, Delivery] = field(default_factory=dict)
     actions: list[Action] = field(default_factory=list)
+    #: For an event's fan-out, the last seq fanned out before it: where a client that was too
+    #: slow to be sent this one stands.
+    before: int | None = None
 
     def add(self, member: Member, message: ServerMessage, key: Any) -> None:
         """Give ``member`` ``message``, whose text is the same for everyone under ``key``."""

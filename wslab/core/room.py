@@ -410,16 +410,16 @@ class ChatRoom:
 
     # --- what the broker delivers -----------------------------------------------------
 
-    def fan_out(self, event: RoomEvent, backlog: Callable[[Member], int]) -> FanOut:
-        """Who gets ``event`` now, and who is too slow for it.
+    def fan_out(self, event: RoomEvent) -> FanOut:
+        """Who gets ``event``: each text once, with its recipients.
 
-        ``backlog(member)`` is how many bytes already wait to go to that client. Everyone
-        gets the same encoded text, except the author, who gets an ``ack``. A client above
-        ``max_backlog`` is applied the overflow policy: DROP skips the event for it, as the
-        original tutorial did; DISCONNECT closes it with 4001, so it resumes later from the
-        last seq it saw and loses nothing.
+        Everyone gets the same encoded text, except the author, who gets an ``ack``. Whether
+        a client can take one more message is the shell's to see, as it writes (a client's
+        backlog is I/O): it skips those with more than ``max_backlog`` bytes waiting and
+        hands them to :meth:`too_slow`. The first write need not wait for a look at every
+        client's buffer.
         """
-        plan = FanOut()
+        plan = FanOut(before=self.last_seq)
         self.last_seq = event.seq
         if event.kind in MODERATION:
             self._moderated(event, plan)
@@ -434,15 +434,25 @@ class ChatRoom:
         for member in list(self.members.values()):
             if member.waiting is not None:  # still being sent its replay: the event waits
                 self._hold(member, event, plan)
-            elif event.seq <= member.last_seq:  # it had it already, in its replay
-                continue
-            elif backlog(member) > self.max_backlog:  # too slow to take more now
-                self._overflow(member, event, plan, backlog(member))
-            else:
+            elif event.seq > member.last_seq:  # else it had it already, in its replay
                 member.last_seq = event.seq
                 self._deliver(member, event, plan)
         self.stats.delivered += sum(len(delivery.to) for delivery in plan.deliveries.values())
         return plan
+
+    def too_slow(self, plan: FanOut, slow: Iterable[tuple[Member, int]]) -> list[Action]:
+        """The shell did not write ``plan`` to these clients: each had more than ``max_backlog``
+        bytes waiting (the number beside it). The overflow policy applies: DROP skips the
+        message for it, as the original tutorial did; DISCONNECT closes it with 4001, so it
+        resumes later from the last seq it got and loses nothing."""
+        actions: list[Action] = []
+        for member, waiting_bytes in slow:
+            self.stats.delivered -= 1
+            if self.overflow is OverflowPolicy.DISCONNECT and plan.before is not None:
+                member.last_seq = min(member.last_seq, plan.before)  # it resumes from what it got
+            if member.present:
+                actions += self._overflow(member, waiting_bytes)
+        return actions
 
     def moderate(self, kind: EventKind, name: str = "", reason: str = "") -> list[Action]:
         """An instructor's kick (``reason``: for the person kicked), mute, unmute or clear: published,
@@ -487,18 +497,16 @@ class ChatRoom:
         if len(member.waiting) < self.max_waiting:
             member.waiting.append(event)
         else:
-            self._overflow(member, event, plan, 0)
+            plan.actions += self._overflow(member, 0)
 
-    def _overflow(self, member: Member, event: RoomEvent, plan: FanOut, waiting_bytes: int) -> None:
+    def _overflow(self, member: Member, waiting_bytes: int) -> list[Action]:
         if self.overflow is OverflowPolicy.DROP:
-            if member.waiting is None:
-                member.last_seq = event.seq  # skipped for good, as the tutorial's channel did
             self.stats.dropped += 1
-            return
+            return []
         self.stats.evicted += 1
         reason = f"too slow: {waiting_bytes} bytes waiting; reconnect with resume={member.last_seq}"
         # The user leaves the room now; the close frame waits behind the backlog.
-        plan.actions += self._send_away(member, AppCloseCode.TOO_SLOW, close_reason(reason))
+        return self._send_away(member, AppCloseCode.TOO_SLOW, close_reason(reason))
 
     def reset(self, reset: BrokerReset) -> FanOut:
         """The broker lost the room's data: every client starts a new epoch after ``reset.last_seq``.

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import operator
 import socket
 import time
 from collections import deque
@@ -339,30 +338,41 @@ class ChatServer:
         Each text goes to its recipients in one call per :data:`PUSHES_PER_TURN` of them
         (websockets' ``broadcast()``), and every :data:`PUSHES_PER_TURN` writes the event
         loop turns once: the plan was decided at once, so the order of events per client
-        stays the room's.
+        stays the room's. The clients skipped for their backlog go back to the room
+        (:meth:`ChatRoom.too_slow`), which decides what becomes of them.
         """
+        slow: list[tuple[Member, int]] = []
         for delivery in plan.deliveries.values():
             to, start = delivery.to, 0
             while start < len(to):
                 chunk = to[start : start + PUSHES_PER_TURN - self._pushed]
                 start += len(chunk)
-                self._push_to(chunk, delivery.text, delivery.data)
+                slow += self._push_to(chunk, delivery.text, delivery.data)
                 self._pushed += len(chunk)
                 if self._pushed >= PUSHES_PER_TURN:
                     self._pushed = 0
                     await asyncio.sleep(0)
-        for action in plan.actions:
+        actions = (plan.actions + self.room.too_slow(plan, slow)) if slow else plan.actions
+        for action in actions:
             self._in_background(self._carry_out_quietly([action]))
 
-    def _push_to(self, members: list[Member], text: str, data: bytes) -> None:
+    def _push_to(self, members: list[Member], text: str, data: bytes) -> list[tuple[Member, int]]:
+        """Write to ``members``; returns those skipped for their backlog, with its size."""
         peers = [member.connection for member in members]
         kinds = {type(peer) for peer in peers}  # one, unless servers of two kinds serve this chat
+        slow: list[tuple[Peer, int]] = []
         for kind in kinds:
             same = peers if len(kinds) == 1 else [peer for peer in peers if type(peer) is kind]
-            for peer in kind.push_all(same, text, data):  # one client's failure never touches another's
+            pushed = kind.push_all(same, text, data, max_backlog=self.room.max_backlog)
+            for peer in pushed.failed:  # one client's failure never touches another's
                 logger.warning("sending to %s failed: dropping it", peer.remote)
                 with contextlib.suppress(Exception):
                     peer.abort()
+            slow += pushed.slow
+        if not slow:
+            return []
+        member_of = {member.connection: member for member in members}
+        return [(member_of[peer], waiting) for peer, waiting in slow]
 
     async def _carry_out_quietly(self, actions: list[Action]) -> None:
         # A leave the broker never got: a broker outage must not hide the disconnect.
@@ -385,7 +395,7 @@ class ChatServer:
                     )
                     await self._push(self.room.reset(item))
                     continue
-                await self._push(self.room.fan_out(item, _backlog))
+                await self._push(self.room.fan_out(item))
             except Exception:  # one bad event must not end delivery for everyone
                 logger.exception("delivering %r failed", item)
                 continue
@@ -407,8 +417,3 @@ class ChatServer:
             await asyncio.sleep(interval)
             for action in self.room.tick(self.room.clock()):
                 await self._carry_out_quietly([action])
-
-
-#: ``backlog(member)`` for :meth:`ChatRoom.fan_out`: its peer's unsent bytes. Asked of every
-#: recipient of every event, so a C-level getter rather than a function of our own.
-_backlog: Callable[[Member], int] = operator.attrgetter("connection.backlog")

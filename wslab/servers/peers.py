@@ -7,8 +7,10 @@ The chat talks to connections through :class:`Peer`, so the same server runs on 
 
 from __future__ import annotations
 
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
 from typing import cast
 
 from websockets.asyncio.server import ServerConnection, broadcast
@@ -22,7 +24,7 @@ from ..runtime.closes import peer_name
 from ..runtime.event_log import EventLog
 from ..runtime.handles import RecordedConnection
 
-__all__ = ["Peer", "PeerClosed", "WebsocketsPeer"]
+__all__ = ["Peer", "PeerClosed", "Pushed", "WebsocketsPeer"]
 
 # An alias, as websockets keeps its own: before Python 3.12, looking a member up on an
 # Enum class goes through a slow attribute hook, and this one is checked per delivery.
@@ -31,6 +33,15 @@ OPEN = State.OPEN
 
 class PeerClosed(WslabError):
     """The connection ended, cleanly or not; for the chat, the user has gone."""
+
+
+@dataclass(slots=True)
+class Pushed:
+    """Whom :meth:`Peer.push_all` did not reach: the peers whose write raised, and those it
+    skipped for having more than ``max_backlog`` bytes waiting (with that number)."""
+
+    failed: list[Peer] = field(default_factory=list)
+    slow: list[tuple[Peer, int]] = field(default_factory=list)
 
 
 class Peer(ABC):
@@ -52,19 +63,26 @@ class Peer(ABC):
         """Queue ``text`` (``data`` is its UTF-8 encoding) without waiting; nothing if closing."""
 
     @classmethod
-    def push_all(cls, peers: Sequence[Peer], text: str, data: bytes) -> list[Peer]:
-        """:meth:`push` to each of ``peers`` (all of this class); returns those that failed.
+    def push_all(
+        cls, peers: Sequence[Peer], text: str, data: bytes, *, max_backlog: int = sys.maxsize
+    ) -> Pushed:
+        """:meth:`push` to each of ``peers`` (all of this class) that has at most
+        ``max_backlog`` bytes waiting; says whom it skipped, and whose push failed.
 
         One peer failing never stops the others. A class that can reach many connections
-        in one call does so here.
+        in one call does so here. The backlog is looked at as each peer is written to, so
+        the first write never waits for a look at all the others.
         """
-        failed = []
+        pushed = Pushed()
         for peer in peers:
             try:
+                if (waiting := peer.backlog) > max_backlog:
+                    pushed.slow.append((peer, waiting))
+                    continue
                 peer.push(text, data)
             except Exception:
-                failed.append(peer)
-        return failed
+                pushed.failed.append(peer)
+        return pushed
 
     @property
     @abstractmethod
@@ -121,11 +139,13 @@ class WebsocketsPeer(Peer):
             raise PeerClosed(str(exc)) from exc
 
     def push(self, text: str, data: bytes) -> None:
-        for failed in self.push_all((self,), text, data):
+        for failed in self.push_all((self,), text, data).failed:
             raise PeerClosed(f"writing to {failed.remote} failed")
 
     @classmethod
-    def push_all(cls, peers: Sequence[Peer], text: str, data: bytes) -> list[Peer]:
+    def push_all(
+        cls, peers: Sequence[Peer], text: str, data: bytes, *, max_backlog: int = sys.maxsize
+    ) -> Pushed:
         """Frame ``data`` once, and write that frame to every connection that negotiated no
         extension: a server's frames are not masked, so without compression they are the
         same bytes for everyone. Connections with permessage-deflate, whose every frame is
@@ -134,34 +154,39 @@ class WebsocketsPeer(Peer):
         As ``broadcast()`` does, it never waits and skips connections that are closing. A
         write that fails on a network error closes its transport, and that connection's
         handler ends: the room hears the client has gone. A write that raises instead
-        makes the peer one of those returned, which the caller drops; the others go on.
+        makes the peer one of those returned as failed, which the caller drops; the others
+        go on. A connection whose transport holds more than ``max_backlog`` bytes is not
+        written to and is returned as slow: the transport is in hand for the write anyway.
         """
         websockets = cast("Sequence[WebsocketsPeer]", peers)
         frame = Frame(Opcode.TEXT, data).serialize(mask=False)
-        failed: list[Peer] = []
+        pushed = Pushed()
         compressed: list[WebsocketsPeer] = []
         for peer in websockets:
             connection = peer.connection
             protocol = connection.protocol
             if protocol.state is not OPEN:
                 continue
-            if protocol.extensions or protocol.expect_continuation_frame:
-                compressed.append(peer)
-                continue
             try:
-                connection.transport.write(frame)
+                transport = connection.transport
+                if (waiting := transport.get_write_buffer_size()) > max_backlog:
+                    pushed.slow.append((peer, waiting))
+                elif protocol.extensions or protocol.expect_continuation_frame:
+                    compressed.append(peer)
+                else:
+                    transport.write(frame)
             except Exception:
-                failed.append(peer)
+                pushed.failed.append(peer)
         for peer in compressed:
             try:
                 broadcast((peer.connection,), data, text=True, raise_exceptions=True)
             except ExceptionGroup:
-                failed.append(peer)
+                pushed.failed.append(peer)
         log = websockets[0].event_log if websockets else None
         if log is not None:
             to = websockets[0].remote if len(websockets) == 1 else f"{len(websockets)} clients"
             log.record(LogKind.SENT, to, text=text)
-        return failed
+        return pushed
 
     @property
     def backlog(self) -> int:
