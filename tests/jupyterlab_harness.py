@@ -484,7 +484,11 @@ def notebook_page(browser: Any, lab: JupyterLab, notebook: str, *, request: Any)
         except BaseException:
             save_artifacts(page, lab, f"{request.node.name}-setup")
             raise
-        yield page
+        try:
+            yield page
+        except BaseException:  # a fixture's own setup failed inside the block (Run All, say)
+            save_artifacts(page, lab, f"{request.node.name}-setup")
+            raise
         if request.session.testsfailed > failed_before:
             save_artifacts(page, lab, request.node.name)
     finally:

@@ -452,6 +452,20 @@ def test_the_heartbeat_pings_live_json_clients_and_drops_the_silent_ones() -> No
     assert list(room.dead_after) == [4.0] and room.users == ["ben", "pat"]
 
 
+def test_a_client_too_slow_for_a_ping_is_sent_away_and_nothing_counts_as_undelivered() -> None:
+    clock = Clock()
+    room = ChatRoom(heartbeat=HeartbeatPolicy(interval=1, timeout=3), max_backlog=1000, clock=clock)
+    live_member(room, "ana")
+    slow = live_member(room, "slow")
+    room.fan_out(RoomEvent(EventKind.CHAT, "ana", "hi", seq=1))
+    plan = room.heartbeat_tick(clock.now, wall_time=1234.5)
+    leave, closing = room.too_slow(plan, [(slow, 5000)])
+    assert isinstance(leave, Publish) and leave.event.name == "slow"
+    assert isinstance(closing, Close) and closing.code == AppCloseCode.TOO_SLOW
+    assert closing.reason == "too slow: 5000 bytes waiting; reconnect with resume=1"  # it had seq 1
+    assert room.stats.delivered == 2 and room.stats.evicted == 1 and room.users == ["ana"]
+
+
 def test_fan_out_learns_another_server_s_refs_so_a_resend_here_is_acknowledged() -> None:
     room = ChatRoom(server_id="s1", clock=Clock())
     ana = live_member(room, "ana")

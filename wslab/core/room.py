@@ -447,9 +447,10 @@ class ChatRoom:
         resumes later from the last seq it got and loses nothing."""
         actions: list[Action] = []
         for member, waiting_bytes in slow:
-            self.stats.delivered -= 1
-            if self.overflow is OverflowPolicy.DISCONNECT and plan.before is not None:
-                member.last_seq = min(member.last_seq, plan.before)  # it resumes from what it got
+            if plan.before is not None:  # an event's fan-out, counted as delivered: it was not
+                self.stats.delivered -= 1
+                if self.overflow is OverflowPolicy.DISCONNECT:
+                    member.last_seq = min(member.last_seq, plan.before)  # it resumes from what it got
             if member.present:
                 actions += self._overflow(member, waiting_bytes)
         return actions
