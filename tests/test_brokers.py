@@ -178,6 +178,27 @@ async def test_two_processes_publishing_at_once_are_numbered_once_in_one_order(
     assert await two.last_seq("lobby") == total
 
 
+async def test_events_published_at_once_all_count_for_a_server_that_comes_later(
+    brokers: Callable[..., Broker],
+) -> None:
+    """A server that starts after a burst (a producer sends concurrent publishes as one batch)
+    sees the room end after its last event: its last seq, its history and its subscription agree.
+    (tansu 0.6 lists a batch's end as its first offset + 1: a later server used to replay the
+    burst's tail as new events, ahead of the last seq it was told, and turned newcomers away.)"""
+    first = brokers()
+    await first.publish(event("before"))
+    burst = await asyncio.gather(*(first.publish(event(f"b{i}")) for i in range(20)))
+    assert sorted(e.seq for e in burst) == list(range(2, 22))
+
+    later = brokers()
+    assert await later.last_seq("lobby") == 21
+    assert [e.seq for e in await later.history_after("lobby", 18)] == [19, 20, 21]
+    subscription = await later.subscribe("lobby")
+    await first.publish(event("after"))
+    (delivered,) = await collect(subscription, 1)
+    assert (delivered.seq, delivered.text) == (22, "after")
+
+
 # --- history bounds -------------------------------------------------------------------------
 
 

@@ -214,20 +214,37 @@ class KafkaTopics:
     # Reading the log: one shared consumer, one reader at a time
 
     async def offsets(self, room: str) -> tuple[int, int]:
-        """``(log start, end)`` offsets of the room's partition: the kept records are ``start..end-1``."""
+        """``(log start, end)`` offsets of the room's partition: the kept records are ``start..end-1``.
+
+        The end the broker lists is checked by reading from the last offset it lists: tansu 0.6
+        lists the last *batch*'s first offset + 1, so a batch of several records (concurrent
+        publishes, which the producer sends together) would put the end, and the room's last
+        seq, too early. The fetch's high watermark is right.
+        """
         partition = await self.ensure_topic(room)
         reader = await self._started("_reader", self.consumer)
         with self.down():
             async with asyncio.timeout(self.timeout):
                 start = (await reader.beginning_offsets([partition]))[partition]
-                end = (await reader.end_offsets([partition]))[partition]
-        return start, end
+                listed = (await reader.end_offsets([partition]))[partition]
+        if listed <= start:
+            return start, listed
+        records, highwater = await self._fetch(partition, listed - 1, listed)
+        return start, max(listed, highwater or 0, records[-1][0] + 1 if records else 0)
 
     async def read(self, room: str, start: int, end: int) -> list[tuple[int, bytes]]:
         """``[(offset, value), ...]`` of the kept records ``start..end-1`` (fewer if trimmed)."""
         if start >= end:
             return []
         partition = await self.ensure_topic(room)
+        records, _ = await self._fetch(partition, start, end)
+        return [record for record in records if record[0] < end]
+
+    async def _fetch(
+        self, partition: TopicPartition, start: int, end: int
+    ) -> tuple[list[tuple[int, bytes]], int | None]:
+        """The kept records from ``start`` until at least ``end - 1`` (perhaps more), and the
+        partition's high watermark as the fetch answered it."""
         reader = await self._started("_reader", self.consumer)
         records: list[tuple[int, bytes]] = []
         async with self._reading:
@@ -238,14 +255,12 @@ class KafkaTopics:
                     async with asyncio.timeout(self.timeout + (end - start) / 5000):
                         while not records or records[-1][0] < end - 1:
                             batch = await reader.getmany(partition, timeout_ms=100)
-                            records += [
-                                (r.offset, r.value) for r in batch.get(partition, []) if r.offset < end
-                            ]
+                            records += [(r.offset, r.value) for r in batch.get(partition, [])]
                 except BaseException:
                     self._reader = None  # start afresh next time: its position is unknown
                     self._in_background(stop_quietly(reader.stop(), timeout=self.timeout))
                     raise
-        return records
+            return records, reader.highwater(partition)
 
     async def stored(self, room: str, seq: int) -> bytes | None:
         """The payload kept under ``seq``, or None if the log no longer has it."""
