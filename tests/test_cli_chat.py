@@ -126,6 +126,10 @@ def test_serve_options_belong_to_their_server() -> None:
         parser.parse_args(["serve", "echo", "--history", "5"])  # a chat option
     with pytest.raises(SystemExit):
         parser.parse_args(["serve", "chat", "--history", "0"])
+    assert (chat.room, parser.parse_args(["serve", "chat", "--room", "physics"]).room) == ("lobby", "physics")
+    for bad_room in ("", "  ", "x" * 65):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["serve", "chat", "--room", bad_room])
 
 
 # --- client -------------------------------------------------------------------------------

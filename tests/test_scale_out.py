@@ -131,6 +131,26 @@ async def test_a_message_reaches_a_client_on_the_other_server_naming_its_author_
     assert ana.texts() == ben.texts()  # the same order everywhere
 
 
+async def test_servers_share_a_room_by_its_name_and_only_that_room(broker_url: str, clients: Clients) -> None:
+    physics_a, physics_b, chemistry = [
+        ChatProcess(broker_url, server_id=server_id, room=room)
+        for server_id, room in [("pa", "physics"), ("pb", "physics"), ("ch", "chemistry")]
+    ]
+    await asyncio.gather(physics_a.start(), physics_b.start(), chemistry.start())
+    ana = await clients.join(physics_a.url, "ana")
+    ben = await clients.join(physics_b.url, "ben")
+    cy = await clients.join(chemistry.url, "cy")
+    await ana.send("in physics")
+    await has_texts(ben, "ana", ["in physics"])  # the same room across two servers
+    await cy.send("in chemistry")
+    await has_texts(cy, "cy", ["in chemistry"])  # cy's own message is numbered: it went round
+    await ana.send("physics again")
+    await has_texts(ben, "ana", ["in physics", "physics again"])
+    # Published after cy's, ana's second message reached ben: cy's would have come first.
+    assert "cy" not in ana.users and "cy" not in ben.users and ben.texts(author="cy") == []
+    assert cy.texts() == ["in chemistry"] and "ana" not in cy.users
+
+
 async def test_a_crashed_server_s_client_fails_over_and_resumes_with_every_message_once(
     broker_url: str, clients: Clients
 ) -> None:

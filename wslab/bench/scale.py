@@ -46,6 +46,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import secrets
 import signal
 import sys
 import time
@@ -161,7 +162,10 @@ async def _run_one(
 ) -> dict[str, Any]:
     # memory: one server, its own broker. redis / nats / kafka: publish on A, receive on B.
     ids = ["memory"] if kind == "memory" else [f"{kind}-a", f"{kind}-b"]
-    chats = [ChatProcess(broker_url, server_id=server_id) for server_id in ids]
+    # A room of its own per run: a run never starts from another's history (over Kafka, a topic
+    # holding the earlier runs' batches costs tansu more per fetch).
+    room = f"scale-{secrets.token_hex(4)}"
+    chats = [ChatProcess(broker_url, server_id=server_id, room=room) for server_id in ids]
     load_child: Child | None = None
     finished = False
     try:

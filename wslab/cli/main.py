@@ -87,6 +87,12 @@ def _chat_broker(args: argparse.Namespace) -> Broker:
     return broker_from_url(args.broker, history=args.history)
 
 
+def _room_name(text: str) -> str:
+    if not text.strip() or len(text) > 64:
+        raise argparse.ArgumentTypeError(f"a room name has 1 to 64 characters, not {text!r}")
+    return text
+
+
 def _broker_url(text: str) -> str:
     scheme = text.split("://", 1)[0].lower() if "://" in text else text
     if scheme not in BROKER_SCHEMES:
@@ -130,7 +136,13 @@ async def _wait_for_broker(broker: Broker, url: str) -> None:
 
 async def _start_chat(args: argparse.Namespace, events: EventLog) -> ServerHandle:
     broker = _chat_broker(args)
-    chat = ChatServer(broker=broker, server_id=args.id, overflow=args.overflow, max_backlog=args.max_backlog)
+    chat = ChatServer(
+        broker=broker,
+        room_name=args.room,
+        server_id=args.id,
+        overflow=args.overflow,
+        max_backlog=args.max_backlog,
+    )
     args.chat = chat  # moderated from this terminal (see _serve)
     try:
         if args.broker:
@@ -338,6 +350,13 @@ def _add_chat_parser(servers: Any) -> None:
         "--id",
         default="chat",
         help="this server's name in events ('via'), to tell servers apart (default: chat)",
+    )
+    chat.add_argument(
+        "--room",
+        type=_room_name,
+        default="lobby",
+        help="the room this server's clients talk in; servers over one broker share a room by its "
+        "name (default: %(default)s)",
     )
     chat.add_argument(
         "--broker",

@@ -33,6 +33,7 @@ class ChatProcess(ServerProcess):
         broker_url: str,
         *,
         server_id: str,
+        room: str = "lobby",
         host: str = "127.0.0.1",
         port: int = 0,
         stop_code: int = CloseCode.GOING_AWAY,
@@ -42,6 +43,8 @@ class ChatProcess(ServerProcess):
         super().__init__(Path(sys.executable), name=f"chat-{server_id}", host=host, port=port)
         self.broker_url = broker_url
         self.server_id = server_id
+        #: Servers over one broker share a room by this name.
+        self.room = room
         #: The close code its clients get when it is stopped (SIGTERM): 1012 for a restart.
         self.stop_code = stop_code
         self.log_format = log_format
@@ -50,7 +53,7 @@ class ChatProcess(ServerProcess):
         self.origin = f"python -m wslab serve chat --id {server_id}"
 
     def command(self) -> list[str]:
-        where = ["--host", self.host, "--port", str(self.port), "--id", self.server_id]
+        where = ["--host", self.host, "--port", str(self.port), "--id", self.server_id, "--room", self.room]
         broker = ["--broker", self.broker_url] if self.broker_url else []
         stopping = ["--stop-code", str(int(self.stop_code)), "--log-format", self.log_format]
         compression = ["--compression", self.compression or "none"]
